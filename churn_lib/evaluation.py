@@ -1,0 +1,100 @@
+"""Evaluation: a registered version against the other registered versions and
+the current model, side by side, on the same test split.
+
+The test split is rebuilt from ``data/processed.csv`` with the evaluated
+version's seed and test size, so every model is scored on exactly the rows the
+evaluated version never saw. Each model is scored at its own stored threshold
+(0.5 for entries that have none, like the lab's). A model trained on another
+split (``same_split`` false) may have seen some of these rows in training, so
+its scores there are optimistic; the table says so rather than hiding it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import registry
+from ._files import sha256_file
+from .data import read_csv
+from .exceptions import IntegrityError, ModelNotFound
+from .home import Home
+from .training import compute_metrics, split, threshold_curve
+
+
+@dataclass
+class Evaluation:
+    """Scores of every registered version on the evaluated version's test split."""
+
+    version: str
+    current_version: str | None
+    table: pd.DataFrame
+    data_matches: bool
+    y_test: np.ndarray = field(repr=False)
+    proba: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def curve(self, version: str | None = None) -> pd.DataFrame:
+        """F1 / precision / recall against the threshold on this test split (display only)."""
+        return threshold_curve(self.y_test, self.proba[version or self.version])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "current_version": self.current_version,
+            "data_matches": self.data_matches,
+            "models": self.table.replace({np.nan: None}).to_dict(orient="records"),
+            "errors": dict(self.errors),
+        }
+
+
+def evaluate(version: str | None = None, *, home: Home | str | None = None) -> Evaluation:
+    """Score every registered model on ``version``'s test split.
+
+    Parameters
+    ----------
+    version : str, optional
+        Label or model file name; default the most recently registered.
+
+    Raises
+    ------
+    ModelNotFound
+        Nothing is registered, or no model has that name.
+    """
+    home = Home.resolve(home)
+    entries = registry.load_entries(home=home)
+    if not entries:
+        raise ModelNotFound("no model is registered yet: run `churn train` first", target=version)
+    entry = registry.find(version, entries) if version else entries[-1]
+    df = read_csv(home.processed_csv)
+    _, X_test, _, y_test = split(df, test_size=entry.get("params", {}).get("test_size", 0.25),
+                                 seed=entry.get("seed", 42))
+    current = registry.current_file(home=home)
+    rows, probas, errors = [], {}, {}
+    for e in entries:
+        same_split = (e.get("seed") == entry.get("seed") and e.get("data_sha256") == entry.get("data_sha256")
+                      and e.get("params", {}).get("test_size") == entry.get("params", {}).get("test_size"))
+        row = {"version": e["version"], "current": e["model_file"] == current,
+               "evaluated": e is entry, "same_split": same_split, "passed_gate": e.get("passed_gate"),
+               "threshold": e.get("threshold", 0.5), "trained_at_utc": e.get("trained_at_utc")}
+        try:
+            model = registry.load_model(e, home=home)
+        except IntegrityError as exc:
+            errors[e["version"]] = str(exc)
+            rows.append(row)
+            continue
+        p = model.predict_proba(X_test)[:, 1]
+        probas[e["version"]] = p
+        m = compute_metrics(y_test, p, row["threshold"])
+        row.update({k: m[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "brier")})
+        rows.append(row)
+    if entry["version"] in errors:
+        raise IntegrityError(errors[entry["version"]], version=entry["version"])
+    table = pd.DataFrame(rows)
+    cur = next((e["version"] for e in entries if e["model_file"] == current), None)
+    data_matches = entry.get("data_sha256") == sha256_file(home.processed_csv)
+    return Evaluation(version=entry["version"], current_version=cur, table=table,
+                      data_matches=data_matches, y_test=np.asarray(y_test), proba=probas, errors=errors)

@@ -1,0 +1,114 @@
+"""Project home: where every generated file of churn-mlops lives.
+
+The home is resolved at call time (never at import): ``$CHURN_HOME`` if set,
+else the nearest folder at or above the working directory holding the marker
+file ``.churn-home`` (so a notebook whose cwd is ``notebooks/`` finds it), else
+the working directory. :class:`Home` only computes paths; it creates folders on
+request (:meth:`Home.ensure`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MARKER = ".churn-home"
+ENV_VAR = "CHURN_HOME"
+
+
+def find_home(start: str | os.PathLike | None = None) -> Path:
+    """Return the project home for ``start`` (default: the working directory).
+
+    Examples
+    --------
+    >>> isinstance(find_home(), Path)
+    True
+    """
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / MARKER).exists():
+            return folder
+    return here
+
+
+@dataclass(frozen=True)
+class Home:
+    """Paths of one project home. Build with :meth:`Home.resolve` or ``Home(path)``."""
+
+    root: Path
+
+    @classmethod
+    def resolve(cls, root: str | os.PathLike | "Home" | None = None) -> "Home":
+        """A :class:`Home` for ``root``, or the resolved default when None."""
+        if isinstance(root, Home):
+            return root
+        return cls(Path(root).expanduser().resolve() if root else find_home())
+
+    # data/
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def raw_csv(self) -> Path:
+        return self.data_dir / "raw.csv"
+
+    @property
+    def processed_csv(self) -> Path:
+        return self.data_dir / "processed.csv"
+
+    @property
+    def quality_report_json(self) -> Path:
+        return self.data_dir / "quality_report.json"
+
+    # registry/
+    @property
+    def registry_dir(self) -> Path:
+        return self.root / "registry"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.registry_dir / "models"
+
+    @property
+    def metadata_json(self) -> Path:
+        return self.registry_dir / "metadata.json"
+
+    @property
+    def current_txt(self) -> Path:
+        return self.registry_dir / "current_model.txt"
+
+    @property
+    def history_jsonl(self) -> Path:
+        return self.registry_dir / "history.jsonl"
+
+    @property
+    def train_stats_json(self) -> Path:
+        return self.registry_dir / "train_stats.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.registry_dir / ".lock"
+
+    # reports/ and logs/
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def predictions_log(self) -> Path:
+        return self.logs_dir / "predictions.log"
+
+    def ensure(self) -> "Home":
+        """Create the generated folders (the lab's step 1); idempotent."""
+        for folder in (self.data_dir, self.models_dir, self.reports_dir, self.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        return self
