@@ -1,0 +1,491 @@
+"""Serving: the model a long-running process serves, and its logged predictions.
+
+One responsibility: turn validated feature rows into predictions with the
+registry's current model and append each one to ``logs/predictions.log``.
+The HTTP layer (serve/) is a thin shell over :class:`Service`.
+
+* :class:`ModelHolder` follows ``registry/current_model.txt`` without a
+  restart. Each request costs one ``stat()`` of the pointer; the model is
+  reloaded only when the pointer file changed (it is replaced atomically, so
+  its inode and times change), after its sha256 matched the registry. A pointer
+  naming a model that cannot be loaded keeps the last good model in service
+  and makes the status ``degraded`` with the reason; the load is retried when
+  the pointer changes again or every ``retry_interval`` seconds. With no good
+  model at all the status is ``unavailable``.
+* :class:`PredictionLog` appends lines with :mod:`churn_lib.predlog` (one
+  ``write()`` per request on an ``O_APPEND`` descriptor: several worker
+  processes never tear or interleave lines) and remembers failures, which
+  show in each response (``logged: false``) and in the status.
+* :func:`run` starts uvicorn on the ``serve`` app (``churn serve``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from . import predlog, registry, scoring
+from .exceptions import ChurnError, InvalidParameter, NoCurrentModel
+from .home import Home
+
+log = logging.getLogger(__name__)
+
+STATUS_OK, STATUS_DEGRADED, STATUS_UNAVAILABLE = "ok", "degraded", "unavailable"
+
+#: The uvicorn factory ``churn serve`` runs (serve/ depends on churn_lib, never the reverse:
+#: this is a name handed to uvicorn, not an import).
+APP = "serve.app:create_app"
+
+#: Environment variable that puts prometheus_client in multi-process mode (one folder shared by workers).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ModelHolder:
+    """The model one process serves, following the registry's current pointer.
+
+    Parameters
+    ----------
+    home : Home
+    retry_interval : float, default=5.0
+        Seconds between retries while the pointer names a model that cannot be loaded.
+    fast : bool, default=True
+        Use the compiled numpy scorer when it verifies (see :func:`churn_lib.scoring.build`).
+
+    Examples
+    --------
+    >>> holder = ModelHolder(Home.resolve("/tmp/churn"))   # doctest: +SKIP
+    >>> holder.refresh(); holder.require().version        # doctest: +SKIP
+    'v1'
+    """
+
+    def __init__(self, home: Home, *, retry_interval: float = 5.0, fast: bool = True) -> None:
+        self.home = home
+        self.retry_interval = retry_interval
+        self.fast = fast
+        self._pointer_path = str(home.current_txt)  # stat()ed per request: build the path once
+        self._scorer: scoring.Scorer | None = None
+        self._seen: Any = ()  # pointer signature at the last refresh; () = never refreshed
+        self._pointer: str | None = None  # what the pointer named at the last refresh
+        self._problem: str | None = "no model loaded yet"
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+        self.loaded_at: float | None = None
+        self.loads = 0
+        self.load_failures = 0
+
+    # --- cheap, per request ---------------------------------------------------
+
+    def _signature(self) -> Any:
+        try:
+            st = os.stat(self._pointer_path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return ("error", exc.errno)
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
+
+    def needs_refresh(self) -> bool:
+        """True when the pointer file changed since the last refresh, or a failed load is due a retry."""
+        if self._signature() != self._seen:
+            return True
+        return self._problem is not None and time.monotonic() >= self._retry_at
+
+    @property
+    def scorer(self) -> scoring.Scorer | None:
+        """The model being served (None when none is)."""
+        return self._scorer
+
+    def require(self) -> scoring.Scorer:
+        """The model being served.
+
+        Raises
+        ------
+        NoCurrentModel
+            With the reason, when no model can be served.
+        """
+        scorer = self._scorer
+        if scorer is None:
+            raise NoCurrentModel(f"no model can be served: {self._problem}")
+        return scorer
+
+    # --- reloading --------------------------------------------------------------
+
+    def refresh(self, *, wait: bool = True) -> bool:
+        """Re-read the pointer and load the model it names if that is not the one served.
+
+        Parameters
+        ----------
+        wait : bool, default=True
+            False returns at once when another thread is already refreshing
+            (requests meanwhile keep the model being served).
+
+        Returns
+        -------
+        bool
+            True when the served model changed.
+        """
+        if not self._lock.acquire(blocking=wait):
+            return False
+        try:
+            return self._refresh()
+        finally:
+            self._lock.release()
+
+    def _refresh(self) -> bool:
+        signature = self._signature()  # taken first: a change during the load is seen next time
+        try:
+            name = registry.current_file(home=self.home)
+        except (OSError, ValueError) as exc:  # unreadable, or not text
+            reason = getattr(exc, "strerror", None) or exc
+            return self._failed(signature, None, f"cannot read {self.home.current_txt}: {reason}")
+        if name is None:
+            return self._failed(signature, None, f"{self.home.current_txt} names no model (no model is current: "
+                                                 "train one that passes the gate, or `churn promote VERSION`)")
+        current = self._scorer
+        if current is not None and current.model_file == name:
+            self._seen, self._pointer, self._problem = signature, name, None
+            return False
+        try:
+            entry = registry.find(name, registry.load_entries(home=self.home))
+            scorer = scoring.build(entry, registry.load_model(entry, home=self.home), fast=self.fast)
+        except ChurnError as exc:
+            return self._failed(signature, name, f"cannot load {name}: {exc}")
+        except Exception as exc:  # a broken target must never take the service down
+            log.exception("unexpected error loading %s", name)
+            return self._failed(signature, name, f"cannot load {name}: {type(exc).__name__}: {exc}")
+        self._scorer = scorer
+        self._seen, self._pointer, self._problem = signature, name, None
+        self.loaded_at = time.time()
+        self.loads += 1
+        log.info("serving %s (%s, threshold %.2f, %s)", scorer.version, scorer.model_file, scorer.threshold,
+                 scorer.engine)
+        return True
+
+    def _failed(self, signature: Any, name: str | None, problem: str) -> bool:
+        if problem != self._problem:
+            kept = self._scorer.version if self._scorer else None
+            log.warning("%s; %s", problem, f"still serving {kept}" if kept else "no model is served")
+        self._seen, self._pointer, self._problem = signature, name, problem
+        self._retry_at = time.monotonic() + self.retry_interval
+        self.load_failures += 1
+        return False
+
+    def status(self) -> dict[str, Any]:
+        """``status`` (ok / degraded / unavailable), ``reason``, the pointer and the served model."""
+        scorer, problem = self._scorer, self._problem
+        if scorer is None:
+            state = STATUS_UNAVAILABLE
+        elif problem is not None:
+            state = STATUS_DEGRADED
+            problem = f"{problem}; still serving {scorer.model_file}"
+        else:
+            state = STATUS_OK
+        return {"status": state, "reason": problem, "pointer": self._pointer, "scorer": scorer,
+                "loaded_at": _iso(self.loaded_at)}
+
+
+class PredictionLog:
+    """Appends prediction lines to one log file and remembers whether that works."""
+
+    def __init__(self, path: Path, *, fsync: bool = False) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.failures = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self.ok = True
+
+    def write(self, data: bytes) -> str | None:
+        """Append lines made by :func:`churn_lib.predlog.format_line` in one ``write()``;
+        None when written, else what went wrong."""
+        try:
+            predlog.write_lines(data, path=self.path, fsync=self.fsync)
+        except OSError as exc:
+            return self.failed(f"cannot write {self.path}: {exc.strerror or exc}")
+        self.ok = True
+        return None
+
+    def failed(self, message: str) -> str:
+        self.failures += 1
+        self.last_error, self.last_error_at, self.ok = message, time.time(), False
+        log.error("%s", message)
+        return message
+
+    def status(self) -> dict[str, Any]:
+        return {"path": str(self.path), "ok": self.ok, "failures": self.failures,
+                "last_error": self.last_error, "last_error_at": _iso(self.last_error_at)}
+
+
+def _request_ids(n: int) -> list[str]:
+    """``n`` random UUID4 strings from one ``urandom`` call (uuid.uuid4() costs a syscall each)."""
+    raw = bytearray(os.urandom(16 * n))
+    out = []
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40  # version 4
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80  # RFC 4122 variant
+        h = raw[i:i + 16].hex()
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+@dataclass
+class Prediction:
+    """One prediction: its record (the log's keys, in order), the exact log line, and why the
+    line could not be written (None when it was)."""
+
+    record: dict[str, Any]
+    line: bytes = field(repr=False)
+    log_error: str | None
+
+    @property
+    def logged(self) -> bool:
+        return self.log_error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record plus ``logged`` and ``log_error``: the API's response."""
+        return {**self.record, "logged": self.logged, "log_error": self.log_error}
+
+
+@dataclass
+class BatchPrediction:
+    """Predictions of one batch: one record per row (the log's keys, in order) and the
+    exact log lines (``lines[i]`` is ``records[i]`` as JSON), which a caller may reuse."""
+
+    model_version: str
+    version: str
+    threshold: float
+    latency_ms: float
+    log_error: str | None
+    records: list[dict[str, Any]]
+    lines: list[bytes] = field(repr=False)
+
+    @property
+    def count(self) -> int:
+        return len(self.records)
+
+    @property
+    def logged(self) -> bool:
+        return self.log_error is None
+
+    def header(self) -> dict[str, Any]:
+        """Everything but the records, in the API's order."""
+        return {"model_version": self.model_version, "version": self.version, "threshold": self.threshold,
+                "count": self.count, "latency_ms": self.latency_ms, "logged": self.logged,
+                "log_error": self.log_error}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.header(), "results": self.records}
+
+
+class Service:
+    """Predictions from the registry's current model, each appended to the prediction log.
+
+    Parameters
+    ----------
+    home : Home or path, optional
+    retry_interval : float, default=5.0
+        See :class:`ModelHolder`.
+    fast : bool, default=True
+        See :class:`ModelHolder`.
+    on_predict : callable, optional
+        Called as ``on_predict(version, n_churn, n_stay)`` after each prediction
+        (the HTTP layer counts predictions by class with it).
+    """
+
+    def __init__(self, home: Home | str | None = None, *, retry_interval: float = 5.0, fast: bool = True,
+                 on_predict: Callable[[str, int, int], None] | None = None) -> None:
+        self.home = Home.resolve(home)
+        self.holder = ModelHolder(self.home, retry_interval=retry_interval, fast=fast)
+        self.log = PredictionLog(self.home.predictions_log)
+        self.on_predict = on_predict
+
+    def start(self) -> None:
+        """Create the logs folder and load the current model (failures become the status)."""
+        try:
+            self.home.logs_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.log.failed(f"cannot create {self.home.logs_dir}: {exc.strerror or exc}")
+        self.holder.refresh()
+
+    def predict(self, features: Mapping[str, Any], *, request_id: str | None = None) -> Prediction:
+        """Score one row of validated, normalised features; log it.
+
+        Returns
+        -------
+        Prediction
+            The log record (:data:`churn_lib.predlog.KEYS`, in order), its log
+            line, and the log error (None when the line was written).
+
+        Raises
+        ------
+        NoCurrentModel
+            When no model can be served.
+        """
+        start = time.perf_counter()
+        scorer = self.holder.require()
+        proba = scorer.proba_one(features)
+        threshold = scorer.threshold
+        prediction = int(proba >= threshold)
+        record = {
+            "request_id": request_id if request_id is not None else str(uuid.uuid4()),
+            "model_version": scorer.model_file,
+            "prediction": prediction,
+            "probability": round(proba, 6),
+            "latency_ms": round((time.perf_counter() - start) * 1000.0, 3),
+            "features": dict(features),
+            "ts": round(time.time(), 3),
+            "threshold": threshold,
+            "version": scorer.version,
+        }
+        line = predlog.format_line(record)
+        error = self.log.write(line)
+        if self.on_predict is not None:
+            self.on_predict(record["version"], prediction, 1 - prediction)
+        return Prediction(record, line, error)
+
+    def predict_batch(self, rows: Sequence[Mapping[str, Any]],
+                      request_ids: Sequence[str | None] | None = None) -> BatchPrediction:
+        """Score several rows with one model (one vectorised call); log them in one write.
+
+        ``rows`` hold validated, normalised features; they are used as the
+        records' ``features`` (not copied).
+        """
+        start = time.perf_counter()
+        scorer = self.holder.require()
+        proba = scorer.predict_proba(rows).tolist()
+        latency_ms = round((time.perf_counter() - start) * 1000.0, 3)
+        ts = round(time.time(), 3)
+        threshold, model_file, version = scorer.threshold, scorer.model_file, scorer.version
+        ids = list(request_ids) if request_ids is not None else [None] * len(rows)
+        missing = [i for i, rid in enumerate(ids) if rid is None]
+        for i, rid in zip(missing, _request_ids(len(missing))):
+            ids[i] = rid
+        records = [{"request_id": rid, "model_version": model_file, "prediction": int(p >= threshold),
+                    "probability": round(p, 6), "latency_ms": latency_ms, "features": row, "ts": ts,
+                    "threshold": threshold, "version": version}
+                   for row, rid, p in zip(rows, ids, proba)]
+        lines = [predlog.format_line(r) for r in records]
+        error = self.log.write(b"".join(lines))
+        if self.on_predict is not None:
+            churn = sum(r["prediction"] for r in records)
+            self.on_predict(version, churn, len(records) - churn)
+        return BatchPrediction(model_file, version, threshold, latency_ms, error, records, lines)
+
+    def health(self) -> dict[str, Any]:
+        """The service's state: ``status`` ok / degraded / unavailable, the served model, the reason."""
+        model = self.holder.status()
+        scorer: scoring.Scorer | None = model["scorer"]
+        reasons = [model["reason"]] if model["reason"] else []
+        status = model["status"]
+        if not self.log.ok:
+            reasons.append(f"predictions are not being logged: {self.log.last_error}")
+            if status == STATUS_OK:
+                status = STATUS_DEGRADED
+        return {
+            "status": status,
+            "current_model": scorer.model_file if scorer else None,
+            "version": scorer.version if scorer else None,
+            "threshold": scorer.threshold if scorer else None,
+            "reason": "; ".join(reasons) or None,
+            "pointer": model["pointer"],
+            "scorer": scorer.engine if scorer else None,
+            "scorer_note": scorer.engine_note if scorer else None,
+            "loaded_at": model["loaded_at"],
+            "prediction_log": self.log.status(),
+            "pid": os.getpid(),
+        }
+
+    def model(self) -> dict[str, Any]:
+        """The served model's registry entry.
+
+        Raises
+        ------
+        NoCurrentModel
+            When no model can be served.
+        """
+        return dict(self.holder.require().entry)
+
+
+# --- running the HTTP service -------------------------------------------------
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is out of range or already taken, before uvicorn starts workers."""
+    if not 1 <= port <= 65535:
+        raise InvalidParameter(f"--port must be between 1 and 65535, got {port}", name="port")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InvalidParameter(f"--host {host!r} cannot be resolved: {exc.strerror}", name="host") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ChurnError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                             "(choose another --port, or stop the process using it)") from None
+
+
+def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+        access_log: bool = False, log_level: str = "info") -> None:
+    """Serve the home's current model over HTTP with uvicorn until interrupted.
+
+    Parameters
+    ----------
+    home : Home or path, optional
+        Exported to the workers as ``CHURN_HOME``.
+    host : str, default="127.0.0.1"
+    port : int, default=8000
+    workers : int, default=1
+        Worker processes; they share the port, the prediction log (lines never
+        interleave) and the metrics (prometheus_client multi-process mode).
+    access_log : bool, default=False
+        One line per request on stderr (every prediction is in the prediction log anyway).
+    log_level : str, default="info"
+
+    Raises
+    ------
+    InvalidParameter
+        Bad port, host or worker count.
+    ChurnError
+        The port is taken.
+    """
+    import uvicorn
+
+    home = Home.resolve(home)
+    if workers < 1:
+        raise InvalidParameter(f"--workers must be at least 1, got {workers}", name="workers")
+    check_port(host, port)
+    saved = {k: os.environ.get(k) for k in ("CHURN_HOME", METRICS_DIR_ENV)}
+    metrics_dir = None
+    os.environ["CHURN_HOME"] = str(home.root)
+    if workers > 1:
+        metrics_dir = tempfile.mkdtemp(prefix="churn-metrics-")
+        os.environ[METRICS_DIR_ENV] = metrics_dir
+    try:
+        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, access_log=access_log,
+                    log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,87 @@
+"""Map bad input and churn_lib errors to status codes with messages a client can act on.
+
+* invalid input -> 422, one item per problem: ``loc``, ``field``, ``row`` (batch),
+  ``msg`` naming the field, what is wrong and what is allowed, ``type``;
+* a body over the route's limit -> 413 with the limit;
+* no model can be served (:class:`~churn_lib.NoCurrentModel` and other
+  registry errors) -> 503 with the reason;
+* any other :class:`~churn_lib.ChurnError` -> 422 when the caller's input
+  caused it, else 503. User input never gets a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from churn_lib import ChurnError, DataError, InvalidParameter, schema
+
+from .limits import too_large_message
+from .models import ALLOWED, MAX_BATCH_BODY_BYTES, MAX_BATCH_ROWS, MAX_BODY_BYTES
+
+_FIELDS = ", ".join((*schema.FEATURES, "request_id"))
+_BODY = f"a JSON object with the fields {_FIELDS} (request_id optional), sent as application/json"
+_BATCH_BODY = (f"a JSON array of 1 to {MAX_BATCH_ROWS} objects, each with the fields {_FIELDS} "
+               "(request_id optional), sent as application/json")
+
+
+def _body_text(request: Request) -> str:
+    return _BATCH_BODY if request.url.path.rstrip("/").endswith("/batch") else _BODY
+
+
+def _message(err: dict[str, Any], request: Request) -> dict[str, Any]:
+    loc = [p for p in err.get("loc", ()) if p != "body"]
+    row = loc.pop(0) if loc and isinstance(loc[0], int) and _body_text(request) is _BATCH_BODY else None
+    field = ".".join(str(p) for p in loc) or "body"
+    kind = err.get("type", "")
+    msg = str(err.get("msg", "invalid"))
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if kind == "json_invalid":
+        text = f"body: not valid JSON ({err.get('ctx', {}).get('error', 'decode error')}); expected {_body_text(request)}"
+        field = "body"
+    elif field == "body":
+        if kind == "too_long":
+            text = f"body: at most {MAX_BATCH_ROWS} rows per batch ({msg})"
+        elif kind == "too_short":
+            text = "body: at least 1 row per batch"
+        else:
+            text = f"body: {msg}; expected {_body_text(request)}"
+    elif kind == "missing":
+        text = f"{field}: required; allowed: {ALLOWED.get(field, 'see /docs')}"
+    elif kind == "extra_forbidden":
+        text = f"{field}: unknown field; the fields are {_FIELDS}"
+    elif field in ALLOWED:
+        text = f"{field}: {msg}; allowed: {ALLOWED[field]}"
+    else:
+        text = f"{field}: {msg}"
+    if row is not None:
+        text = f"row {row}: {text}"
+    return {"loc": list(err.get("loc", ())), "field": field, "row": row, "msg": text, "type": kind}
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [_message(e, request) for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 413:
+        limit = MAX_BATCH_BODY_BYTES if _body_text(request) is _BATCH_BODY else MAX_BODY_BYTES
+        return JSONResponse({"detail": too_large_message(request.url.path, limit)}, status_code=413)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def churn_error(request: Request, exc: ChurnError) -> JSONResponse:
+    status = 422 if isinstance(exc, (InvalidParameter, DataError)) else 503
+    return JSONResponse({"detail": str(exc)}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(ChurnError, churn_error)

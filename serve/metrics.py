@@ -1,0 +1,157 @@
+"""Prometheus metrics of the API (text exposition format at ``GET /metrics``).
+
+prometheus_client writes the exposition format and, when ``churn serve``
+starts several workers, aggregates their counters through the folder named by
+``PROMETHEUS_MULTIPROC_DIR`` (set by :func:`churn_lib.serving.run`), so a
+scrape that lands on any worker sees the whole service.
+
+Series (``endpoint`` is the route template, never the raw path, so its
+cardinality is bounded):
+
+* ``churn_http_requests_total{endpoint,method,status}``
+* ``churn_http_errors_total{endpoint,status}`` - responses with status >= 400
+* ``churn_http_request_duration_seconds{endpoint}`` - latency histogram
+* ``churn_predictions_total{version,prediction}`` - predictions by class
+* ``churn_model_info{version,model_file,scorer}`` - 1 for the served model (summed over workers)
+* ``churn_model_load_failures_total``, ``churn_prediction_log_failures_total``
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from churn_lib.serving import METRICS_DIR_ENV
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+def multiprocess() -> bool:
+    return bool(os.environ.get(METRICS_DIR_ENV))
+
+
+class Metrics:
+    """The API's metrics, registered on a registry of their own (one per app)."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("churn_http_requests", "HTTP requests by endpoint, method and status",
+                                ["endpoint", "method", "status"], registry=r)
+        self.errors = Counter("churn_http_errors", "HTTP responses with status >= 400 by endpoint and status",
+                              ["endpoint", "status"], registry=r)
+        self.latency = Histogram("churn_http_request_duration_seconds", "HTTP request latency by endpoint",
+                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        self.predictions = Counter("churn_predictions", "Predictions by model version and predicted class",
+                                   ["version", "prediction"], registry=r)
+        self.model_info = Gauge("churn_model_info", "1 for the model being served (summed over workers)",
+                                ["version", "model_file", "scorer"], multiprocess_mode="livesum", registry=r)
+        self.load_failures = Counter("churn_model_load_failures", "Failed loads of the model the pointer names",
+                                     registry=r)
+        self.log_failures = Counter("churn_prediction_log_failures",
+                                    "Requests whose predictions could not be written to the log", registry=r)
+        self._children: dict[tuple, Any] = {}  # labelled series by key: labels() costs a lock and a lookup
+        self._served: tuple[str, str, str] | None = None
+        self._seen_load_failures = 0
+        self._seen_log_failures = 0
+
+    # --- events -------------------------------------------------------------
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        key = (metric._name, *labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
+    def predicted(self, version: str, n_churn: int, n_stay: int) -> None:
+        if n_churn:
+            self.child(self.predictions, version, "1").inc(n_churn)
+        if n_stay:
+            self.child(self.predictions, version, "0").inc(n_stay)
+
+    def observe(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        code = str(status)
+        self.child(self.requests, endpoint, method, code).inc()
+        if status >= 400:
+            self.child(self.errors, endpoint, code).inc()
+        self.child(self.latency, endpoint).observe(seconds)
+
+    def sync(self, service: Any) -> None:
+        """Bring the served-model gauge and the failure counters up to date with ``service``."""
+        scorer = service.holder.scorer
+        served = (scorer.version, scorer.model_file, scorer.engine) if scorer else None
+        if served != self._served:
+            if self._served:
+                self.model_info.labels(*self._served).set(0)
+            if served:
+                self.model_info.labels(*served).set(1)
+            self._served = served
+        for attr, counter, source in (("_seen_load_failures", self.load_failures, service.holder.load_failures),
+                                      ("_seen_log_failures", self.log_failures, service.log.failures)):
+            delta = source - getattr(self, attr)
+            if delta > 0:
+                counter.inc(delta)
+                setattr(self, attr, source)
+
+    # --- exposition ---------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The text exposition of this process, or of every worker in multi-process mode."""
+        if multiprocess():
+            from prometheus_client import multiprocess as mp
+
+            registry = CollectorRegistry()
+            mp.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+    @staticmethod
+    def process_exited() -> None:
+        """Drop this worker's live gauges (multi-process mode) when it shuts down."""
+        if multiprocess():
+            from prometheus_client import multiprocess as mp
+
+            mp.mark_process_dead(os.getpid())
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: counts requests and errors and times them, by route template;
+    after each request brings the served-model gauge and failure counters up to date."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, service: Any = None,
+                 known_paths: frozenset[str] = frozenset()) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.service = service
+        self.known_paths = known_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500  # an exception before the response started is answered 500 by Starlette
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            # a request refused before routing (413) is labelled by its path when that is a route
+            endpoint = getattr(route, "path", None) or (
+                scope["path"] if scope["path"] in self.known_paths else "other")
+            self.metrics.observe(endpoint, scope["method"], status, time.perf_counter() - start)
+            if self.service is not None:
+                self.metrics.sync(self.service)
