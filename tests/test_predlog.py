@@ -1,0 +1,202 @@
+"""Reading the prediction log: garbage is skipped and counted, several files are
+one stream, the tail is read from the end, memory does not follow the log."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from churn_lib import predlog
+
+FEATURES = {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
+            "region": "NA"}
+
+
+def record(i, *, ts=None, model="churn_model_v1_20250101_000000.joblib", version="v1", **changes):
+    rec = {"request_id": f"r{i}", "model_version": model, "prediction": 1, "probability": round(i % 100 / 100, 6),
+           "latency_ms": 1.5, "features": {**FEATURES, "tenure_months": i % 60}, "ts": 1_700_000_000.0 + i if ts is None
+           else ts, "threshold": 0.5, "version": version}
+    rec.update(changes)
+    return rec
+
+
+def write(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as fh:
+        for line in lines:
+            fh.write(line if isinstance(line, bytes) else predlog.format_line(line))
+
+
+GARBAGE = [
+    (b"not json at all\n", "malformed"),
+    (b"\n", "empty line"),
+    (b"   \n", "empty line"),
+    (b"[1, 2, 3]\n", "not an object"),
+    (b'{"hello": "world"}\n', "no features"),
+    (predlog.format_line(record(1, features={**FEATURES, "tenure_months": True})), "bad feature value"),
+    (predlog.format_line(record(1, features={**FEATURES, "region": 4})), "bad feature value"),
+    (predlog.format_line(record(1, ts="yesterday")), "no timestamp"),
+    (predlog.format_line(record(1, probability=1.5)), "bad probability"),
+    (predlog.format_line(record(1, probability=None)), "bad probability"),
+    (predlog.format_line(record(1, model_version=None, version=None)), "no model"),
+    (predlog.format_line(record(1)).rstrip(b"\n") + b'{"x": 1}\n', "malformed"),  # two objects, one line
+    (b'{"features": {"tenure_months": NaN}}\n', "bad feature value"),
+    (b"\xff\xfe\x00garbage\n", "malformed"),
+    (b'{"model_version": "m", "features": {"tenure_months": 1\n', "malformed"),  # torn line
+]
+
+
+def garbage_log(path):
+    """20 good records with every kind of garbage between them and a truncated last line."""
+    lines = []
+    for i, (bad, _) in enumerate(GARBAGE):
+        lines += [record(i), bad]
+    lines += [record(i) for i in range(100, 105)]
+    lines.append(predlog.format_line(record(999))[:40])  # a write in progress: no newline
+    write(path, lines)
+    expected = {}
+    for _, reason in GARBAGE:
+        expected[reason] = expected.get(reason, 0) + 1
+    expected["truncated"] = 1
+    return len(GARBAGE) + 5, expected
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 64, 1000, predlog.CHUNK_BYTES])
+def test_garbage_lines_are_skipped_counted_and_explained(tmp_path, chunk_bytes):
+    path = tmp_path / "predictions.log"
+    n_good, expected = garbage_log(path)
+    stats = predlog.ReadStats()
+    batch = predlog.Batch.concat(list(predlog.iter_batches([path], stats=stats, chunk_bytes=chunk_bytes)))
+    assert len(batch) == n_good == stats.records
+    assert stats.skipped == expected
+    assert stats.lines == n_good + sum(expected.values())
+    assert batch.numeric["tenure_months"].tolist() == [i % 60 for i in range(len(GARBAGE))] + list(range(40, 45))
+    assert "skipped" in stats.summary() and stats.to_dict()["skipped_total"] == sum(expected.values())
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 64, predlog.CHUNK_BYTES])
+def test_the_tail_reader_sees_the_same_garbage_from_the_end(tmp_path, chunk_bytes):
+    path = tmp_path / "predictions.log"
+    n_good, expected = garbage_log(path)
+    stats = predlog.ReadStats()
+    batch = predlog.read_tail([path], 1000, stats=stats, chunk_bytes=chunk_bytes)
+    assert len(batch) == n_good and stats.skipped == expected
+    forward = predlog.Batch.concat(list(predlog.iter_batches([path])))
+    np.testing.assert_array_equal(batch.ts, forward.ts)
+    np.testing.assert_array_equal(batch.categorical["region"], forward.categorical["region"])
+
+
+def test_the_lab_reader_keeps_working_on_the_same_log(tmp_path):
+    path = tmp_path / "predictions.log"
+    garbage_log(path)
+    stats = predlog.ReadStats()
+    records = list(predlog.iter_records([path], stats))
+    assert len(records) >= 20 and stats.skipped["malformed"] >= 4 and stats.skipped["truncated"] == 1
+
+
+def test_the_labs_own_lines_are_read(tmp_path):
+    """json.dumps defaults (spaces), only the lab's keys, region NA."""
+    path = tmp_path / "predictions.log"
+    lab = {"request_id": "req-001", "model_version": "churn_model_v1_20240101_000000.joblib", "prediction": 1,
+           "probability": 0.907065, "latency_ms": 12.3, "features": FEATURES, "ts": 1_700_000_000}
+    path.write_text(json.dumps(lab) + "\n" + json.dumps(lab) + "\n")
+    batch = predlog.Batch.concat(list(predlog.iter_batches([path])))
+    assert len(batch) == 2
+    assert batch.model.tolist() == [lab["model_version"]] * 2
+    assert batch.categorical["region"].tolist() == ["NA", "NA"]
+    assert batch.probability.tolist() == [0.907065] * 2
+
+
+def test_a_line_without_model_file_is_known_by_its_label(tmp_path):
+    path = tmp_path / "predictions.log"
+    write(path, [record(1, model_version=None, version="v7"), record(2)])
+    batch = predlog.Batch.concat(list(predlog.iter_batches([path])))
+    assert batch.model.tolist() == ["v7", "churn_model_v1_20250101_000000.joblib"]
+
+
+def test_an_overlong_line_is_skipped_without_holding_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(predlog, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "predictions.log"
+    write(path, [record(1), b"x" * 5000 + b"\n", record(2), b"y" * 5000])
+    for reader in (lambda s: list(predlog.iter_batches([path], stats=s, chunk_bytes=64)),
+                   lambda s: [predlog.read_tail([path], 10, stats=s, chunk_bytes=64)]):
+        stats = predlog.ReadStats()
+        assert sum(map(len, reader(stats))) == 2
+        assert stats.skipped == {"too long": 1, "truncated": 1}, stats.skipped
+
+
+def test_rotated_and_worker_files_are_one_stream(home):
+    logs = home.logs_dir
+    write(logs / "predictions.log.2", [record(i) for i in range(0, 10)])
+    write(logs / "predictions.log.1", [record(i) for i in range(10, 20)])
+    write(logs / "predictions-w1.log", [record(i) for i in range(20, 40, 2)])
+    write(logs / "predictions-w2.log", [record(i) for i in range(21, 40, 2)])
+    write(logs / "predictions.log", [record(i) for i in range(40, 50)])
+    write(logs / "predictions.log.bak", [b"not a log of ours\n"])
+    files = predlog.log_files(home=home)
+    assert [p.name for p in files] == ["predictions.log.2", "predictions.log.1", "predictions-w1.log",
+                                       "predictions-w2.log", "predictions.log"]
+    stats = predlog.ReadStats()
+    batch = predlog.Batch.concat(list(predlog.iter_batches(files, stats=stats)))
+    assert sorted(batch.ts - 1_700_000_000) == list(range(50)) and stats.skipped_total == 0
+    # the last 25 by time, across the worker files
+    tail = predlog.read_tail(files, 25)
+    assert (tail.ts - 1_700_000_000).tolist() == list(range(25, 50))
+
+
+def test_the_tail_reader_leaves_old_files_unopened(home):
+    logs = home.logs_dir
+    write(logs / "predictions.log.1", [record(i) for i in range(100)])
+    write(logs / "predictions.log", [record(i) for i in range(100, 200)])
+    os.utime(logs / "predictions.log.1", (1_700_000_099, 1_700_000_099))
+    os.utime(logs / "predictions.log", (1_700_000_199, 1_700_000_199))
+    stats = predlog.ReadStats()
+    tail = predlog.read_tail(predlog.log_files(home=home), 50, stats=stats, chunk_bytes=4096)
+    assert len(tail) == 50 and stats.files == [str(logs / "predictions.log")]
+    assert stats.lines < 100  # only the end of the current file was read
+
+
+def test_latest_keeps_the_most_recent_rows_in_bounded_memory():
+    rng = np.random.default_rng(0)
+    batches = []
+    for k in range(50):
+        ts = rng.permutation(100) + 100.0 * k
+        b = predlog.Batch.empty()
+        batches.append(predlog.Batch(np.full(100, "m", dtype=object), ts, np.zeros(100),
+                                     {n: ts.copy() for n in b.numeric}, {c: np.full(100, "x", dtype=object)
+                                                                          for c in b.categorical}))
+    out = predlog.latest(iter(batches), 120)
+    assert out.ts.tolist() == list(np.arange(4880.0, 5000.0))
+    assert len(predlog.latest(iter([]), 5)) == 0
+
+
+def test_a_missing_log_is_an_empty_stream(home):
+    assert predlog.log_files(home=home) == []
+    assert len(predlog.read_tail([], 10)) == 0
+    assert list(predlog.iter_batches([])) == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_both_readers_agree_on_random_logs_and_chunk_sizes(tmp_path, seed, monkeypatch):
+    monkeypatch.setattr(predlog, "MAX_LINE_BYTES", 2000)
+    rng = np.random.default_rng(seed)
+    lines, good = [], 0
+    for i in range(300):
+        if rng.random() < 0.8:
+            lines.append(predlog.format_line(record(i)))
+            good += 1
+        elif rng.random() < 0.3:
+            lines.append(b"z" * int(rng.integers(2001, 6000)) + b"\n")
+        else:
+            lines.append(GARBAGE[int(rng.integers(len(GARBAGE)))][0])
+    if seed % 2:
+        lines.append(b'{"model_version": "m", "proba')
+    path = tmp_path / "predictions.log"
+    write(path, lines)
+    chunk = int(rng.integers(1, 3000))
+    fwd, back = predlog.ReadStats(), predlog.ReadStats()
+    n_fwd = sum(map(len, predlog.iter_batches([path], stats=fwd, chunk_bytes=chunk)))
+    n_back = len(predlog.read_tail([path], 10_000, stats=back, chunk_bytes=chunk))
+    assert n_fwd == n_back == good
+    assert fwd.skipped == back.skipped and fwd.lines == back.lines == len(lines)
