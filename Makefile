@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 CONSTRAINTS := constraints.txt
 
-.PHONY: run test lab install install-test clean-generated lock
+LAB_VENV ?= .venv-lab
+
+.PHONY: run test serve lab install install-test system-deps clean-generated lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,18 +25,34 @@ $(VENV)/.installed-test: $(VENV)/.installed-run
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 
-## run: the main job on the embedded defaults (generate -> prepare -> train -> evaluate)
+## system-deps: Debian packages the tests need (headless Chromium renders the HTML reports)
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	  || { $$SUDO apt-get update && \
+	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }; }
+
+## run: the main job on the embedded defaults: the stage notebooks 01-04 for one new version, with HTML reports
 run: install
 	$(BIN)/churn run
 
 ## test: the whole test suite
-test: install-test
+test: install-test system-deps
 	$(BIN)/python -m pytest
 
-## lab: add JupyterLab (kept out of the pipeline install: it slows every kernel start) and open the notebooks
-lab: install
-	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[lab]'
-	$(BIN)/jupyter lab notebooks/
+## serve: serve the current model on 127.0.0.1:8000 (churn serve; SERVE_HOST, SERVE_PORT, SERVE_WORKERS override)
+SERVE_HOST ?= 127.0.0.1
+SERVE_PORT ?= 8000
+SERVE_WORKERS ?= 1
+serve: install
+	$(BIN)/churn serve --host $(SERVE_HOST) --port $(SERVE_PORT) --workers $(SERVE_WORKERS)
+
+## lab: JupyterLab on the notebooks, in its own venv (.venv-lab): in the pipeline's venv it slows every kernel start
+lab:
+	[ -x $(LAB_VENV)/bin/python ] || $(PYTHON) -m venv $(LAB_VENV)
+	$(LAB_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[lab]'
+	$(LAB_VENV)/bin/jupyter lab notebooks/
 
 ## clean-generated: remove generated data, registry, reports and logs (keeps the placeholders)
 clean-generated:

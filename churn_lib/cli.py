@@ -5,7 +5,13 @@ Exit status:
 * 0 - success;
 * 1 - error (one line on stderr: ``churn: error: <message>``);
 * 2 - bad usage (unknown flag, bad value);
-* 3 - a model was trained and registered but refused by the gate.
+* 3 - a model was trained and registered but refused by the gate;
+* 4 - ``churn drift``: drift detected (at least one statistic alerts);
+* 5 - ``churn drift``: insufficient data (fewer rows in the window than
+  ``--min-rows``, or no log yet): no verdict, not an alarm;
+* 6 - ``churn sweep``: at least one run of the sweep failed (the others
+  completed; the summary lists each failure with its report). A sweep in
+  which no version passed the gate exits 3.
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from . import __version__, data, evaluation, quality, registry, runner, training
-from .exceptions import ChurnError, QualityError
+from . import __version__, data, evaluation, quality, registry, reports, runner, training
+from . import drift, simulate
+from .exceptions import ChurnError, QualityError, StageFailed
 from .home import Home
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_REFUSED = 0, 1, 2, 3
+EXIT_DRIFT, EXIT_INSUFFICIENT_DATA = 4, 5
+EXIT_SWEEP_FAILURES = 6
 
 
 # --- output ------------------------------------------------------------------
@@ -165,14 +174,21 @@ def _change_text(rec: dict[str, Any] | None, what: str) -> str:
     return f"current model: {rec['from'] or 'none'} -> {rec['to']} ({rec['reason']})"
 
 
+def _refresh_index(home: Home) -> None:
+    if home.reports_dir.is_dir():
+        reports.write_index(home=home)
+
+
 def cmd_promote(args: argparse.Namespace, home: Home) -> int:
     rec = registry.promote(args.target, home=home, force=args.force, reason=args.reason)
+    _refresh_index(home)
     _emit(args, {"changed": rec is not None, "record": rec}, _change_text(rec, args.target))
     return EXIT_OK
 
 
 def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
     rec = registry.rollback(home=home, to=args.to, force=args.force)
+    _refresh_index(home)
     _emit(args, {"changed": rec is not None, "record": rec}, _change_text(rec, args.to or ""))
     return EXIT_OK
 
@@ -184,20 +200,285 @@ def cmd_history(args: argparse.Namespace, home: Home) -> int:
     return EXIT_OK
 
 
+def _run_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.params_file:
+        params.update(_load_params_file(args.params_file))
+    for item in args.param or []:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise ChurnError(f"-p expects name=value, got {item!r}")
+        params[name.strip()] = _parse_value(raw)
+    return params
+
+
+def _parse_value(raw: str) -> Any:
+    """A -p value as YAML would read it (0.5 -> float, true -> bool), but NA stays a string."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    return value if isinstance(value, (int, float, bool, str)) or value is None else raw
+
+
+def _load_params_file(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(open(path, encoding="utf-8"))
+    except OSError as exc:
+        raise ChurnError(f"cannot read parameters file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ChurnError(f"parameters file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ChurnError(f"parameters file {path} must be a mapping of name: value")
+    return loaded
+
+
 def cmd_run(args: argparse.Namespace, home: Home) -> int:
-    stages = tuple(s.strip() for s in args.stages.split(",")) if args.stages else runner.STAGES
-    unknown = [s for s in stages if s not in runner.STAGES]
-    if unknown:
-        raise ChurnError(f"unknown stages {unknown}; stages are {', '.join(runner.STAGES)}")
-    params = _train_params(args)
-    result = runner.run_direct(home=home, n_rows=args.n_rows, seed=args.seed, version=args.version,
-                               params=params, faults=_faults(args), thresholds=_thresholds(args), stages=stages)
-    lines = [f"{stage:<9} {sec:7.2f} s" for stage, sec in result.seconds.items()]
-    if result.entry:
-        lines.append(_train_text(result.entry, result.promoted))
-    lines.append(f"results: {home.data_dir}, {home.registry_dir} (`churn registry list`, `churn evaluate`)")
-    _emit(args, asdict(result), "\n".join(lines))
-    return EXIT_OK if result.passed_gate in (None, True) else EXIT_GATE_REFUSED
+    params = _run_params(args)
+    if args.direct:
+        result = runner.run_direct(home=home, version=args.version, stages=args.stages, params=params)
+        lines = [f"{stage:<9} {sec:7.2f} s" for stage, sec in result.seconds.items()]
+        if result.entry:
+            lines.append(_train_text(result.entry, result.promoted))
+        lines.append(f"results: {home.data_dir}, {home.registry_dir} (`churn registry list`, `churn evaluate`)")
+        _emit(args, asdict(result), "\n".join(lines))
+        return EXIT_OK if result.passed_gate in (None, True) else EXIT_GATE_REFUSED
+
+    def progress(stage: str, status: str, seconds: float | None) -> None:
+        if args.json:
+            return
+        if status == "start":
+            print(f"{stage:<13} ...", flush=True)
+        else:
+            print(f"{stage:<13} {status} in {seconds:.1f} s", flush=True)
+
+    if args.log_output:
+        logging.getLogger("papermill").setLevel(logging.INFO)
+    try:
+        record = runner.run(home=home, version=args.version, stages=args.stages, params=params,
+                            log_output=args.log_output, on_event=progress)
+    except StageFailed:
+        if not args.json:
+            print(f"run record: {home.reports_dir}", file=sys.stderr)
+        raise
+    entry = record.get("entry")
+    lines = []
+    if entry:
+        gate = ("passed the gate and is now current" if entry["promoted"] else "passed the gate"
+                if entry["passed_gate"] else "was REFUSED by the gate: " + "; ".join(entry["gate_reasons"]))
+        lines.append(f"{entry['version']} ({entry['model_file']}) {gate}; test F1 {entry['metrics']['f1']:.4f} "
+                     f"at threshold {entry['threshold']:.2f}")
+    folder = home.reports_dir / record["version"]
+    lines += [f"reports: {folder} ({len(record['stages'])} stage(s), {record['seconds']:.1f} s)",
+              f"index:   {home.reports_dir / 'index.html'}"]
+    _emit(args, record, "\n".join(lines))
+    return EXIT_GATE_REFUSED if entry and not entry["passed_gate"] else EXIT_OK
+
+
+# --- scale-out: sweeps and batch scoring (Dask) ---------------------------------------
+
+def _sweep_progress(args: argparse.Namespace, first_stage: str) -> Callable[[Any], None]:
+    from .sweep import describe_params
+
+    def progress(p: Any) -> None:
+        if args.json:
+            return
+        head = f"[{p.done}/{p.total} done, {p.running} running, {p.failed} failed]"
+        if p.event == "finished":
+            o = p.outcome
+            what = (f"-> {o.version} ok, gate {'passed' if o.passed_gate else 'refused'}, "
+                    f"test F1 {(o.metrics or {}).get('f1', float('nan')):.4f}" if o.status == "ok"
+                    else f"FAILED{' (' + o.version + ')' if o.version else ''}")
+            print(f"{head} set {p.index} ({describe_params(o.params)}) {what} in {o.seconds or 0:.1f} s", flush=True)
+        elif p.status == "start" and p.stage == first_stage:
+            print(f"{head} set {p.index} started", flush=True)
+        elif p.status != "start":
+            print(f"{head} set {p.index}: {p.stage} {p.status} in {p.seconds or 0:.1f} s", flush=True)
+
+    return progress
+
+
+def _quiet_dask(args: argparse.Namespace) -> None:
+    """Dask logs every worker start at INFO; show that only with --verbose."""
+    logging.getLogger("distributed").setLevel(logging.INFO if args.verbose else logging.WARNING)
+
+
+def cmd_sweep(args: argparse.Namespace, home: Home) -> int:
+    from . import sweep
+
+    _quiet_dask(args)
+
+    spec = sweep.load_spec(args.spec)
+    if not args.json:
+        where = "this process" if args.serial else (args.scheduler or f"a local cluster ({args.workers or 'one worker per core'})")
+        print(f"sweep {spec.name}: {len(spec.sets)} run(s) of {','.join(spec.stages)} on {where}", flush=True)
+    result = sweep.run_sweep(spec, home=home, scheduler=args.scheduler, n_workers=args.workers, serial=args.serial,
+                             promote=False if args.no_promote else None,
+                             on_progress=_sweep_progress(args, spec.stages[0]))
+    rows = [{"set": r.index, "version": r.version or "-", "run": r.status,
+             "gate": {True: "passed", False: "refused"}.get(r.passed_gate, "-"),
+             "params": sweep.describe_params(r.params), "test_f1": (r.metrics or {}).get("f1"),
+             f"holdout_{result.metric}": (r.holdout or {}).get(result.metric),
+             "winner": "*" if r.version and r.version == result.winner else ""}
+            for r in sorted(result.runs, key=lambda r: r.index)]
+    text = "\n".join([_table(rows, list(rows[0])), result.summary(),
+                      f"record: {result.record_path}", f"index:  {home.reports_dir / 'index.html'}"])
+    _emit(args, result.to_dict(), text)
+    if result.failed:
+        return EXIT_SWEEP_FAILURES
+    return EXIT_OK if result.winner else EXIT_GATE_REFUSED
+
+
+def _megabytes(text: str) -> int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
+    if not 0.001 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"must be between 0.001 and 4096 MiB, got {text}")
+    return int(value * (1 << 20))
+
+
+def cmd_score(args: argparse.Namespace, home: Home) -> int:
+    import time
+
+    from . import batch
+
+    _quiet_dask(args)
+    last = [0.0]
+
+    def progress(p: Any) -> None:
+        now = time.monotonic()
+        if args.json or now - last[0] < 2.0:
+            return
+        last[0] = now
+        print(f"scored {p.rows_scored:,} rows, rejected {p.rows_rejected:,} ({p.fraction:.0%} of the input)",
+              file=sys.stderr, flush=True)
+
+    result = batch.score_file(args.input, args.output, home=home, model=args.model, rejects=args.rejects,
+                              chunk_bytes=args.chunk_mb, scheduler=args.scheduler, n_workers=args.workers,
+                              partition_bytes=args.partition_mb, on_progress=progress)
+    _emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def _add_scale_out_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    from . import batch
+
+    p = add("sweep", cmd_sweep, "run one notebook run per parameter set of a sweep spec (YAML), in parallel on "
+                                "Dask; promote the best version that passed the gate")
+    p.add_argument("spec", metavar="SPEC", help="sweep spec: grid and/or sets of notebook parameters (YAML)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running Dask scheduler (tcp://HOST:8786); default: a local cluster")
+    p.add_argument("--workers", type=_positive_int, help="workers of the local cluster (default: one per core)")
+    p.add_argument("--serial", action="store_true", help="run the sets one after the other in this process (no Dask)")
+    p.add_argument("--no-promote", action="store_true", help="report the winner without promoting it")
+    p = add("score", cmd_score, "score a CSV file of any size with a registered model, in chunks; bad rows go to "
+                                "a rejects file with the reason")
+    p.add_argument("input", metavar="INPUT", help="CSV with a header naming the five features (other columns kept)")
+    p.add_argument("output", metavar="OUTPUT", help="CSV: the valid input rows, in order, + probability, "
+                                                    "prediction, version")
+    p.add_argument("--model", metavar="VERSION", help="version label or model file (default: the current model)")
+    p.add_argument("--rejects", metavar="PATH", help="rejected rows with line and reason (default: "
+                                                     "OUTPUT with .rejects before its extension)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="score on Dask: 'local' for a local cluster, or a scheduler address (its workers must "
+                        "see INPUT and OUTPUT's folder); default: in this process")
+    p.add_argument("--workers", type=_positive_int, help="workers of a local cluster (default: one per core)")
+    p.add_argument("--chunk-mb", type=_megabytes, default=batch.DEFAULT_CHUNK_BYTES, metavar="MIB",
+                   help=f"input read per block, bounds memory (default {batch.DEFAULT_CHUNK_BYTES >> 20})")
+    p.add_argument("--partition-mb", type=_megabytes, default=batch.DEFAULT_PARTITION_BYTES, metavar="MIB",
+                   help=f"input per Dask task (default {batch.DEFAULT_PARTITION_BYTES >> 20})")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def cmd_serve(args: argparse.Namespace, home: Home) -> int:
+    from . import serving  # uvicorn is imported only by this command
+
+    serving.run(home=home, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log,
+                log_level="debug" if args.verbose else "info")
+    return EXIT_OK
+
+
+# --- drift and simulation ------------------------------------------------------
+
+def _since(text: str) -> float:
+    try:
+        return drift.parse_since(text)
+    except ChurnError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _open_rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
+    return value
+
+
+def _drift_text(result: drift.DriftResult) -> str:
+    lines = [result.summary()]
+    for m in result.models:
+        if not m.statistics:
+            continue
+        rows = [{"feature": s.feature, "statistic": s.name, "value": f"{s.value:.4g}",
+                 "p_value": "-" if s.p_value is None else f"{s.p_value:.2g}", "alert": "ALERT" if s.alert else ""}
+                for s in m.statistics]
+        lines += ["", f"{m.version}: {m.n_rows} rows; each of {m.n_tests} tests at p < {m.alpha_per_test:.2g} "
+                      f"(Bonferroni for a family-wise false-alarm rate of {result.thresholds['alpha']:g})",
+                  _table(rows, ["feature", "statistic", "value", "p_value", "alert"])]
+    return "\n".join(lines)
+
+
+def cmd_drift(args: argparse.Namespace, home: Home) -> int:
+    result = drift.check(home=home, last=args.last, since=args.since, model=args.model,
+                         thresholds=drift.Thresholds(alpha=args.alpha, min_rows=args.min_rows))
+    _emit(args, result.to_dict(), _drift_text(result))
+    return {drift.DRIFT: EXIT_DRIFT, drift.NO_DRIFT: EXIT_OK}.get(result.verdict, EXIT_INSUFFICIENT_DATA)
+
+
+def _assignment(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    try:
+        return name.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FEATURE=NUMBER, got {text!r}") from None
+
+
+def _mix_item(text: str) -> tuple[str, dict[str, float]]:
+    name, _, spec = text.partition("=")
+    try:
+        shares = {cat.strip(): float(share) for cat, share in (part.split(":") for part in spec.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected FEATURE=CAT:SHARE,CAT:SHARE..., got {text!r}") from None
+    return name.strip(), shares
+
+
+def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
+    shift = simulate.Shift(mean=dict(args.shift or []), scale=dict(args.scale or []), mix=dict(args.mix or []))
+    result = simulate.simulate(args.n_rows, home=home, seed=args.seed, shift=shift, model=args.model,
+                               url=args.url, source=args.source)
+    _emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
 
 
 # --- parser ------------------------------------------------------------------
@@ -235,12 +516,11 @@ def _add_prepare_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--min-rows", type=int, default=t.min_rows, help=f"rows needed after cleaning (default {t.min_rows})")
 
 
-def _add_train_flags(p: argparse.ArgumentParser, *, seed: bool = True) -> None:
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
     d = training.TrainParams()
     g = p.add_argument_group("training and gate")
     g.add_argument("--version", help="unique version label (default: the next vN)")
-    if seed:
-        g.add_argument("--seed", type=int, default=d.seed, help=f"split / model seed (default {d.seed})")
+    g.add_argument("--seed", type=int, default=d.seed, help=f"split / model seed (default {d.seed})")
     g.add_argument("--C", type=float, default=d.C, help=f"inverse regularisation strength (default {d.C})")
     g.add_argument("--test-size", type=float, default=d.test_size, help=f"test share (default {d.test_size})")
     g.add_argument("--cv-folds", type=int, default=d.cv_folds,
@@ -261,7 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="churn", description="Notebook-driven MLOps workflow for customer-churn models.",
-        epilog="exit status: 0 ok, 1 error, 2 bad usage, 3 model registered but refused by the gate")
+        epilog="exit status: 0 ok, 1 error, 2 bad usage, 3 model registered but refused by the gate, "
+               "4 drift detected, 5 insufficient data for a drift verdict, 6 some runs of a sweep failed")
     parser.add_argument("--version", action="version", version=f"churn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -291,11 +572,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="VERSION", help="roll back to this registered model instead")
     p.add_argument("--force", action="store_true", help="activate a model that failed the gate (recorded)")
     add("history", cmd_history, "every change of the current model")
-    p = add("run", cmd_run, "run the stages generate -> prepare -> train -> evaluate on one version")
-    p.add_argument("--stages", help=f"comma-separated subset of {','.join(runner.STAGES)}")
-    _add_generate_flags(p)
-    _add_prepare_flags(p)
-    _add_train_flags(p, seed=False)
+    p = add("run", cmd_run, "run the stage notebooks for one model version (papermill), with HTML reports")
+    p.add_argument("--version", help="version label of this run (default: the next vN)")
+    p.add_argument("--stages", help=f"comma-separated stages (default {','.join(runner.STAGES)}; "
+                                    f"all: {','.join(runner.NOTEBOOKS)})")
+    p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE",
+                   help="a notebook parameter (repeatable); checked before any kernel starts")
+    p.add_argument("-f", "--params-file", metavar="FILE", help="YAML mapping of notebook parameters")
+    p.add_argument("--log-output", action="store_true", help="stream cell output while the notebooks run")
+    p.add_argument("--direct", action="store_true",
+                   help="call the stages through the library instead: no notebooks, no reports")
+    p = add("serve", cmd_serve, "serve the current model over HTTP (/predict, /health, /docs ...) until stopped")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes sharing the port (default 1)")
+    p.add_argument("--access-log", action="store_true", help="one line per request on stderr (default off)")
+    th = drift.Thresholds()
+    p = add("drift", cmd_drift, "compare logged predictions with the reference profile of the model that served "
+                                "them; exit 0 no drift, 4 drift, 5 insufficient data")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--last", type=_positive_int, metavar="N",
+                        help=f"the last N logged predictions of the model(s) (default {drift.DEFAULT_LAST})")
+    window.add_argument("--since", type=_since, metavar="TIME",
+                        help="predictions logged since TIME: an age (30m, 24h, 7d), Unix seconds, or an ISO "
+                             "date/time (UTC unless it has an offset)")
+    p.add_argument("--model", default="current",
+                   help="current (default), all (each model against its own profile), or a version / model file")
+    p.add_argument("--alpha", type=_open_rate, default=th.alpha,
+                   help=f"family-wise false-alarm rate of one model's tests (default {th.alpha})")
+    p.add_argument("--min-rows", type=_positive_int, default=th.min_rows,
+                   help=f"fewer rows give 'insufficient data' (default {th.min_rows})")
+    p = add("simulate", cmd_simulate, "write simulated predictions to the log (real scores of a registered model) "
+                                      "or send them to a running service, from the training distribution or shifted")
+    p.add_argument("--n-rows", type=_positive_int, default=200, help="requests to simulate (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--model", default="current", help="model whose scores are logged (default current)")
+    p.add_argument("--shift", type=_assignment, action="append", metavar="FEATURE=K",
+                   help="move a numeric feature's mean by K training std (repeatable)")
+    p.add_argument("--scale", type=_assignment, action="append", metavar="FEATURE=S",
+                   help="multiply a numeric feature's spread around its training mean by S (repeatable)")
+    p.add_argument("--mix", type=_mix_item, action="append", metavar="FEATURE=CAT:SHARE,...",
+                   help="draw a categorical feature with these shares, e.g. region=NA:0.6,EU:0.2,AF:0.1,AS:0.1")
+    p.add_argument("--source", choices=simulate.SOURCES, default="generator",
+                   help="generator: fresh draws from the training population (default); data: rows resampled "
+                        "from data/processed.csv")
+    p.add_argument("--url", help="send to this running service (loopback only, e.g. http://127.0.0.1:8000) "
+                                 "instead of writing the log")
+    _add_scale_out_commands(add)
     return parser
 
 
@@ -304,6 +627,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    if not args.verbose:  # nbconvert's note that report images lack alt text, once per export
+        logging.getLogger("traitlets").setLevel(logging.ERROR)
     try:
         home = Home.resolve(args.home)
         return args.func(args, home)

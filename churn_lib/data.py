@@ -213,3 +213,25 @@ def write_raw(df: pd.DataFrame, *, home: Home | str | None = None) -> Path:
     path = write_csv(df, home.raw_csv)
     log.info("wrote %d rows to %s", len(df), path)
     return path
+
+
+def summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Per column: type, missing count, distinct values, and min / mean / max of numbers."""
+    rows = []
+    for col in df.columns:
+        s = df[col]
+        num = pd.to_numeric(s, errors="coerce") if col in (*schema.NUMERIC, schema.TARGET) else None
+        rows.append({
+            "column": col, "dtype": str(s.dtype), "missing": int(s.isna().sum()), "distinct": int(s.nunique()),
+            "min": float(num.min()) if num is not None else None,
+            "mean": float(num.mean()) if num is not None else None,
+            "max": float(num.max()) if num is not None else None,
+        })
+    return pd.DataFrame(rows).set_index("column")
+
+
+def churn_rates(df: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Rows and churn rate per value of ``by`` (a categorical column)."""
+    target = pd.to_numeric(df[schema.TARGET], errors="coerce")
+    out = target.groupby(df[by].astype(str), observed=True).agg(["size", "mean"])
+    return out.rename(columns={"size": "rows", "mean": "churn_rate"}).sort_index()

@@ -12,6 +12,7 @@ its scores there are optimistic; the table says so rather than hiding it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,20 @@ class Evaluation:
     proba: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def threshold(self) -> float:
+        """The evaluated version's stored threshold."""
+        return float(self.table.loc[self.table["evaluated"], "threshold"].iloc[0])
+
+    def summary(self) -> str:
+        row = self.table[self.table["evaluated"]].iloc[0]
+        text = (f"{self.version}: F1 {row.get('f1', float('nan')):.4f} at its threshold {row['threshold']:.2f} "
+                f"on {len(self.y_test)} test rows; current model: {self.current_version or 'none'}; "
+                f"{len(self.table)} model(s) compared on the same rows.")
+        if not self.data_matches:
+            text += " Note: the processed data changed since this version was trained."
+        return text
+
     def curve(self, version: str | None = None) -> pd.DataFrame:
         """F1 / precision / recall against the threshold on this test split (display only)."""
         return threshold_curve(self.y_test, self.proba[version or self.version])
@@ -57,7 +72,8 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
     Parameters
     ----------
     version : str, optional
-        Label or model file name; default the most recently registered.
+        Label or model file name; default the most recently registered. A
+        staged candidate of a run in progress is found by its label too.
 
     Raises
     ------
@@ -66,10 +82,20 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
     """
     home = Home.resolve(home)
     entries = registry.load_entries(home=home)
-    if not entries:
+    models: dict[str, object] = {}
+    registered = version is None or any(version in (e["version"], e["model_file"]) for e in entries)
+    if not registered and registry.has_candidate(version, home=home):
+        # A run's candidate: trained and gated, registered only when the run succeeds.
+        payload = registry.load_candidate(version, home=home)
+        entry = {**payload["fields"], "version": version, "model_file": f"(candidate {version})", "pending": True}
+        models[version] = payload["model"]
+        entries = [*entries, entry]
+    elif not entries:
         raise ModelNotFound("no model is registered yet: run `churn train` first", target=version)
-    entry = registry.find(version, entries) if version else entries[-1]
-    df = read_csv(home.processed_csv)
+    else:
+        entry = registry.find(version, entries) if version else entries[-1]
+    data_path = _training_data(entry, home)
+    df = read_csv(data_path)
     _, X_test, _, y_test = split(df, test_size=entry.get("params", {}).get("test_size", 0.25),
                                  seed=entry.get("seed", 42))
     current = registry.current_file(home=home)
@@ -81,7 +107,7 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
                "evaluated": e is entry, "same_split": same_split, "passed_gate": e.get("passed_gate"),
                "threshold": e.get("threshold", 0.5), "trained_at_utc": e.get("trained_at_utc")}
         try:
-            model = registry.load_model(e, home=home)
+            model = models.get(e["version"]) or registry.load_model(e, home=home)
         except IntegrityError as exc:
             errors[e["version"]] = str(exc)
             rows.append(row)
@@ -95,6 +121,17 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
         raise IntegrityError(errors[entry["version"]], version=entry["version"])
     table = pd.DataFrame(rows)
     cur = next((e["version"] for e in entries if e["model_file"] == current), None)
-    data_matches = entry.get("data_sha256") == sha256_file(home.processed_csv)
+    data_matches = entry.get("data_sha256") == sha256_file(data_path)
     return Evaluation(version=entry["version"], current_version=cur, table=table,
                       data_matches=data_matches, y_test=np.asarray(y_test), proba=probas, errors=errors)
+
+
+def _training_data(entry: dict, home: Home) -> Path:
+    """The processed file ``entry`` was trained on when it is still there (a sweep run's
+    own data), else the home's ``data/processed.csv``. Never a path outside the home."""
+    name = entry.get("data_file")
+    if isinstance(name, str) and name:
+        path = (home.root / name).resolve()
+        if path.is_relative_to(home.root.resolve()) and path.is_file():
+            return path
+    return home.processed_csv

@@ -5,6 +5,13 @@ else the nearest folder at or above the working directory holding the marker
 file ``.churn-home`` (so a notebook whose cwd is ``notebooks/`` finds it), else
 the working directory. :class:`Home` only computes paths; it creates folders on
 request (:meth:`Home.ensure`).
+
+A home may keep its data in a folder of its own (``data_root``, or
+``$CHURN_DATA_DIR`` when the home itself comes from the environment) while
+sharing the registry and reports: parallel runs of a sweep each generate,
+prepare and train on their own ``raw.csv`` / ``processed.csv`` (and
+``train_stats.json``, which describes that data) and still register into one
+registry under its lock (see ``docs/scale-out.md``).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from pathlib import Path
 
 MARKER = ".churn-home"
 ENV_VAR = "CHURN_HOME"
+#: A run's own data folder (set by the runner for the kernels of a sweep run).
+DATA_ENV_VAR = "CHURN_DATA_DIR"
 
 
 def find_home(start: str | os.PathLike | None = None) -> Path:
@@ -37,21 +46,34 @@ def find_home(start: str | os.PathLike | None = None) -> Path:
 
 @dataclass(frozen=True)
 class Home:
-    """Paths of one project home. Build with :meth:`Home.resolve` or ``Home(path)``."""
+    """Paths of one project home. Build with :meth:`Home.resolve` or ``Home(path)``.
+
+    ``data_root`` (default None: ``<root>/data``) moves the data files, and the
+    lab's ``train_stats.json`` that describes them, to a folder of their own;
+    registry, reports and logs stay under ``root``.
+    """
 
     root: Path
+    data_root: Path | None = None
 
     @classmethod
     def resolve(cls, root: str | os.PathLike | "Home" | None = None) -> "Home":
-        """A :class:`Home` for ``root``, or the resolved default when None."""
+        """A :class:`Home` for ``root``, or the resolved default when None.
+
+        Only the default home honours ``$CHURN_DATA_DIR``; an explicit ``root``
+        means that home's own ``data/``.
+        """
         if isinstance(root, Home):
             return root
-        return cls(Path(root).expanduser().resolve() if root else find_home())
+        if root:
+            return cls(Path(root).expanduser().resolve())
+        data = os.environ.get(DATA_ENV_VAR)
+        return cls(find_home(), Path(data).expanduser().resolve() if data else None)
 
     # data/
     @property
     def data_dir(self) -> Path:
-        return self.root / "data"
+        return self.data_root if self.data_root is not None else self.root / "data"
 
     @property
     def raw_csv(self) -> Path:
@@ -88,7 +110,12 @@ class Home:
 
     @property
     def train_stats_json(self) -> Path:
-        return self.registry_dir / "train_stats.json"
+        # With a data folder of its own, a run's statistics describe that data, not the registry's.
+        return (self.data_root if self.data_root is not None else self.registry_dir) / "train_stats.json"
+
+    @property
+    def candidates_dir(self) -> Path:
+        return self.registry_dir / "candidates"
 
     @property
     def lock_file(self) -> Path:

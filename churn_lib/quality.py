@@ -114,6 +114,12 @@ class QualityReport:
         ]
         return pd.DataFrame(rows, columns=["check", "column", "verdict", "count", "rate", "detail"])
 
+    def raise_for_failures(self) -> None:
+        """Raise :class:`QualityError` (with this report) when a blocking check failed."""
+        if not self.passed:
+            raise QualityError(self.summary() + ". Nothing was written; fix the data or the thresholds.",
+                               report=self)
+
     def summary(self) -> str:
         if self.passed:
             return f"quality checks passed: {self.rows_out} of {self.rows_in} rows kept"
@@ -278,8 +284,16 @@ def train_stats(df: pd.DataFrame) -> dict[str, dict[str, float]]:
     return stats
 
 
-def prepare(*, home: Home | str | None = None, thresholds: Thresholds | None = None) -> QualityReport:
+def prepare(*, home: Home | str | None = None, thresholds: Thresholds | None = None,
+            raise_on_failure: bool = True) -> QualityReport:
     """Run the preparation stage on the project's ``data/raw.csv``.
+
+    Parameters
+    ----------
+    raise_on_failure : bool, default=True
+        False returns a failed report instead of raising (a notebook shows the
+        table first, then calls :meth:`QualityReport.raise_for_failures`).
+        Nothing is written either way when a blocking check failed.
 
     Returns
     -------
@@ -296,14 +310,21 @@ def prepare(*, home: Home | str | None = None, thresholds: Thresholds | None = N
     raw = read_csv(home.raw_csv)
     clean, report = check_and_clean(raw, thresholds)
     if not report.passed:
-        raise QualityError(report.summary() + ". Nothing was written; fix the data or the thresholds.",
-                           report=report)
+        if raise_on_failure:
+            report.raise_for_failures()
+        return report
     home.ensure()
     write_csv(clean, home.processed_csv)
     atomic_write_json(home.quality_report_json, report.to_dict())
     atomic_write_json(home.train_stats_json, train_stats(clean))
     log.info("%s", report.summary())
     return report
+
+
+def load_train_stats(*, home: Home | str | None = None) -> pd.DataFrame:
+    """``registry/train_stats.json`` as a table (one row per numeric feature)."""
+    home = Home.resolve(home)
+    return pd.DataFrame(json.loads(home.train_stats_json.read_text(encoding="utf-8"))).T
 
 
 def load_report(*, home: Home | str | None = None) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from typing import Any, Iterator
 
 import joblib
 
-from ._files import append_line, atomic_write_json, atomic_write_text, sha256_file
+from ._files import append_line, atomic_write, atomic_write_json, atomic_write_text, sha256_file
 from .exceptions import (
     IntegrityError,
     InvalidParameter,
@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.joblib$")
 LOCK_TIMEOUT_S = 120.0
+#: Suffix of a model's drift reference profile, beside ``<model>.joblib``.
+PROFILE_SUFFIX = ".profile.json"
 
 
 def validate_label(label: str) -> str:
@@ -219,12 +221,15 @@ def next_version(entries: list[dict[str, Any]]) -> str:
 
 
 def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = None,
-             version: str | None = None, promote_if_passed: bool = True) -> tuple[dict[str, Any], bool]:
+             version: str | None = None, promote_if_passed: bool = True,
+             profile: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
     """Save ``model`` and register it; make it current when ``fields['passed_gate']``.
 
     The artifact is written before the lock is taken; the version label, the
     final file name, the metadata entry and (if the gate passed) the pointer
-    and history line are settled under the lock.
+    and history line are settled under the lock. ``profile`` (the drift
+    reference, :func:`churn_lib.drift.build_profile`) is written the same way
+    as a sidecar ``<model>.profile.json``; the entry records its name and sha256.
 
     Returns
     -------
@@ -237,11 +242,20 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
     fd, tmp = tempfile.mkstemp(prefix=".incoming.", suffix=".joblib", dir=home.models_dir)
     os.close(fd)
     tmp_path = Path(tmp)
+    side_path: Path | None = None
     try:
         joblib.dump(model, tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         digest = sha256_file(tmp_path)
+        if profile is not None:
+            fd, side = tempfile.mkstemp(prefix=".incoming.", suffix=PROFILE_SUFFIX, dir=home.models_dir)
+            side_path = Path(side)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(profile, fh, indent=1, allow_nan=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            side_digest = sha256_file(side_path)
         with lock(home=home):
             _reconcile(home)
             entries = load_entries(home=home)
@@ -255,12 +269,18 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
             if (home.models_dir / name).exists():  # an orphan of a crashed run with this label
                 name = f"churn_model_{label}_{stamp}_{now.strftime('%f')}.joblib"
             os.replace(tmp_path, home.models_dir / name)
+            sidecar = {}
+            if side_path is not None:
+                side_name = name[: -len(".joblib")] + PROFILE_SUFFIX
+                os.replace(side_path, home.models_dir / side_name)
+                sidecar = {"profile_file": side_name, "profile_sha256": side_digest}
             entry = {
                 "model_file": name,
                 "version": label,
                 "trained_at_utc": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
                 **fields,
                 "model_sha256": digest,
+                **sidecar,
                 "reports_dir": f"reports/{label}",
             }
             atomic_write_json(home.metadata_json, [*entries, entry])
@@ -270,6 +290,8 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
                 promoted = True
     finally:
         tmp_path.unlink(missing_ok=True)
+        if side_path is not None:
+            side_path.unlink(missing_ok=True)
     return entry, promoted
 
 
@@ -413,3 +435,70 @@ def rollback(*, home: Home | str | None = None, to: str | None = None,
         return _set_current(home, entry, action="rollback", forced=forced, target=to,
                             reason="rollback to " + (to if to else "the previous model")
                             + (" (forced)" if forced else ""))
+
+
+# --- candidates: trained in a run, registered only when the whole run succeeded
+
+def _candidate_paths(version: str, home: Home) -> tuple[Path, Path]:
+    validate_label(version)
+    return home.candidates_dir / f"{version}.joblib", home.candidates_dir / f"{version}.json"
+
+
+def stage_candidate(version: str, *, home: Home | str | None = None, **register_kwargs: Any) -> Path:
+    """Keep the arguments of a later :func:`register` call as candidate ``version``.
+
+    The payload's sha256 is kept beside it and checked before it is loaded.
+    """
+    home = Home.resolve(home)
+    blob, meta = _candidate_paths(version, home)
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(blob, lambda tmp: joblib.dump(register_kwargs, tmp))
+    atomic_write_json(meta, {"version": version, "sha256": sha256_file(blob), "staged_at_utc": utc_now()})
+    return blob
+
+
+def load_candidate(version: str, *, home: Home | str | None = None) -> dict[str, Any]:
+    """The staged arguments of candidate ``version`` (``model``, ``fields``, ...), hash-checked."""
+    home = Home.resolve(home)
+    blob, meta = _candidate_paths(version, home)
+    try:
+        expected = json.loads(meta.read_text(encoding="utf-8"))["sha256"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
+        raise ModelNotFound(f"no candidate {version!r} is staged", target=version) from None
+    if not blob.is_file() or sha256_file(blob) != expected:
+        raise IntegrityError(f"candidate {version} is missing or altered: {blob}", version=version)
+    return joblib.load(blob)
+
+
+def has_candidate(version: str, *, home: Home | str | None = None) -> bool:
+    home = Home.resolve(home)
+    return _candidate_paths(version, home)[1].exists()
+
+
+def register_candidate(version: str, *, home: Home | str | None = None,
+                       promote_if_passed: bool = True) -> tuple[dict[str, Any], bool]:
+    """Register staged candidate ``version`` (see :func:`register`), then discard it.
+
+    ``promote_if_passed=False`` registers without touching the current model
+    (a sweep promotes only its winner, once every run is done).
+    """
+    home = Home.resolve(home)
+    kwargs = load_candidate(version, home=home)
+    result = register(home=home, version=version, promote_if_passed=promote_if_passed, **kwargs)
+    discard_candidate(version, home=home)
+    return result
+
+
+def discard_candidate(version: str, *, home: Home | str | None = None) -> None:
+    """Remove staged candidate ``version`` (no error when there is none)."""
+    home = Home.resolve(home)
+    for path in _candidate_paths(version, home):
+        path.unlink(missing_ok=True)
+
+
+def history_frame(*, home: Home | str | None = None):
+    """:func:`history` as a table, oldest first."""
+    import pandas as pd
+
+    columns = ["ts", "action", "version", "from", "to", "forced", "reason"]
+    return pd.DataFrame(history(home=home)).reindex(columns=columns)

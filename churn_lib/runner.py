@@ -1,28 +1,513 @@
 """Runner: execute the lifecycle stages for one model version.
 
-:func:`run_direct` calls the stages straight through churn_lib (generate ->
-prepare -> train -> evaluate). It is the reference the notebook runner is
-measured against.
+:func:`run` executes the stage notebooks with papermill (kernel ``python3``)
+and leaves, per version, ``reports/<version>/<NN_stage>.ipynb`` and ``.html``
+plus ``reports/<version>/run.json``, then refreshes ``reports/index.html``.
+Drift checks go to ``reports/<version>/drift/05_monitor_drift-<time>.html``;
+a run that only evaluates or checks drift records itself in
+``reports/<version>/runs/<time>.json`` and leaves the version's run.json alone.
+Parameters are checked against each notebook's ``parameters`` cell before any
+kernel starts. The train stage only stages its model; it is registered once
+every stage of the run has succeeded, so a failed run leaves the registry
+unchanged.
+
+:func:`run_direct` calls the same stages straight through churn_lib; it is the
+reference the notebook runner is measured against.
 """
 
 from __future__ import annotations
 
+import ast
 import logging
+import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
-from . import data, evaluation, quality, training
+from . import registry
+from ._files import atomic_write_json, atomic_write_text, sha256_file
+from .exceptions import InvalidParameter, StageFailed
 from .home import Home
 
 log = logging.getLogger(__name__)
 
-STAGES = ("generate", "prepare", "train", "evaluate")
+#: Stage name -> notebook, in execution order.
+NOTEBOOKS: dict[str, str] = {
+    "generate": "01_generate_data",
+    "prepare": "02_prepare_data",
+    "train": "03_train",
+    "evaluate": "04_evaluate",
+    "monitor_drift": "05_monitor_drift",
+}
+STAGES = ("generate", "prepare", "train", "evaluate")  # a default run
+#: Parameters the runner sets itself.
+_RUNNER_SET = {"register"}
+
+EventHandler = Callable[[str, str, float | None], None]
+
+
+def notebooks_dir() -> Path:
+    """The stage notebooks of this checkout (beside the churn_lib package)."""
+    return Path(__file__).resolve().parent.parent / "notebooks"
+
+
+# --- parameters ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Parameter:
+    """One entry of a notebook's ``parameters`` cell."""
+
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def type_name(self) -> str:
+        return "str or None" if self.default is None else type(self.default).__name__
+
+    def accepts(self, value: Any) -> bool:
+        d = self.default
+        if d is None:
+            return value is None or isinstance(value, str)
+        if isinstance(d, bool):
+            return isinstance(value, bool)
+        if isinstance(d, int):
+            return isinstance(value, int) and not isinstance(value, bool)
+        if isinstance(d, float):
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return isinstance(value, type(d))
+
+
+def resolve_stages(stages: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
+    """Stage names (or notebook names) -> stage names in execution order."""
+    if stages is None:
+        return STAGES
+    names = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)
+    by_notebook = {nb: st for st, nb in NOTEBOOKS.items()}
+    out = set()
+    for name in filter(None, names):
+        stage = by_notebook.get(name, name)
+        if stage not in NOTEBOOKS:
+            raise InvalidParameter(f"unknown stage {name!r}; stages are {', '.join(NOTEBOOKS)}", name="stages")
+        out.add(stage)
+    if not out:
+        raise InvalidParameter("no stage selected", name="stages")
+    return tuple(s for s in NOTEBOOKS if s in out)
+
+
+def stage_parameters(stage: str, *, folder: Path | None = None) -> dict[str, Parameter]:
+    """The parameters a stage notebook declares, with their defaults."""
+    import papermill
+
+    path = (folder or notebooks_dir()) / f"{NOTEBOOKS[stage]}.ipynb"
+    if not path.exists():
+        raise InvalidParameter(f"stage notebook {path} is missing", name="stages")
+    out = {}
+    for name, spec in papermill.inspect_notebook(str(path)).items():
+        try:
+            default = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            default = spec["default"]
+        out[name] = Parameter(name, default, spec.get("help") or "")
+    return out
+
+
+def check_parameters(stages: tuple[str, ...], params: Mapping[str, Any], *,
+                     folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Split ``params`` per stage; refuse unknown names and wrong types before any kernel starts.
+
+    A name applies to every selected stage that declares it (``seed`` seeds
+    both generation and training).
+    """
+    declared = {s: stage_parameters(s, folder=folder) for s in stages}
+    known = {n for d in declared.values() for n in d}
+    listing = "; ".join(f"{NOTEBOOKS[s]}: {', '.join(f'{p.name} ({p.type_name})' for p in d.values() if p.name not in _RUNNER_SET) or '-'}"
+                        for s, d in declared.items())
+    unknown = sorted(set(params) - known - {"version"} | (set(params) & _RUNNER_SET))
+    if unknown:
+        raise InvalidParameter(f"unknown parameter(s) {', '.join(unknown)} for the selected stages. "
+                               f"Parameters: {listing}", name=unknown[0])
+    per_stage: dict[str, dict[str, Any]] = {s: {} for s in stages}
+    for name, value in params.items():
+        for stage, decl in declared.items():
+            if name in decl:
+                p = decl[name]
+                if not p.accepts(value):
+                    raise InvalidParameter(f"parameter {name}={value!r} of {NOTEBOOKS[stage]} must be "
+                                           f"{p.type_name} (default {p.default!r})", name=name)
+                per_stage[stage][name] = float(value) if isinstance(p.default, float) else value
+    return per_stage
+
+
+# --- execution ----------------------------------------------------------------
+
+#: Run silently (no output, no execution count) in each kernel prepared ahead
+#: of its stage: the heavy imports and matplotlib's first figure, so the next
+#: stage's kernel gets ready on the other core while the current stage computes.
+_WARM_UP = ("import pandas, sklearn.linear_model, sklearn.metrics, churn_lib.data, churn_lib.quality, "
+            "churn_lib.training, churn_lib.evaluation, churn_lib.plots\n"
+            "import matplotlib.pyplot as _plt\n"
+            "_fig = _plt.figure(); _fig.canvas.draw(); _plt.close(_fig); del _fig, _plt")
+
+
+class _KernelPool:
+    """Keeps one started, warmed-up ``python3`` kernel ready for the next stage.
+
+    Kernel start plus the heavy imports cost about 3 s per notebook here;
+    preparing the next kernel on the other core while a stage runs hides most
+    of it. Kernels are used once (each stage starts clean), then shut down.
+    """
+
+    def __init__(self, env: dict[str, str], executor: ThreadPoolExecutor) -> None:
+        import tempfile
+
+        self.env = env
+        self.executor = executor
+        self.pending: Future | None = None
+        # Kernels talk over Unix sockets in a private folder: no TCP ports, no
+        # "running over TCP without encryption" warning on every start.
+        self.sockets = tempfile.mkdtemp(prefix="churn-kernels-")
+        self.count = 0
+
+    def prepare(self, warm_up: str | None = _WARM_UP) -> None:
+        if self.pending is None:
+            self.pending = self.executor.submit(self._start, warm_up)
+
+    def take(self):
+        # A kernel nobody prepared is on the critical path: start it bare, the
+        # notebook's own import cell does the rest.
+        self.prepare(warm_up=None)
+        future, self.pending = self.pending, None
+        return future.result()
+
+    def close(self) -> None:
+        import shutil
+
+        if self.pending is not None:
+            try:
+                self._shutdown(self.pending.result())
+            except Exception:  # a kernel that never started needs no shutdown
+                pass
+            self.pending = None
+        shutil.rmtree(self.sockets, ignore_errors=True)
+
+    def _start(self, warm_up: str | None):
+        import asyncio
+
+        from jupyter_client.manager import AsyncKernelManager
+
+        self.count += 1
+        ip = os.path.join(self.sockets, f"k{self.count}")
+
+        async def start():
+            km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=ip)
+            await km.start_kernel(env=self.env)
+            if not warm_up:
+                return km
+            kc = km.client()
+            kc.start_channels()
+            try:
+                await kc.wait_for_ready(timeout=60)
+                msg_id = kc.execute(warm_up, silent=True, store_history=False)
+                while True:
+                    reply = await kc.get_shell_msg(timeout=120)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        break
+            finally:
+                kc.stop_channels()
+            return km
+
+        return asyncio.run(start())
+
+    @staticmethod
+    def _shutdown(km) -> None:
+        import asyncio
+
+        async def stop():
+            if await km.is_alive():
+                await km.shutdown_kernel(now=True)
+
+        try:
+            asyncio.run(stop())
+        except Exception as exc:  # pragma: no cover - best effort
+            log.warning("kernel shutdown failed: %s", exc)
+
+
+def _engine() -> str:
+    """Register (once) a papermill engine that runs a notebook on a given, started kernel."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    name = "churn"
+    if name in papermill_engines._engines:
+        return name
+
+    class _Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None,
+                                     km=None, **kwargs):
+            kwargs.pop("input_path", None)
+            client = PapermillNotebookClient(
+                nb_man, km=km, kernel_name=kernel_name, log=logging.getLogger("papermill"),
+                log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+                startup_timeout=start_timeout, timeout=execution_timeout, shutdown_kernel="immediate", **kwargs)
+            return client.execute(cleanup_kc=True)  # the kernel is ours to stop after its one notebook
+
+    papermill_engines.register(name, _Engine)
+    return name
+
+
+def export_html(ipynb: Path) -> Path:
+    """Export an executed notebook to self-contained HTML beside it (images inline, no CDN scripts)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab", embed_images=True)
+    # Reports are read offline: no script from a CDN (plain tables and PNGs need none).
+    for trait in ("mathjax_url", "require_js_url", "jquery_url", "widget_renderer_url", "mermaid_js_url"):
+        if exporter.has_trait(trait):
+            setattr(exporter, trait, "")
+    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
+    body = _strip_remote_scripts(body)
+    html = ipynb.with_suffix(".html")
+    atomic_write_text(html, body)
+    return html
+
+
+def _strip_remote_scripts(body: str) -> str:
+    import re
+
+    return re.sub(r'<script[^>]*\bsrc="(?:https?:)?//[^"]*"[^>]*>\s*</script>', "", body)
 
 
 @dataclass
+class StageRecord:
+    stage: str
+    notebook: str
+    status: str = "pending"
+    seconds: float | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    ipynb: str | None = None
+    html: str | None = None
+    error: str | None = None
+
+
+def run(*, home: Home | str | None = None, version: str | None = None, stages=None,
+        params: Mapping[str, Any] | None = None, log_output: bool = False,
+        on_event: EventHandler | None = None, folder: Path | None = None,
+        promote: bool = True) -> dict[str, Any]:
+    """Execute stage notebooks for one model version; return the run record (``run.json``).
+
+    Parameters
+    ----------
+    home : Home or path, optional
+    version : str, optional
+        The version label of this run; default the next ``vN`` when the run
+        trains, else the latest registered version.
+    stages : str or sequence, optional
+        Stage or notebook names; default generate, prepare, train, evaluate.
+    params : mapping, optional
+        Notebook parameters by name, checked before any kernel starts.
+    log_output : bool, default=False
+        Stream cell output to the ``papermill`` logger.
+    on_event : callable, optional
+        ``on_event(stage, "start" | "ok" | "failed", seconds)`` for progress lines.
+    promote : bool, default=True
+        False registers the model without making it current even when it
+        passes the gate (a sweep promotes only its best version, at the end).
+
+    Raises
+    ------
+    InvalidParameter
+        Unknown stage or parameter, wrong type, taken version label.
+    StageFailed
+        A stage failed; its executed notebook and HTML are kept
+        (``.report_path``), ``run.json`` records it, the registry is unchanged.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    from . import reports
+
+    home = Home.resolve(home)
+    params = dict(params or {})
+    folder = folder or notebooks_dir()
+    stage_list = resolve_stages(stages)
+    per_stage = check_parameters(stage_list, params, folder=folder)
+    version = _run_version(home, version or params.get("version"), stage_list)
+    home.ensure()
+    out_dir = home.reports_dir / version
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # A run that makes data or a model owns reports/<version>/run.json; a later
+    # evaluate or drift check of that version keeps its own record beside it.
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
+    creates = bool({"generate", "prepare", "train"} & set(stage_list))
+    record_path = out_dir / "run.json" if creates else out_dir / "runs" / f"{stamp}.json"
+    trains = "train" in stage_list
+    for stage in ("train", "evaluate", "monitor_drift"):
+        if stage in stage_list and "version" in stage_parameters(stage, folder=folder):
+            per_stage[stage]["version"] = version
+    if trains:
+        per_stage["train"]["register"] = False
+    emit = on_event or (lambda *a: None)
+    record: dict[str, Any] = {
+        "version": version, "status": "running", "started_at_utc": registry.utc_now(),
+        "parameters": {k: v for k, v in params.items() if k != "version"},
+        "stages": [], "libraries": library_versions(), "home": str(home.root),
+        "data_dir": str(home.data_dir),
+    }
+    engine = _engine()
+    failed: StageRecord | None = None
+    start_all = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as starter:
+        # HTML export of a stage and the next stage's kernel both overlap the current stage.
+        kernels = _KernelPool(_kernel_env(home), starter)
+        exports: list[tuple[StageRecord, Future]] = []
+        try:
+            for k, stage in enumerate(stage_list):
+                rec = StageRecord(stage, NOTEBOOKS[stage], parameters=per_stage[stage])
+                record["stages"].append(rec)
+                ipynb = (out_dir / "drift" / f"{NOTEBOOKS[stage]}-{stamp}.ipynb" if stage == "monitor_drift"
+                         else out_dir / f"{NOTEBOOKS[stage]}.ipynb")
+                ipynb.parent.mkdir(parents=True, exist_ok=True)
+                rec.ipynb = str(ipynb.relative_to(home.root))
+                emit(stage, "start", None)
+                t0 = time.perf_counter()
+                km = None
+                try:
+                    km = kernels.take()
+                    if k + 1 < len(stage_list):
+                        kernels.prepare()
+                    papermill.execute_notebook(
+                        str(folder / f"{NOTEBOOKS[stage]}.ipynb"), str(ipynb), parameters=per_stage[stage],
+                        engine_name=engine, kernel_name="python3", progress_bar=False, log_output=log_output,
+                        km=km)
+                    rec.status = "ok"
+                except PapermillExecutionError as exc:
+                    rec.status, rec.error = "failed", f"{exc.ename}: {exc.evalue}"
+                except Exception as exc:  # a kernel that died or never started
+                    rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+                finally:
+                    if km is not None:  # normally stopped by the engine already; make sure
+                        starter.submit(_KernelPool._shutdown, km)
+                rec.seconds = round(time.perf_counter() - t0, 3)
+                emit(stage, rec.status, rec.seconds)
+                if ipynb.exists():
+                    exports.append((rec, pool.submit(export_html, ipynb)))
+                if rec.status == "failed":
+                    failed = rec
+                    break
+        finally:
+            kernels.close()
+        for rec, fut in exports:
+            try:
+                rec.html = str(fut.result().relative_to(home.root))
+            except Exception as exc:  # the run's verdict stands; say the report is missing
+                log.warning("HTML export of %s failed: %s", rec.ipynb, exc)
+    if trains:
+        if failed is None:
+            try:
+                entry, promoted = registry.register_candidate(version, home=home, promote_if_passed=promote)
+                record["entry"] = _entry_summary(entry, promoted)
+            except Exception as exc:
+                failed = StageRecord("register", "-", status="failed", error=str(exc))
+                record["stages"].append(failed)
+        else:
+            registry.discard_candidate(version, home=home)
+    record["status"] = "failed" if failed else "ok"
+    record["seconds"] = round(time.perf_counter() - start_all, 3)
+    record["finished_at_utc"] = registry.utc_now()
+    record["data_sha256"] = sha256_file(home.processed_csv) if home.processed_csv.exists() else None
+    record["stages"] = [vars(s) for s in record["stages"]]
+    atomic_write_json(record_path, record)
+    reports.write_index(home=home)
+    if failed:
+        report = home.root / (failed.html or failed.ipynb or record_path)
+        raise StageFailed(f"stage {failed.stage} of {version} failed ({failed.error}); report: {report}",
+                          report_path=str(report), version=version, stage=failed.stage)
+    return record
+
+
+def _kernel_env(home: Home) -> dict[str, str]:
+    """The kernels' environment: this home, and its own data folder when it has one."""
+    from .home import DATA_ENV_VAR, ENV_VAR
+
+    env = {**os.environ, ENV_VAR: str(home.root)}
+    env.pop(DATA_ENV_VAR, None)
+    if home.data_root is not None:
+        env[DATA_ENV_VAR] = str(home.data_root)
+    return env
+
+
+def _run_version(home: Home, version: str | None, stages: tuple[str, ...]) -> str:
+    """The run's version label; a new one is claimed atomically by creating its reports folder.
+
+    Runs that make data or a model get a label of their own (the next ``vN``
+    free in both the registry and ``reports/``), so concurrent runs never
+    share one. Runs of evaluate / monitor_drift alone attach to the latest
+    registered version unless told otherwise.
+    """
+    with registry.lock(home=home):
+        entries = registry.load_entries(home=home)
+        taken = {e["version"] for e in entries}
+        if version is not None:
+            registry.validate_label(version)
+            if "train" in stages and version in taken:
+                raise InvalidParameter(f"version {version!r} is already registered; choose another label "
+                                       f"or omit --version to get the next one", name="version")
+            if "train" not in stages and version not in taken and {"evaluate", "monitor_drift"} & set(stages):
+                raise InvalidParameter(f"version {version!r} is not registered (registered: "
+                                       f"{', '.join(sorted(taken)) or 'none'})", name="version")
+            return version
+        if not {"generate", "prepare", "train"} & set(stages):
+            if "monitor_drift" in stages:  # drift is about the traffic of the model being served
+                current = registry.current_entry(home=home)
+                if current is not None:
+                    return current["version"]
+            if entries:
+                return entries[-1]["version"]
+            raise InvalidParameter("no model is registered yet: include the train stage or pass --version",
+                                   name="version")
+        home.reports_dir.mkdir(parents=True, exist_ok=True)
+        n = int(registry.next_version(entries)[1:])
+        while True:
+            label = f"v{n}"
+            try:
+                (home.reports_dir / label).mkdir()  # the claim: fails if another run has it
+                return label
+            except FileExistsError:
+                n += 1
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries a run depends on (without importing them)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "pandas", "scikit-learn", "joblib", "matplotlib", "papermill", "nbconvert", "ipykernel"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def _entry_summary(entry: dict[str, Any], promoted: bool) -> dict[str, Any]:
+    return {"version": entry["version"], "model_file": entry["model_file"], "passed_gate": entry["passed_gate"],
+            "promoted": promoted, "threshold": entry["threshold"], "metrics": entry["metrics"],
+            "gate_reasons": entry.get("gate_reasons", [])}
+
+
+# --- the same stages, straight through the library ------------------------------
+
+@dataclass
 class RunResult:
-    """What a run did: per-stage seconds, the registered entry, the gate verdict."""
+    """What a direct run did: per-stage seconds, the registered entry, the gate verdict."""
 
     version: str | None = None
     passed_gate: bool | None = None
@@ -33,28 +518,48 @@ class RunResult:
     evaluation: dict[str, Any] | None = None
 
 
-def run_direct(*, home: Home | str | None = None, n_rows: int = 1200, seed: int = 42,
-               version: str | None = None, params: training.TrainParams | None = None,
-               faults: data.Faults | None = None, thresholds: quality.Thresholds | None = None,
-               stages: tuple[str, ...] = STAGES) -> RunResult:
-    """Run ``stages`` in order through the library; raises the first stage's error."""
+def run_direct(*, home: Home | str | None = None, version: str | None = None, stages=None,
+               params: Mapping[str, Any] | None = None) -> RunResult:
+    """Run the stages straight through the library, no notebooks, no reports.
+
+    ``params`` take the notebooks' parameter names (``n_rows``, ``seed``,
+    fault rates, quality thresholds, training parameters); ``seed`` seeds both
+    generation and training, as in a notebook run. Raises the first stage's error.
+    """
+    from dataclasses import fields
+
+    from . import data, evaluation, quality, training
+
     home = Home.resolve(home).ensure()
-    params = params or training.TrainParams(seed=seed)
+    params = dict(params or {})
+    stage_list = resolve_stages(stages)
+    groups = {"faults": data.Faults, "thresholds": quality.Thresholds, "train": training.TrainParams}
+    names = {k: {f.name for f in fields(cls)} - {"missing_columns"} for k, cls in groups.items()}
+    allowed = {"n_rows", "seed"} | set().union(*names.values())
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise InvalidParameter(f"unknown parameter(s) {', '.join(unknown)}; parameters: {', '.join(sorted(allowed))}",
+                               name=unknown[0])
+    pick = {k: {n: v for n, v in params.items() if n in names[k]} for k in groups}
+    faults = data.Faults(**pick["faults"])
+    thresholds = quality.Thresholds(**pick["thresholds"])
+    train_params = training.TrainParams(**pick["train"])
     result = RunResult()
-    for stage in STAGES:
-        if stage not in stages:
-            continue
+    for stage in stage_list:
         start = time.perf_counter()
         if stage == "generate":
-            data.write_raw(data.generate(n_rows, seed=seed, faults=faults), home=home)
+            df = data.generate(params.get("n_rows", 1200), seed=train_params.seed, faults=faults)
+            data.write_raw(df, home=home)
         elif stage == "prepare":
             result.quality = quality.prepare(home=home, thresholds=thresholds).to_dict()
         elif stage == "train":
-            trained = training.train(home=home, version=version, params=params)
+            trained = training.train(home=home, version=version, params=train_params)
             result.entry, result.promoted = trained.entry, trained.promoted
             result.version, result.passed_gate = trained.version, trained.passed_gate
         elif stage == "evaluate":
             result.evaluation = evaluation.evaluate(result.version or version, home=home).to_dict()
+        else:
+            raise InvalidParameter(f"stage {stage} has no direct path; run it with notebooks", name="stages")
         result.seconds[stage] = round(time.perf_counter() - start, 3)
         log.info("stage %s done in %.2f s", stage, result.seconds[stage])
     return result

@@ -59,3 +59,14 @@ def normalise_category(feature: str, value: str) -> str:
     """
     value = str(value).strip()
     return value.upper() if feature == "region" else value.lower()
+
+
+#: The lab's example requests (features + request id), used as API examples and in demos.
+LAB_EXAMPLES: tuple[dict, ...] = (
+    {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
+     "region": "AF", "request_id": "req-001"},
+    {"tenure_months": 48, "num_complaints": 0, "avg_session_minutes": 60.0, "plan_type": "premium",
+     "region": "EU", "request_id": "req-safe"},
+    {"tenure_months": 180, "num_complaints": 30, "avg_session_minutes": 1.0, "plan_type": "basic",
+     "region": "AF"},
+)

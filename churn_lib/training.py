@@ -45,7 +45,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_te
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from . import registry, schema
+from . import drift, registry, schema
 from ._files import sha256_file
 from .data import read_csv
 from .exceptions import DataError, InvalidParameter, IntegrityError
@@ -114,6 +114,20 @@ class TrainResult:
     def passed_gate(self) -> bool:
         return self.entry["passed_gate"]
 
+    def summary(self) -> str:
+        """One sentence: the version, the gate's verdict and what happened to the model."""
+        failed = [c["name"] for c in self.entry["gate"]["criteria"] if not c["passed"]]
+        verdict = "passed the gate" if not failed else f"was refused by the gate ({', '.join(failed)})"
+        if self.entry.get("pending"):
+            fate = "staged; it is registered when every stage of this run has succeeded"
+        elif self.promoted:
+            fate = "registered and now current"
+        else:
+            fate = "registered, not current"
+        m = self.entry["metrics"]
+        return (f"{self.version} {verdict}: test F1 {m['f1']:.4f} at threshold {m['threshold']:.2f}, "
+                f"ROC AUC {m['roc_auc']:.4f}; {fate}.")
+
     def gate_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.entry["gate"]["criteria"])
 
@@ -154,17 +168,24 @@ def choose_threshold(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, seed:
 
 
 def threshold_curve(y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
-    """F1, precision and recall at each threshold of :data:`THRESHOLD_GRID`."""
-    rows = []
-    for t in THRESHOLD_GRID:
-        pred = (proba >= t).astype(int)
-        rows.append({
-            "threshold": float(t),
-            "f1": f1_score(y, pred, zero_division=0),
-            "precision": precision_score(y, pred, zero_division=0),
-            "recall": recall_score(y, pred, zero_division=0),
-        })
-    return pd.DataFrame(rows)
+    """F1, precision and recall at each threshold of :data:`THRESHOLD_GRID`.
+
+    Counts come from two sorted arrays and ``searchsorted`` (O(n log n) once),
+    not from one metric call per threshold: a million rows take milliseconds.
+    Values equal sklearn's ``f1_score`` etc. with ``zero_division=0``.
+    """
+    y = np.asarray(y).astype(bool)
+    proba = np.asarray(proba, dtype=float)
+    pos, neg = np.sort(proba[y]), np.sort(proba[~y])
+    tp = len(pos) - np.searchsorted(pos, THRESHOLD_GRID, side="left")
+    fp = len(neg) - np.searchsorted(neg, THRESHOLD_GRID, side="left")
+    fn = len(pos) - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(len(pos) > 0, tp / max(len(pos), 1), 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    return pd.DataFrame({"threshold": THRESHOLD_GRID.astype(float), "f1": f1, "precision": precision,
+                         "recall": recall})
 
 
 def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -260,7 +281,7 @@ def library_versions() -> dict[str, str]:
 
 
 def train(*, home: Home | str | None = None, version: str | None = None,
-          params: TrainParams | None = None) -> TrainResult:
+          params: TrainParams | None = None, register: bool = True) -> TrainResult:
     """Train on ``data/processed.csv``, gate, and register the model.
 
     The model is always registered; it becomes current only when it passes
@@ -272,6 +293,11 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     version : str, optional
         A unique label; default the next ``vN``.
     params : TrainParams, optional
+    register : bool, default=True
+        False stages the model as a candidate instead (``version`` required);
+        the notebook runner registers it only once every stage of the run
+        succeeded (:func:`churn_lib.registry.register_candidate`), so a failed
+        run leaves the registry unchanged.
 
     Returns
     -------
@@ -281,6 +307,8 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     params = params or TrainParams()
     if version is not None:
         registry.validate_label(version)
+    elif not register:
+        raise InvalidParameter("a version label is needed to stage a candidate", name="version")
     data_path = home.processed_csv
     df = read_csv(data_path)
     missing = [c for c in schema.COLUMNS if c not in df.columns]
@@ -316,7 +344,14 @@ def train(*, home: Home | str | None = None, version: str | None = None,
         "gate_reasons": [c.reason for c in criteria if not c.passed],
         "libraries": library_versions(),
     }
-    entry, promoted = registry.register(pipe, entry, home=home, version=version)
+    profile = drift.build_profile(X_train, proba, threshold=threshold).to_dict()  # drift reference
+    if not register:
+        registry.stage_candidate(version, home=home, model=pipe, fields=entry, profile=profile)
+        entry, promoted = {"version": version, **entry, "pending": True}, False
+        log.info("staged candidate %s (gate %s)", version, "passed" if passed else "refused")
+        return TrainResult(entry=entry, promoted=promoted, y_test=np.asarray(y_test), proba_test=proba,
+                           threshold_curve=curve, pipeline=pipe)
+    entry, promoted = registry.register(pipe, entry, home=home, version=version, profile=profile)
     log.info("registered %s (gate %s)", entry["version"], "passed" if passed else "refused")
     return TrainResult(entry=entry, promoted=promoted, y_test=np.asarray(y_test), proba_test=proba,
                        threshold_curve=curve, pipeline=pipe)

@@ -34,7 +34,7 @@ def test_every_command_has_help(capsys, command):
 
 
 def test_the_labs_story_through_the_command(home, capsys):
-    code, out, _ = run_main(capsys, "run")
+    code, out, _ = run_main(capsys, "run", "--direct")
     assert code == 0 and "v1" in out and "now current" in out
     code, out, _ = run_main(capsys, "train", "--seed", "7", "--version", "v2")
     assert code == 0

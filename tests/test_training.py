@@ -104,3 +104,19 @@ def test_train_without_processed_data_says_what_to_do(home):
 def test_compute_metrics_at_a_threshold():
     m = compute_metrics(np.array([0, 1, 1, 0]), np.array([0.1, 0.8, 0.4, 0.6]), 0.5)
     assert m["confusion_matrix"] == [[1, 1], [1, 1]] and m["f1"] == 0.5
+
+
+def test_threshold_curve_equals_sklearn_metrics_at_every_threshold():
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    from churn_lib.training import THRESHOLD_GRID, threshold_curve
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    proba = np.round(rng.random(500), 2)  # ties exactly on grid points
+    curve = threshold_curve(y, proba)
+    for t, row in zip(THRESHOLD_GRID, curve.itertuples()):
+        pred = (proba >= t).astype(int)
+        assert row.f1 == pytest.approx(f1_score(y, pred, zero_division=0))
+        assert row.precision == pytest.approx(precision_score(y, pred, zero_division=0))
+        assert row.recall == pytest.approx(recall_score(y, pred, zero_division=0))

@@ -1,0 +1,292 @@
+"""The reports index: ``reports/index.html``, one row per model version.
+
+Built from the registry (entries, current pointer, history) and the run
+records (``reports/<version>/run.json``); newest first; self-contained HTML
+(inline CSS, no script, no network) so it reads offline and from the API.
+Regenerated after every run, promotion and rollback made through ``churn``.
+
+A sweep (:mod:`churn_lib.sweep`) shows as a group: one table per sweep,
+ordered by its selection metric on the common holdout, with links to the same
+table sorted by each other metric (static pages under
+``reports/_sweeps/<id>/``, so sorting needs no script).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from . import registry
+from ._files import atomic_write_text
+from .exceptions import ChurnError
+from .home import Home
+
+log = logging.getLogger(__name__)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.9rem}th,td{border-bottom:1px solid #ddd;padding:.35rem .6rem;text-align:left;vertical-align:top}
+th{background:#f4f4f4}tr.current{background:#eef7ee}.pass{color:#17752d;font-weight:600}.fail{color:#b3261e;font-weight:600}
+.muted{color:#777}code{font-size:.85em}a{color:#0b57d0}
+"""
+
+
+def _run_records(home: Home) -> dict[str, dict[str, Any]]:
+    out = {}
+    if not home.reports_dir.is_dir():
+        return out
+    for path in sorted(home.reports_dir.glob("*/run.json")):
+        try:
+            out[path.parent.name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            log.warning("skipping unreadable run record %s", path)
+    return out
+
+
+def _defaults() -> dict[str, Any]:
+    from . import runner
+
+    out: dict[str, Any] = {}
+    try:
+        for stage in runner.NOTEBOOKS:
+            out.update({n: p.default for n, p in runner.stage_parameters(stage).items()})
+    except ChurnError:
+        pass
+    return out
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def index_rows(*, home: Home | str | None = None) -> list[dict[str, Any]]:
+    """The index's rows, newest first: one per registered version or run."""
+    home = Home.resolve(home)
+    try:
+        entries = registry.load_entries(home=home)
+    except ChurnError as exc:
+        log.warning("index without registry entries: %s", exc)
+        entries = []
+    current = registry.current_file(home=home)
+    runs = _run_records(home)
+    defaults = _defaults()
+    in_sweep = {r["version"]: (s.get("name"), s["sweep_id"], r["index"])
+                for s in _sweep_records(home) for r in s.get("runs", []) if r.get("version")}
+    by_version = {e["version"]: e for e in entries}
+    rows = []
+    for version in set(by_version) | set(runs):
+        e, run = by_version.get(version), runs.get(version, {})
+        params = run.get("parameters") or (e or {}).get("params") or {}
+        differing = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
+        m = (e or {}).get("metrics") or (run.get("entry") or {}).get("metrics") or {}
+        folder = home.reports_dir / version
+        drift = sorted(p.relative_to(home.reports_dir).as_posix() for p in folder.glob("drift/*.html")) \
+            if folder.is_dir() else []
+        rows.append({
+            "version": version,
+            "time": (e or {}).get("trained_at_utc") or run.get("started_at_utc") or "",
+            "current": bool(e and e["model_file"] == current),
+            "registered": e is not None,
+            "run_status": run.get("status"),
+            "passed_gate": (e or {}).get("passed_gate"),
+            "gate_reasons": (e or {}).get("gate_reasons", []),
+            "threshold": (e or {}).get("threshold"),
+            "f1": m.get("f1"), "roc_auc": m.get("roc_auc"), "brier": m.get("brier"),
+            "parameters": differing,
+            "stages": [(s["notebook"], s.get("html"), s.get("status"), s.get("seconds"))
+                       for s in run.get("stages", []) if s.get("notebook") != "-"],
+            "drift": drift,
+            "sweep": in_sweep.get(version),
+        })
+    rows.sort(key=lambda r: r["time"], reverse=True)
+    return rows
+
+
+def render_index(rows: list[dict[str, Any]], history: list[dict[str, Any]],
+                 sweeps: list[dict[str, Any]] | None = None) -> str:
+    """The index page for ``rows`` (see :func:`index_rows`), the registry history and sweep records."""
+    esc = html.escape
+    body = []
+    for r in rows:
+        gate = ("<span class='pass'>passed</span>" if r["passed_gate"] else
+                "<span class='fail'>refused</span>" if r["passed_gate"] is False else "<span class='muted'>-</span>")
+        if r["gate_reasons"]:
+            gate += "<br><span class='muted'>" + esc("; ".join(r["gate_reasons"])) + "</span>"
+        links = []
+        for notebook, page, status, seconds in r["stages"]:
+            label = esc(notebook) + ("" if status == "ok" else f" ({esc(str(status))})")
+            if seconds is not None:
+                label += f" <span class='muted'>{seconds:.1f} s</span>"
+            links.append(f"<a href='{esc(Path(page).relative_to('reports').as_posix())}'>{label}</a>"
+                         if page else label)
+        links += [f"<a href='{esc(p)}'>drift: {esc(Path(p).stem)}</a>" for p in r["drift"]]
+        status = r["run_status"] or ("registered" if r["registered"] else "-")
+        if r["run_status"] and not r["registered"] and r["run_status"] == "ok":
+            status = "ok (not trained)"
+        params = ", ".join(f"{esc(k)}={esc(json.dumps(v))}" for k, v in r["parameters"].items()) or \
+            "<span class='muted'>defaults</span>"
+        body.append(
+            f"<tr class='{'current' if r['current'] else ''}'><td><b>{esc(r['version'])}</b>"
+            f"{' &#9733; current' if r['current'] else ''}{_sweep_mark(r.get('sweep'))}</td><td>{esc(r['time'][:19].replace('T', ' '))}</td>"
+            f"<td>{esc(status)}</td><td>{params}</td><td>{_fmt(r['f1'])}</td><td>{_fmt(r['roc_auc'])}</td>"
+            f"<td>{_fmt(r['brier'])}</td><td>{_fmt(r['threshold'], 2)}</td><td>{gate}</td>"
+            f"<td>{'<br>'.join(links) or '-'}</td></tr>")
+    hist = "".join(
+        f"<tr><td>{esc(str(h.get('ts', ''))[:19].replace('T', ' '))}</td><td>{esc(str(h.get('action')))}</td>"
+        f"<td>{esc(str(h.get('version')))}</td><td>{esc(str(h.get('reason', '')))}"
+        f"{' (forced)' if h.get('forced') else ''}</td></tr>"
+        for h in reversed(history[-50:]))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>churn-mlops reports</title><style>{_CSS}</style></head>
+<body><h1>churn-mlops: model versions</h1>
+<p class="muted">Newest first. Metrics are on each version's test split at its stored threshold.</p>
+<table><thead><tr><th>version</th><th>time (UTC)</th><th>run</th><th>parameters that differ</th><th>F1</th>
+<th>ROC AUC</th><th>Brier</th><th>threshold</th><th>gate</th><th>reports</th></tr></thead>
+<tbody>{''.join(body) or "<tr><td colspan='10'>no runs yet</td></tr>"}</tbody></table>
+{_sweeps_section(sweeps or [])}
+<h2>Changes of the current model</h2>
+<table><thead><tr><th>time (UTC)</th><th>action</th><th>version</th><th>reason</th></tr></thead>
+<tbody>{hist or "<tr><td colspan='4'>none yet</td></tr>"}</tbody></table>
+</body></html>
+"""
+
+
+def write_index(*, home: Home | str | None = None) -> Path:
+    """(Re)write ``reports/index.html``; returns its path."""
+    home = Home.resolve(home)
+    path = home.reports_dir / "index.html"
+    atomic_write_text(path, render_index(index_rows(home=home), registry.history(home=home),
+                                         _sweep_records(home)))
+    return path
+
+
+# --- sweeps: a group per sweep, sortable by metric without script ----------------------
+
+#: Holdout metrics a sweep table can be sorted by -> True when higher is better.
+SWEEP_SORT_KEYS: dict[str, bool] = {"f1": True, "roc_auc": True, "average_precision": True, "accuracy": True,
+                                    "brier": False}
+_SWEEP_LABELS = {"f1": "F1", "roc_auc": "ROC AUC", "average_precision": "avg precision", "accuracy": "accuracy",
+                 "brier": "Brier", "set": "set"}
+
+
+def _sweep_records(home: Home) -> list[dict[str, Any]]:
+    """Sweep records (``reports/_sweeps/<id>/sweep.json``), newest first."""
+    folder = home.reports_dir / "_sweeps"
+    out = []
+    for path in folder.glob("*/sweep.json") if folder.is_dir() else ():
+        try:
+            out.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError):
+            log.warning("skipping unreadable sweep record %s", path)
+    out.sort(key=lambda s: s.get("started_at_utc", ""), reverse=True)
+    return out
+
+
+def _sweep_mark(sweep: tuple | None) -> str:
+    if not sweep:
+        return ""
+    name, sweep_id, index = sweep
+    return (f"<br><span class='muted'>sweep <a href='#{html.escape(sweep_id)}'>{html.escape(str(name))}</a> "
+            f"set {index}</span>")
+
+
+def sort_sweep_runs(runs: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Runs ordered by a holdout metric (best first; runs without holdout scores last) or by ``"set"``."""
+    if key == "set":
+        return sorted(runs, key=lambda r: r["index"])
+    higher = SWEEP_SORT_KEYS[key]
+
+    def rank(r: dict[str, Any]) -> tuple:
+        value = (r.get("holdout") or {}).get(key)
+        return (value is None, 0.0 if value is None else (-value if higher else value), r["index"])
+
+    return sorted(runs, key=rank)
+
+
+def _sweep_table(record: dict[str, Any], key: str, *, to_reports: str, to_pages: str) -> str:
+    """One sweep as a table sorted by ``key``; links are relative (``to_reports``: path to reports/)."""
+    esc = html.escape
+    runs = record.get("runs", [])
+    varying = [k for k in dict.fromkeys(k for r in runs for k in r.get("params", {}))
+               if len({json.dumps(r.get("params", {}).get(k)) for r in runs}) > 1]
+    metric = record.get("metric", "f1")
+    links = " &middot; ".join(
+        f"<b>{_SWEEP_LABELS[k]}</b>" if k == key else
+        f"<a href='{esc(to_pages)}by-{k}.html'>{_SWEEP_LABELS[k]}</a>" for k in (*SWEEP_SORT_KEYS, "set"))
+    body = []
+    for r in sort_sweep_runs(runs, key):
+        h = r.get("holdout") or {}
+        version = r.get("version")
+        winner = version is not None and version == record.get("winner")
+        report = r.get("report") or ""
+        if r.get("status") == "ok" and version:
+            link = f"<a href='{esc(to_reports)}{esc(version)}/03_train.html'>{esc(version)}</a>"
+        elif version:
+            try:
+                rel = Path(report).relative_to(Path(record.get("home", "")) / "reports").as_posix()
+            except ValueError:
+                rel = f"{version}/run.json"
+            link = f"{esc(version)} (<a href='{esc(to_reports)}{esc(rel)}'>failed report</a>)"
+        else:
+            link = "<span class='muted'>-</span>"
+        gate = ("<span class='pass'>passed</span>" if r.get("passed_gate") else
+                "<span class='fail'>refused</span>" if r.get("passed_gate") is False else "-")
+        status = r.get("status", "-")
+        if status == "failed":
+            status = f"<span class='fail'>failed</span><br><span class='muted'>{esc(str(r.get('error') or ''))}</span>"
+        params = ", ".join(f"{esc(k)}={esc(json.dumps(r['params'][k]))}" for k in varying
+                           if k in r.get("params", {})) or "<span class='muted'>defaults</span>"
+        own = (r.get("metrics") or {}).get("f1")
+        body.append(
+            f"<tr class='{'current' if winner else ''}'><td>{r['index']}</td><td>{link}"
+            f"{' &#9733; winner' + (' (promoted)' if record.get('promoted') else '') if winner else ''}</td>"
+            f"<td>{params}</td><td>{status}</td><td>{gate}</td>"
+            + "".join(f"<td>{_fmt(h.get(k))}</td>" for k in SWEEP_SORT_KEYS)
+            + f"<td>{_fmt(own)}</td><td>{_fmt(r.get('seconds'), 1)}</td></tr>")
+    holdout = (record.get("holdout") or {}).get("description", "")
+    winner = record.get("winner")
+    verdict = (f"winner <b>{esc(winner)}</b>{' (promoted)' if record.get('promoted') else ' (not promoted)'}"
+               if winner else "no winner")
+    note = f" &middot; {esc(record['note'])}" if record.get("note") else ""
+    heads = "".join(f"<th>holdout {_SWEEP_LABELS[k]}</th>" for k in SWEEP_SORT_KEYS)
+    return (f"<h3 id='{esc(record['sweep_id'])}'>{esc(str(record.get('name')))} "
+            f"<span class='muted'>{esc(record['sweep_id'])} &middot; "
+            f"{esc(str(record.get('started_at_utc', ''))[:19].replace('T', ' '))} &middot; "
+            f"{esc(str(record.get('status')))} &middot; {esc(str(record.get('where', '')))}</span></h3>"
+            f"<p>Selected by holdout {esc(_SWEEP_LABELS.get(metric, metric))} on {esc(holdout)}; {verdict}{note}."
+            f"<br>Sorted by {_SWEEP_LABELS[key]}; sort by: {links}</p>"
+            f"<table><thead><tr><th>set</th><th>version</th><th>parameters that vary</th><th>run</th><th>gate</th>"
+            f"{heads}<th>own test F1</th><th>seconds</th></tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def _sweeps_section(sweeps: list[dict[str, Any]]) -> str:
+    if not sweeps:
+        return ""
+    parts = [_sweep_table(s, s.get("metric", "f1") if s.get("metric") in SWEEP_SORT_KEYS else "f1",
+                          to_reports="", to_pages=f"_sweeps/{s['sweep_id']}/") for s in sweeps[:20]]
+    return ("<h2>Sweeps</h2><p class='muted'>Newest first. Every version of a sweep is scored on the same "
+            "holdout data; the best that passed its gate is promoted.</p>" + "".join(parts))
+
+
+def write_sweep_pages(record: dict[str, Any], *, home: Home | str | None = None) -> list[Path]:
+    """Write ``reports/_sweeps/<id>/by-<key>.html``: the sweep's table sorted by each metric and by set."""
+    home = Home.resolve(home)
+    folder = home.reports_dir / "_sweeps" / record["sweep_id"]
+    paths = []
+    for key in (*SWEEP_SORT_KEYS, "set"):
+        table = _sweep_table(record, key, to_reports="../../", to_pages="")
+        page = (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>sweep "
+                f"{html.escape(str(record.get('name')))}</title><style>{_CSS}</style></head><body>"
+                f"<p><a href='../../index.html'>&larr; all versions</a></p>{table}</body></html>\n")
+        path = folder / f"by-{key}.html"
+        atomic_write_text(path, page)
+        paths.append(path)
+    return paths

@@ -1,0 +1,41 @@
+"""The committed stage notebooks: stripped, kernel python3, thin, with a parameters cell."""
+
+import ast
+import json
+
+import pytest
+
+from churn_lib import runner
+
+NOTEBOOKS = sorted(runner.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_every_stage_has_its_notebook():
+    names = {p.stem for p in NOTEBOOKS}
+    assert set(runner.NOTEBOOKS.values()) - {"05_monitor_drift"} <= names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_stripped_and_runs_on_python3(path):
+    nb = json.loads(path.read_text())
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell.get("outputs") == [] and cell.get("execution_count") is None, f"{path.name} has outputs"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_thin(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    params = [c for c in code if "parameters" in c["metadata"].get("tags", [])]
+    assert len(params) == 1, "exactly one cell tagged 'parameters'"
+    for stmt in ast.parse("".join(params[0]["source"])).body:
+        assert isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(
+            stmt.value, (ast.Constant, ast.UnaryOp)), "parameters are literals only"
+    for cell in code:
+        tree = ast.parse("".join(cell["source"]))
+        for node in ast.walk(tree):
+            assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Lambda)), f"{path.name} defines logic"
+        assert "Path(" not in "".join(cell["source"]) and "os.path" not in "".join(cell["source"])
+    assert nb["cells"][0]["cell_type"] == "markdown" and "Reads:" in "".join(nb["cells"][0]["source"])

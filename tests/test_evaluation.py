@@ -1,0 +1,46 @@
+import shutil
+
+import pytest
+
+from churn_lib import ModelNotFound, registry
+from churn_lib.evaluation import evaluate
+from churn_lib.training import TrainParams, train
+
+
+def test_every_registered_model_is_scored_on_the_same_rows(trained_home):
+    train(home=trained_home, params=TrainParams(seed=7))
+    ev = evaluate("v1", home=trained_home)
+    assert list(ev.table["version"]) == ["v1", "v2"] and len(ev.y_test) == 300
+    v1, v2 = ev.table.to_dict(orient="records")
+    assert v1["evaluated"] and v1["same_split"] and not v2["same_split"]  # v2 saw some of these rows
+    assert v1["f1"] == pytest.approx(registry.get("v1", home=trained_home)["metrics"]["f1"])
+    assert ev.current_version == "v2" and ev.data_matches
+    assert "current model: v2" in ev.summary()
+
+
+def test_a_staged_candidate_is_evaluated_by_its_label(trained_home):
+    train(home=trained_home, version="v2", register=False)
+    ev = evaluate("v2", home=trained_home)
+    assert ev.version == "v2" and list(ev.table["version"]) == ["v1", "v2"]
+    assert registry.load_entries(home=trained_home)[-1]["version"] == "v1"  # still not registered
+
+
+def test_a_version_is_evaluated_on_the_data_it_was_trained_on(trained_home):
+    entry = registry.get("v1", home=trained_home)
+    kept = trained_home.root / "data" / "v1-processed.csv"
+    shutil.copy(trained_home.processed_csv, kept)
+    trained_home.processed_csv.write_text(trained_home.processed_csv.read_text().replace(",1\n", ",0\n"))
+    assert not evaluate("v1", home=trained_home).data_matches  # the home's data changed since v1
+    entries = registry.load_entries(home=trained_home)
+    entries[0]["data_file"] = "data/v1-processed.csv"
+    registry.atomic_write_json(trained_home.metadata_json, entries)
+    assert evaluate("v1", home=trained_home).data_matches
+    entries[0]["data_file"] = "../../etc/passwd"  # never read outside the home
+    registry.atomic_write_json(trained_home.metadata_json, entries)
+    assert not evaluate("v1", home=trained_home).data_matches
+    assert entry["data_file"] == "data/processed.csv"
+
+
+def test_nothing_registered(home):
+    with pytest.raises(ModelNotFound, match="run `churn train` first"):
+        evaluate(home=home)
