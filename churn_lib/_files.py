@@ -40,22 +40,29 @@ def atomic_write_json(path: Path, obj: object) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def append_line(path: Path, line: str) -> None:
-    """Append one line with a single ``write`` on an O_APPEND descriptor.
+def append_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Append ``data`` with a single ``write`` on an O_APPEND descriptor.
 
     POSIX appends of one write() land whole and unmixed with other appenders,
-    so concurrent writers never interleave lines.
+    so concurrent writers never interleave lines. Raises ``OSError`` when it cannot.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = (line.rstrip("\n") + "\n").encode("utf-8")
+    if not data:
+        return
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         written = os.write(fd, data)
-        if written != len(data):  # pragma: no cover - disk full mid-write
+        if written != len(data):  # disk full mid-write
             raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
-        os.fsync(fd)
+        if fsync:
+            os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one text line (see :func:`append_bytes`), creating the folder if needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    append_bytes(path, (line.rstrip("\n") + "\n").encode("utf-8"))
 
 
 def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:

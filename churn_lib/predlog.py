@@ -29,6 +29,7 @@ import msgspec
 import numpy as np
 
 from . import schema
+from ._files import append_bytes
 from .home import Home
 
 #: The lab's keys, in order, then what the product adds.
@@ -44,16 +45,7 @@ def format_line(record: dict[str, Any]) -> bytes:
 
 def append(record: dict[str, Any], *, path: Path, fsync: bool = False) -> None:
     """Append one record with a single ``write()``; raises ``OSError`` when it cannot."""
-    data = format_line(record)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_bytes(path, format_line(record), fsync=fsync)
 
 
 def append_many(records: Iterable[dict[str, Any]], *, path: Path, fsync: bool = False) -> None:
@@ -65,17 +57,7 @@ def write_lines(data: bytes, *, path: Path, fsync: bool = False) -> None:
     """Append lines already made by :func:`format_line` with a single ``write()`` on an
     ``O_APPEND`` descriptor: a batch lands whole, its lines unmixed with other writers';
     raises ``OSError`` when it cannot."""
-    if not data:
-        return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(fd, data)
-        if written != len(data):
-            raise OSError(f"short write to {path}: {written} of {len(data)} bytes")
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_bytes(path, data, fsync=fsync)
 
 
 def log_files(*, home: Home | str | None = None) -> list[Path]:
