@@ -232,7 +232,7 @@ def load_profile(entry: Mapping[str, Any], *, home: Home | str | None = None) ->
     if not name:
         raise RegistryError(f"{version} has no reference profile (it was registered before drift monitoring): "
                             "retrain to get a reference profile (`churn train`)", version=version)
-    if not isinstance(name, str) or not _PROFILE_FILE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _PROFILE_FILE.fullmatch(name) or ".." in name:
         raise IntegrityError(f"registry entry {version!r} names an unsafe profile file {name!r}", version=version)
     path = home.models_dir / name
     if not path.is_file():
@@ -860,46 +860,3 @@ def write_result(result: DriftResult, *, home: Home | str | None = None) -> list
         atomic_write_json(path, {**result.to_dict(), "models": [asdict(m)]})
         paths.append(path)
     return paths
-
-
-# --- plots -----------------------------------------------------------------------
-
-def plot_feature(result: DriftResult | ModelDrift, feature: str, *, version: str | None = None, ax=None):
-    """Reference against production proportions of one feature on the reference bins; returns ``ax``."""
-    import matplotlib.pyplot as plt
-
-    md = result.model(version) if isinstance(result, DriftResult) else result
-    fd = md.feature(feature)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
-    x = np.arange(len(fd.bins))
-    ax.bar(x - 0.2, fd.reference, 0.4, label=f"reference (n={fd.n_reference})", color="#9aa7b8")
-    ax.bar(x + 0.2, fd.production, 0.4, label=f"production (n={fd.n_production})", color="#d9822b")
-    ax.set_xticks(x, fd.bins, rotation=45 if len(fd.bins) > 5 else 0, ha="right" if len(fd.bins) > 5 else "center",
-                  fontsize=8)
-    ax.set_ylabel("share of rows")
-    key = PREDICTION if fd.kind == "probability" else fd.feature
-    alerts = [s.name for s in md.statistics if s.feature == key and s.alert]
-    state = (f"DRIFT ({', '.join(alerts)})" if alerts else "no alert") if md.statistics else md.verdict
-    ax.set_title(f"{md.version} · {fd.feature}: {state}", fontsize=10)
-    ax.legend(fontsize=8)
-    return ax
-
-
-def plot_features(result: DriftResult | ModelDrift, *, version: str | None = None, axes=None):
-    """:func:`plot_feature` for every feature and the probability, on a grid; returns the axes array."""
-    import matplotlib.pyplot as plt
-
-    md = result.model(version) if isinstance(result, DriftResult) else result
-    if axes is None:
-        n = max(len(md.features), 1)
-        _, axes = plt.subplots((n + 2) // 3, 3, figsize=(15, 3.8 * ((n + 2) // 3)), constrained_layout=True,
-                               squeeze=False)
-    flat = np.asarray(axes).ravel()
-    for ax, fd in zip(flat, md.features):
-        plot_feature(md, fd.feature, ax=ax)
-    for ax in flat[len(md.features):]:
-        ax.set_axis_off()
-    if not md.features:
-        flat[0].text(0.5, 0.5, f"{md.version}: {md.verdict}", ha="center", va="center")
-    return axes

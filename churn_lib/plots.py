@@ -130,3 +130,47 @@ def version_comparison(table: pd.DataFrame, ax=None, *, metrics: Sequence[str] =
     ax.set(ylim=(0, 1), title="versions on the same test split (* current)")
     ax.legend(loc="lower right")
     return ax
+
+
+def drift_feature(result: Any, feature: str, *, version: str | None = None, ax=None):
+    """Reference against production proportions of one feature on the reference bins; returns ``ax``.
+
+    ``result`` is a :class:`~churn_lib.drift.DriftResult` (``version`` picks the model) or a ``ModelDrift``.
+    """
+    from .drift import PREDICTION, DriftResult
+
+    md = result.model(version) if isinstance(result, DriftResult) else result
+    fd = md.feature(feature)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
+    x = np.arange(len(fd.bins))
+    ax.bar(x - 0.2, fd.reference, 0.4, label=f"reference (n={fd.n_reference})", color="#9aa7b8")
+    ax.bar(x + 0.2, fd.production, 0.4, label=f"production (n={fd.n_production})", color="#d9822b")
+    ax.set_xticks(x, fd.bins, rotation=45 if len(fd.bins) > 5 else 0, ha="right" if len(fd.bins) > 5 else "center",
+                  fontsize=8)
+    ax.set_ylabel("share of rows")
+    key = PREDICTION if fd.kind == "probability" else fd.feature
+    alerts = [s.name for s in md.statistics if s.feature == key and s.alert]
+    state = (f"DRIFT ({', '.join(alerts)})" if alerts else "no alert") if md.statistics else md.verdict
+    ax.set_title(f"{md.version} · {fd.feature}: {state}", fontsize=10)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def drift_features(result: Any, *, version: str | None = None, axes=None):
+    """:func:`drift_feature` for every feature and the probability, on a grid; returns the axes array."""
+    from .drift import DriftResult
+
+    md = result.model(version) if isinstance(result, DriftResult) else result
+    if axes is None:
+        n = max(len(md.features), 1)
+        _, axes = plt.subplots((n + 2) // 3, 3, figsize=(15, 3.8 * ((n + 2) // 3)), constrained_layout=True,
+                               squeeze=False)
+    flat = np.asarray(axes).ravel()
+    for ax, fd in zip(flat, md.features):
+        drift_feature(md, fd.feature, ax=ax)
+    for ax in flat[len(md.features):]:
+        ax.set_axis_off()
+    if not md.features:
+        flat[0].text(0.5, 0.5, f"{md.version}: {md.verdict}", ha="center", va="center")
+    return axes

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from churn_lib import cli, drift, predlog, registry, scoring, simulate
+from churn_lib import cli, drift, plots, predlog, registry, scoring, simulate
 from churn_lib.exceptions import IntegrityError, InvalidParameter, RegistryError
 
 SHIFT_1_STD = simulate.Shift(mean={"tenure_months": 1.0})
@@ -237,9 +237,9 @@ def test_the_result_renders_as_tables_plots_and_json(trained_home, tmp_path):
     simulate.simulate(200, home=trained_home, seed=15, shift=NARROW)
     result = drift.check(home=trained_home)
     assert result.statistics_frame().shape[0] == 24 and result.summary_frame().loc[0, "verdict"] == "drift"
-    axes = drift.plot_features(result)
+    axes = plots.drift_features(result)
     assert axes.size == 6 and "DRIFT" in axes.flat[0].get_title()
-    ax = drift.plot_feature(result, "region")
+    ax = plots.drift_feature(result, "region")
     assert ax.get_title().endswith("no alert")
     [path] = drift.write_result(result, home=trained_home)
     assert path == trained_home.reports_dir / "v1" / "drift" / "drift.json"
