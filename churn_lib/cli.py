@@ -150,7 +150,11 @@ def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_registry_list(args: argparse.Namespace, home: Home) -> int:
     entries = registry.load_entries(home=home)
-    current = registry.current_file(home=home)
+    try:
+        current = registry.current_file(home=home)
+    except ChurnError as exc:  # still list the versions: the repair is `churn promote VERSION`
+        print(f"churn: warning: {exc}", file=sys.stderr)
+        current = None
     rows = [_entry_row(e, current) for e in entries]
     _emit(args, {"current_model": current, "entries": entries},
           _table(rows, ["current", "version", "trained_at_utc", "f1", "roc_auc", "threshold", "gate", "model_file"]))
@@ -166,6 +170,18 @@ def cmd_registry_show(args: argparse.Namespace, home: Home) -> int:
                       _gate_text(entry)])
     _emit(args, entry | {"current": current}, text)
     return EXIT_OK
+
+
+def cmd_registry_check(args: argparse.Namespace, home: Home) -> int:
+    report = registry.check(home=home, repair=args.repair)
+    lines = [f"{report.registry_dir}: {report.entries} entries, current {report.current or 'none'}"]
+    for p in report.problems:
+        state = "repaired" if p.repaired else "PROBLEM"
+        lines.append(f"{state}: {p.file}: {p.problem}" + ("" if p.repaired else f" -> {p.repair}"))
+    lines += [f"note: {n}" for n in report.notes]
+    lines.append("ok" if report.ok else "problems found")
+    _emit(args, report.to_dict(), "\n".join(lines))
+    return EXIT_OK if report.ok else EXIT_ERROR
 
 
 def _change_text(rec: dict[str, Any] | None, what: str) -> str:
@@ -564,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_registry_list, "list registered models (* marks the current one)", reg)
     p = add("show", cmd_registry_show, "show one registered model", reg)
     p.add_argument("target", metavar="VERSION", help="version label or model file name")
+    p = add("check", cmd_registry_check, "verify every model file's sha256 and that metadata, pointer and history "
+                                         "agree; exit 0 healthy, 1 problems found", reg)
+    p.add_argument("--repair", action="store_true",
+                   help="repair what needs no guessing (history behind the pointer, leftover temporary files)")
     p = add("promote", cmd_promote, "make a registered model current")
     p.add_argument("target", metavar="VERSION", help="version label or model file name")
     p.add_argument("--force", action="store_true", help="activate a model that failed the gate (recorded)")

@@ -30,6 +30,7 @@ import os
 import re
 import tempfile
 import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -65,7 +66,7 @@ def validate_label(label: str) -> str:
     >>> validate_label("v2")
     'v2'
     """
-    if not isinstance(label, str) or not _LABEL.match(label) or ".." in label:
+    if not isinstance(label, str) or not _LABEL.fullmatch(label) or ".." in label:
         raise InvalidParameter(
             f"version label {label!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit", name="version")
@@ -105,7 +106,7 @@ def load_entries(*, home: Home | str | None = None) -> list[dict[str, Any]]:
     home = Home.resolve(home)
     path = home.metadata_json
     try:
-        text = path.read_text(encoding="utf-8")
+        text = _read_text(path)
     except FileNotFoundError:
         return []
     try:
@@ -124,10 +125,23 @@ def current_file(*, home: Home | str | None = None) -> str | None:
     """The bare file name in ``current_model.txt``, or None when none is current."""
     home = Home.resolve(home)
     try:
-        name = home.current_txt.read_text(encoding="utf-8").strip()
+        name = _read_text(home.current_txt).strip()
     except FileNotFoundError:
         return None
+    if name and (not _FILE.fullmatch(name) or ".." in name):
+        raise RegistryError(f"{home.current_txt} is damaged (it holds {name[:40]!r}, not a model file name); "
+                            "run `churn registry check --repair` or `churn promote VERSION` to rewrite it",
+                            path=str(home.current_txt))
     return name or None
+
+
+def _read_text(path: Path) -> str:
+    """A registry file's text; bytes that are not UTF-8 mean the file is damaged."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise RegistryError(f"{path} is damaged (not UTF-8 text); restore it from a backup "
+                            "or run `churn registry check` to see what can be repaired", path=str(path)) from None
 
 
 def find(target: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -158,31 +172,48 @@ def current_entry(*, home: Home | str | None = None) -> dict[str, Any] | None:
 
 
 def history(*, home: Home | str | None = None) -> list[dict[str, Any]]:
-    """Every change of the current model, oldest first. Unreadable lines are skipped with a warning."""
+    """Every change of the current model, oldest first.
+
+    Raises
+    ------
+    RegistryError
+        When a line is not a history record (naming the file, the line and the repair).
+    """
     home = Home.resolve(home)
+    records, bad = _read_history(home)
+    if bad:
+        raise RegistryError(f"{home.history_jsonl} is damaged (line {bad[0]} is not a history record); run "
+                            "`churn registry check --repair` to keep the readable lines (the file is saved aside)",
+                            path=str(home.history_jsonl))
+    return records
+
+
+def _read_history(home: Home) -> tuple[list[dict[str, Any]], list[int]]:
+    """The history's records and the numbers of its damaged lines."""
     try:
-        lines = home.history_jsonl.read_text(encoding="utf-8").splitlines()
+        raw = home.history_jsonl.read_bytes()
     except FileNotFoundError:
-        return []
-    out = []
-    for i, line in enumerate(lines, 1):
+        return [], []
+    out, bad = [], []
+    for i, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            log.warning("%s line %d is not JSON; skipped", home.history_jsonl, i)
-            continue
-        if isinstance(rec, dict) and "to" in rec:
+            rec = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            rec = None
+        if isinstance(rec, dict) and isinstance(rec.get("to"), str):
             out.append(rec)
-    return out
+        else:
+            bad.append(i)
+    return out, bad
 
 
 def model_path(entry: dict[str, Any], *, home: Home | str | None = None) -> Path:
     """Path of an entry's artifact; refuses file names that are not plain names."""
     home = Home.resolve(home)
     name = entry.get("model_file", "")
-    if not isinstance(name, str) or not _FILE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _FILE.fullmatch(name) or ".." in name:
         raise IntegrityError(f"registry entry {entry.get('version')!r} names an unsafe model file {name!r}",
                              version=entry.get("version"))
     return home.models_dir / name
@@ -321,6 +352,8 @@ def _reconcile(home: Home) -> dict[str, Any] | None:
     if last == current:
         return None
     entry = next((e for e in load_entries(home=home) if e["model_file"] == current), None)
+    if entry is None:  # a damaged pointer: nothing true to record (`churn promote` rewrites it)
+        return None
     record = {"ts": utc_now(), "action": "reconcile", "from": last, "to": current,
               "version": entry["version"] if entry else None, "target": None, "forced": False,
               "reason": "current_model.txt changed without a history line (an interrupted command "
@@ -408,6 +441,9 @@ def rollback(*, home: Home | str | None = None, to: str | None = None,
         _reconcile(home)
         entries = load_entries(home=home)
         current = current_file(home=home)
+        if current is not None and all(e["model_file"] != current for e in entries):
+            raise RegistryError(f"{home.current_txt} names {current!r}, which is not registered; "
+                                "run `churn promote VERSION` to repair it", path=str(home.current_txt))
         if to is not None:
             entry = find(to, entries)
             if entry["model_file"] == current:
@@ -502,3 +538,163 @@ def history_frame(*, home: Home | str | None = None):
 
     columns = ["ts", "action", "version", "from", "to", "forced", "reason"]
     return pd.DataFrame(history(home=home)).reindex(columns=columns)
+
+
+# --- checking and repairing --------------------------------------------------
+
+#: Temporary files younger than this may belong to a registration in progress.
+INCOMING_GRACE_S = 60.0
+
+
+@dataclass
+class Problem:
+    """One thing wrong in the registry: the file, what is wrong, how to repair it."""
+
+    file: str
+    problem: str
+    repair: str
+    repairable: bool = False
+    repaired: bool = False
+
+
+@dataclass
+class CheckReport:
+    """The result of :func:`check`: ``ok`` when no problem is left."""
+
+    registry_dir: str
+    entries: int = 0
+    current: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(not p.repaired for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def check(*, home: Home | str | None = None, repair: bool = False,
+          incoming_grace_s: float = INCOMING_GRACE_S) -> CheckReport:
+    """Verify every artifact's sha256 and the agreement of metadata, pointer and history.
+
+    With ``repair``, fixes only what needs no guessing: a history that lags the
+    pointer gets its ``reconcile`` line; an empty pointer is restored from the
+    history's last record (when that model is registered and intact); damaged
+    history lines are dropped (the original is saved as
+    ``history.jsonl.damaged-<time>``); temporary ``.incoming.*`` files older
+    than ``incoming_grace_s`` are removed. Everything else is reported with
+    what to do.
+
+    Examples
+    --------
+    >>> check(home=tmp_home).ok  # doctest: +SKIP
+    True
+    """
+    home = Home.resolve(home)
+    report = CheckReport(registry_dir=str(home.registry_dir))
+    if not home.registry_dir.is_dir():
+        report.notes.append("no registry yet")
+        return report
+    with lock(home=home):
+        _check(home, report, repair=repair, grace=incoming_grace_s)
+    return report
+
+
+def _check(home: Home, report: CheckReport, *, repair: bool, grace: float) -> None:
+    add = report.problems.append
+    meta = str(home.metadata_json)
+    try:
+        entries = load_entries(home=home)
+    except RegistryError as exc:
+        add(Problem(meta, str(exc).split(";")[0], "restore metadata.json from a backup; it cannot be rebuilt "
+                                                  "without guessing (the model files stay untouched)"))
+        entries = None
+    known: set[str] = set()
+    for e in entries or []:
+        report.entries += 1
+        version = e.get("version")
+        try:
+            path = model_path(e, home=home)
+        except IntegrityError as exc:
+            add(Problem(meta, str(exc), f"fix or remove the entry of {version} in metadata.json"))
+            continue
+        known.add(path.name)
+        try:
+            verify(e, home=home)
+        except IntegrityError as exc:
+            add(Problem(str(path), str(exc), f"restore the file of {version} from a backup, or retrain it; "
+                                             "it will never be loaded as it is"))
+        side = e.get("profile_file")
+        if side:
+            side_path = home.models_dir / str(side)
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.profile\.json", str(side)) or ".." in str(side):
+                add(Problem(meta, f"entry {version} names an unsafe profile file {side!r}",
+                            f"fix the entry of {version} in metadata.json"))
+                continue
+            known.add(side_path.name)
+            if not side_path.is_file() or sha256_file(side_path) != e.get("profile_sha256"):
+                add(Problem(str(side_path), f"drift profile of {version} is missing or does not match its sha256",
+                            f"restore it from a backup or retrain {version}"))
+    try:
+        current = current_file(home=home)
+    except RegistryError as exc:
+        add(Problem(str(home.current_txt), str(exc).split(";")[0], "run `churn promote VERSION` to rewrite it"))
+        current = "?"
+    records, bad = _read_history(home)
+    if bad:
+        p = Problem(str(home.history_jsonl), f"lines {', '.join(map(str, bad[:10]))} are not history records",
+                    "`churn registry check --repair` keeps the readable lines and saves the file aside",
+                    repairable=True)
+        add(p)
+        if repair:
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            aside = home.history_jsonl.with_name(f"history.jsonl.damaged-{stamp}")
+            os.replace(home.history_jsonl, aside)
+            atomic_write_text(home.history_jsonl, "".join(json.dumps(r) + "\n" for r in records))
+            p.repaired = True
+            report.notes.append(f"the damaged history was saved as {aside}")
+    last = records[-1]["to"] if records else None
+    by_file = {e["model_file"]: e for e in entries or []}
+    if current not in (None, "?") and entries is not None:
+        report.current = current
+        if current not in by_file:
+            add(Problem(str(home.current_txt), f"names {current!r}, which is not registered",
+                        "run `churn promote VERSION` to rewrite it"))
+        elif last != current:
+            p = Problem(str(home.history_jsonl), f"the last record ({last}) lags the pointer ({current}), "
+                                                 "an interrupted command or a hand edit",
+                        "`churn registry check --repair` appends the missing `reconcile` line", repairable=True)
+            add(p)
+            if repair:
+                p.repaired = _reconcile(home) is not None
+    elif current is None and last is not None and entries is not None:
+        target = by_file.get(last)
+        ok = target is not None and not _refusals(target, home, force=True)
+        p = Problem(str(home.current_txt), f"is missing or empty, but the history's last record made {last} current",
+                    "`churn registry check --repair` restores it" if ok else "run `churn promote VERSION`",
+                    repairable=ok)
+        add(p)
+        if repair and ok:
+            atomic_write_text(home.current_txt, last + "\n")
+            p.repaired = True
+    if current is not None and current != "?":
+        report.current = current
+    if home.models_dir.is_dir():
+        now = time.time()
+        for path in sorted(home.models_dir.iterdir()):
+            if path.name in known or not path.is_file():
+                continue
+            if path.name.startswith(".incoming."):
+                old = now - path.stat().st_mtime >= grace
+                p = Problem(str(path), "a temporary file of an interrupted registration",
+                            "`churn registry check --repair` removes it" if old
+                            else "a registration may be writing it; check again in a minute", repairable=old)
+                add(p)
+                if repair and old:
+                    path.unlink(missing_ok=True)
+                    p.repaired = True
+            elif entries is not None:
+                report.notes.append(f"{path} is not registered (left by an interrupted registration or copied in); "
+                                    "delete it if you do not need it")

@@ -151,7 +151,7 @@ class ModelHolder:
         signature = self._signature()  # taken first: a change during the load is seen next time
         try:
             name = registry.current_file(home=self.home)
-        except (OSError, ValueError) as exc:  # unreadable, or not text
+        except (OSError, ValueError, ChurnError) as exc:  # unreadable, not text, or damaged
             reason = getattr(exc, "strerror", None) or exc
             return self._failed(signature, None, f"cannot read {self.home.current_txt}: {reason}")
         if name is None:

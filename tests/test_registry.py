@@ -55,7 +55,7 @@ def test_two_registrations_in_the_same_second_get_distinct_files(home):
 
 
 @pytest.mark.parametrize("label", ["../../etc/passwd", "/abs", "a/b", "a\\b", "bad\nname", "", ".hidden",
-                                   "x" * 65, "..", "v1\x00"])
+                                   "x" * 65, "..", "v1\x00", "v1\n"])
 def test_hostile_labels_are_refused(home, label):
     with pytest.raises(InvalidParameter, match="not allowed"):
         _register(home, version=label)

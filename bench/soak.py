@@ -1,0 +1,260 @@
+"""Soak: many connections against a multi-worker `churn serve` while the current model keeps changing.
+
+    .venv/bin/python bench/soak.py [--connections 50] [--duration 60] [--workers 2] [--switch-every 3]
+                                   [--home PATH] [--json]
+
+Loopback only and bounded: the service listens on 127.0.0.1 (a free port) in
+a temporary project home with v1 and v2 trained (or a copy of ``--home``,
+which needs at least two registered versions that passed the gate); the
+clients stop after ``--duration`` seconds and the server is always stopped.
+Every ``--switch-every`` seconds the current model changes, alternately a
+rollback and a promotion (through the library, under the registry lock).
+
+Prints requests, failures, log lines, torn lines, lines per successful
+prediction, the versions logged and the versions ever current; exits 1 when
+a promise is broken:
+
+* zero failed requests (every answer 200 with ``logged: true``);
+* zero torn log lines (every line whole JSON, ending with a newline);
+* exactly one log line per successful prediction (by ``request_id``);
+* every logged version one that was current at some point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROW = {"tenure_months": 30, "num_complaints": 1, "avg_session_minutes": 35.0, "plan_type": "premium",
+       "region": "NA"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_home(root: Path, source: Path | None) -> None:
+    """A home with two passing versions (v2 current), or a copy of ``source``."""
+    from churn_lib import registry, runner, training
+
+    if source is not None:
+        shutil.copytree(source, root, ignore=shutil.ignore_patterns("logs", "reports"))
+    else:
+        root.mkdir(parents=True)
+        runner.run_direct(home=root, stages=("generate", "prepare", "train"))
+        training.train(home=root, params=training.TrainParams(seed=7))
+    passing = [e for e in registry.load_entries(home=root) if e.get("passed_gate")]
+    if len(passing) < 2:
+        raise SystemExit("soak: the home needs at least two registered versions that passed the gate")
+    (root / "logs").mkdir(exist_ok=True)
+    for old in (root / "logs").glob("predictions*.log*"):
+        old.unlink()
+
+
+def start_server(root: Path, workers: int, timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
+    import httpx2 as httpx
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+    proc = subprocess.Popen([sys.executable, "-m", "churn_lib.cli", "serve", "--home", str(root), "--port",
+                             str(port), "--workers", str(workers)], env=env, start_new_session=True,
+                            stdout=open(root / "server.log", "wb"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    pids: set[int] = set()
+    while len(pids) < workers:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_server(proc)
+            raise SystemExit("soak: the server did not start: " + (root / "server.log").read_text()[-2000:])
+        try:
+            r = httpx.get(url + "/health", timeout=2)
+            if r.status_code == 200:
+                pids.add(r.json()["pid"])
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return proc, url
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def switcher(root: Path, every: float, stop: threading.Event, out: dict) -> None:
+    """Alternately roll back and promote the other version until ``stop``."""
+    from churn_lib import registry
+
+    passing = [e["version"] for e in registry.load_entries(home=root) if e.get("passed_gate")]
+    n = 0
+    while not stop.wait(every):
+        try:
+            if n % 2 == 0:
+                registry.rollback(home=root)
+                out["rollbacks"] += 1
+            else:
+                current = registry.current_entry(home=root)["version"]
+                registry.promote(next(v for v in reversed(passing) if v != current), home=root)
+                out["promotions"] += 1
+        except Exception as exc:  # reported, and counts as a broken promise
+            out["switch_errors"].append(f"{type(exc).__name__}: {exc}")
+        n += 1
+
+
+async def clients(url: str, connections: int, duration: float) -> dict:
+    import httpx2 as httpx
+
+    ok_ids: list[str] = []
+    failures: Counter = Counter()
+    versions: Counter = Counter()
+    deadline = time.monotonic() + duration
+
+    async def one(k: int) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=30,
+                                     limits=httpx.Limits(max_connections=1)) as c:
+            i = 0
+            while time.monotonic() < deadline:
+                rid = f"soak-{k}-{i}"
+                i += 1
+                try:
+                    r = await c.post("/predict", json=ROW | {"request_id": rid})
+                except httpx.HTTPError as exc:
+                    failures[type(exc).__name__] += 1
+                    continue
+                body = r.json() if r.status_code == 200 else {}
+                if r.status_code != 200:
+                    failures[f"status {r.status_code}"] += 1
+                elif not body.get("logged"):
+                    failures["logged false"] += 1
+                else:
+                    ok_ids.append(rid)
+                    versions[body["version"]] += 1
+
+    await asyncio.gather(*(one(k) for k in range(connections)))
+    return {"ok_ids": ok_ids, "failures": failures, "versions_answered": versions}
+
+
+def read_logs(root: Path) -> dict:
+    lines, torn = [], 0
+    for path in sorted((root / "logs").glob("predictions*.log*")):
+        raw = path.read_bytes()
+        if raw and not raw.endswith(b"\n"):
+            torn += 1
+        for line in raw.splitlines():
+            try:
+                rec = json.loads(line)
+                assert isinstance(rec, dict) and "request_id" in rec
+            except (ValueError, AssertionError):
+                torn += 1
+                continue
+            lines.append(rec)
+    return {"records": lines, "torn": torn}
+
+
+def soak(*, connections: int = 50, duration: float = 60.0, workers: int = 2, switch_every: float = 3.0,
+         home: Path | None = None) -> dict:
+    """Run the soak; return its figures and the list of broken promises (empty when all held)."""
+    from churn_lib import registry
+
+    tmp = Path(tempfile.mkdtemp(prefix="churn-soak-"))
+    root = tmp / "home"
+    try:
+        prepare_home(root, home)
+        first = registry.current_entry(home=root)["version"]
+        proc, url = start_server(root, workers)
+        stop = threading.Event()
+        switches = {"rollbacks": 0, "promotions": 0, "switch_errors": []}
+        thread = threading.Thread(target=switcher, args=(root, switch_every, stop, switches), daemon=True)
+        try:
+            started = time.monotonic()
+            thread.start()
+            result = asyncio.run(clients(url, connections, duration))
+            elapsed = time.monotonic() - started
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+            stop_server(proc)
+        logs = read_logs(root)
+        ever_current = {first} | {h["version"] for h in registry.history(home=root)}
+        logged_ids = Counter(r["request_id"] for r in logs["records"])
+        ok_ids = Counter(result["ok_ids"])
+        logged_versions = Counter(r.get("version") for r in logs["records"])
+        figures = {
+            "connections": connections, "duration_s": round(elapsed, 1), "workers": workers,
+            "requests": len(ok_ids) + sum(result["failures"].values()),
+            "successes": len(ok_ids),
+            "requests_per_s": round(len(ok_ids) / elapsed, 1),
+            "failures": sum(result["failures"].values()), "failure_kinds": dict(result["failures"]),
+            "log_lines": len(logs["records"]) + logs["torn"], "torn_lines": logs["torn"],
+            "lines_per_success": round(len(logs["records"]) / max(len(ok_ids), 1), 6),
+            "successes_without_exactly_one_line": sum(1 for rid in ok_ids if logged_ids[rid] != 1),
+            "lines_without_a_success": sum(1 for rid in logged_ids if rid not in ok_ids),
+            "rollbacks": switches["rollbacks"], "promotions": switches["promotions"],
+            "switch_errors": switches["switch_errors"],
+            "versions_answered": dict(result["versions_answered"]),
+            "versions_logged": dict(logged_versions), "versions_ever_current": sorted(ever_current),
+        }
+        broken = []
+        if figures["failures"]:
+            broken.append(f"{figures['failures']} failed requests {figures['failure_kinds']}")
+        if figures["torn_lines"]:
+            broken.append(f"{figures['torn_lines']} torn log lines")
+        if figures["successes_without_exactly_one_line"] or figures["lines_without_a_success"]:
+            broken.append("not exactly one log line per successful prediction")
+        if not set(logged_versions) <= ever_current:
+            broken.append(f"logged versions {sorted(set(logged_versions) - ever_current)} were never current")
+        if switches["switch_errors"]:
+            broken.append(f"{len(switches['switch_errors'])} rollbacks/promotions failed")
+        if not figures["successes"]:
+            broken.append("no request succeeded")
+        figures["broken_promises"] = broken
+        return figures
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--connections", type=int, default=50)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of load (default 60)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--switch-every", type=float, default=3.0, help="seconds between model changes (default 3)")
+    p.add_argument("--home", type=Path, help="copy this home instead of training v1 and v2")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    if not (1 <= args.connections <= 500 and 0 < args.duration <= 3600):
+        p.error("--connections 1-500 and --duration up to 3600 s")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    figures = soak(connections=args.connections, duration=args.duration, workers=args.workers,
+                   switch_every=args.switch_every, home=args.home)
+    if args.json:
+        print(json.dumps(figures, indent=1))
+    else:
+        width = max(map(len, figures))
+        for key, value in figures.items():
+            print(f"{key:<{width}}  {value}")
+        print("all promises held" if not figures["broken_promises"] else "BROKEN: " + "; ".join(
+            figures["broken_promises"]))
+    return 1 if figures["broken_promises"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
