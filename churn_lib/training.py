@@ -24,32 +24,22 @@ from __future__ import annotations
 import logging
 import platform
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
-from sklearn.model_selection import StratifiedKFold, cross_val_predict, train_test_split
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
 from . import drift, registry, schema
 from ._files import sha256_file
 from .data import read_csv
 from .exceptions import DataError, InvalidParameter, IntegrityError
 from .home import Home
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn is imported inside the functions that use it: it costs about a
+# second, and every `churn` command (even `churn history`) imports this module
+# for its flag defaults.
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +127,11 @@ class TrainResult:
 
 def build_pipeline(*, seed: int = 42, C: float = 1.0) -> Pipeline:
     """The lab's pipeline: scaled numerics + one-hot categories -> logistic regression."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     pre = ColumnTransformer(
         [
             ("num", StandardScaler(), list(schema.NUMERIC)),
@@ -148,6 +143,8 @@ def build_pipeline(*, seed: int = 42, C: float = 1.0) -> Pipeline:
 
 def split(df: pd.DataFrame, *, test_size: float = 0.25, seed: int = 42):
     """The lab's stratified split: returns ``X_train, X_test, y_train, y_test``."""
+    from sklearn.model_selection import train_test_split
+
     X = df[list(schema.FEATURES)]
     y = df[schema.TARGET]
     return train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
@@ -160,6 +157,9 @@ def choose_threshold(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, seed:
     Returns the threshold and the curve (threshold, f1, precision, recall) it
     was chosen from. Ties go to the lowest threshold, as in the lab's scan.
     """
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
     cv = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
     oof = cross_val_predict(clone(pipeline), X, y, cv=cv, method="predict_proba")[:, 1]
     curve = threshold_curve(np.asarray(y), oof)
@@ -190,6 +190,9 @@ def threshold_curve(y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
 
 def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
     """Classification metrics at ``threshold`` plus threshold-free ones."""
+    from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, confusion_matrix,
+                                 f1_score, precision_score, recall_score, roc_auc_score)
+
     y = np.asarray(y)
     pred = (proba >= threshold).astype(int)
     both = len(np.unique(y)) == 2
@@ -213,6 +216,8 @@ def baselines(y_train: np.ndarray, y_test: np.ndarray, *, seed: int = 42) -> dic
     The prior baseline scores every row with the training churn rate (for the
     Brier score) and labels rows at random at that rate (for F1).
     """
+    from sklearn.metrics import accuracy_score, brier_score_loss, f1_score
+
     y_test = np.asarray(y_test)
     prior = float(np.mean(y_train))
     rng = np.random.default_rng(seed)
