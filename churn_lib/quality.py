@@ -325,9 +325,3 @@ def load_train_stats(*, home: Home | str | None = None) -> pd.DataFrame:
     """``registry/train_stats.json`` as a table (one row per numeric feature)."""
     home = Home.resolve(home)
     return pd.DataFrame(json.loads(home.train_stats_json.read_text(encoding="utf-8"))).T
-
-
-def load_report(*, home: Home | str | None = None) -> dict[str, Any]:
-    """The last successful preparation's report, as written to ``data/quality_report.json``."""
-    home = Home.resolve(home)
-    return json.loads(home.quality_report_json.read_text(encoding="utf-8"))

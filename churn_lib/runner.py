@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import registry
+from . import registry, training
 from ._files import atomic_write_json, atomic_write_text, sha256_file
 from .exceptions import InvalidParameter, StageFailed
 from .home import Home
@@ -43,6 +43,8 @@ NOTEBOOKS: dict[str, str] = {
     "monitor_drift": "05_monitor_drift",
 }
 STAGES = ("generate", "prepare", "train", "evaluate")  # a default run
+#: Libraries a notebook run records beside the model's own (run.json).
+_RUN_LIBRARIES = ("matplotlib", "papermill", "nbconvert", "ipykernel")
 #: Parameters the runner sets itself.
 _RUNNER_SET = {"register"}
 
@@ -357,7 +359,7 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages=No
     record: dict[str, Any] = {
         "version": version, "status": "running", "started_at_utc": registry.utc_now(),
         "parameters": {k: v for k, v in params.items() if k != "version"},
-        "stages": [], "libraries": library_versions(), "home": str(home.root),
+        "stages": [], "libraries": training.library_versions(extra=_RUN_LIBRARIES), "home": str(home.root),
         "data_dir": str(home.data_dir),
     }
     engine = _engine()
@@ -483,20 +485,6 @@ def _run_version(home: Home, version: str | None, stages: tuple[str, ...]) -> st
                 n += 1
 
 
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a run depends on (without importing them)."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("numpy", "pandas", "scikit-learn", "joblib", "matplotlib", "papermill", "nbconvert", "ipykernel"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
 def _entry_summary(entry: dict[str, Any], promoted: bool) -> dict[str, Any]:
     return {"version": entry["version"], "model_file": entry["model_file"], "passed_gate": entry["passed_gate"],
             "promoted": promoted, "threshold": entry["threshold"], "metrics": entry["metrics"],
@@ -528,7 +516,7 @@ def run_direct(*, home: Home | str | None = None, version: str | None = None, st
     """
     from dataclasses import fields
 
-    from . import data, evaluation, quality, training
+    from . import data, evaluation, quality
 
     home = Home.resolve(home).ensure()
     params = dict(params or {})

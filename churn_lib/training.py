@@ -277,12 +277,17 @@ def _rescore_current(home: Home, X_test: pd.DataFrame, y_test: pd.Series) -> dic
     return {"version": entry["version"], "f1": m["f1"]}
 
 
-def library_versions() -> dict[str, str]:
-    import joblib
-    import sklearn
+def library_versions(*, extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the libraries a model depends on (plus ``extra``), without importing them."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
-            "scikit-learn": sklearn.__version__, "joblib": joblib.__version__}
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "pandas", "scikit-learn", "joblib", *extra):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def train(*, home: Home | str | None = None, version: str | None = None,
