@@ -44,7 +44,7 @@ def _peak_mb(who: int) -> float:
 def _pandas(src: Path, out: Path, home: Path, chunked: bool) -> None:
     import pandas as pd
 
-    from churn_lib import registry, schema
+    from churn_lib import contract, registry
 
     entry = registry.current_entry(home=home)
     pipe = registry.load_model(entry, home=home)
@@ -52,7 +52,7 @@ def _pandas(src: Path, out: Path, home: Path, chunked: bool) -> None:
     read = dict(keep_default_na=False, na_values=[""], dtype={"customer_id": str, "plan_type": str, "region": str})
     frames = pd.read_csv(src, chunksize=CHUNK_ROWS, **read) if chunked else [pd.read_csv(src, **read)]
     for k, df in enumerate(frames):
-        proba = pipe.predict_proba(df[list(schema.FEATURES)])[:, 1]
+        proba = pipe.predict_proba(df[list(contract.lab().feature_names)])[:, 1]
         df["probability"] = proba.round(6)
         df["prediction"] = (proba >= entry["threshold"]).astype(int)
         df["version"] = entry["version"]

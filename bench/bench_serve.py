@@ -139,7 +139,7 @@ def _per_call(fn, *, min_time: float = 1.0) -> float:
 def bench_scorer(home: Path) -> dict:
     import pandas as pd
 
-    from churn_lib import schema, scoring
+    from churn_lib import contract as schema, scoring
 
     scorer = scoring.load(home=home)
     row = {k: v for k, v in schema.LAB_EXAMPLES[0].items() if k != "request_id"}
@@ -179,7 +179,7 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu), then run again")
     sys.path.insert(0, str(HERE.parent))
-    from churn_lib import schema
+    from churn_lib import contract as schema
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     home = tmp / "home"

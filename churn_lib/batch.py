@@ -1,10 +1,11 @@
 """Batch scoring: score a CSV file of any size in chunks, with bounded memory.
 
 :func:`score_file` reads the input in blocks of whole lines (``chunk_bytes``
-each, default 2 MiB, about 65,000 rows), validates every row against
-:mod:`churn_lib.schema` (the API's rules: valid ranges, whole numbers,
-categories after the lab's normalisation, ``NA`` is North America), scores the
-valid rows with the registry's model through :mod:`churn_lib.scoring` (the
+each, default 2 MiB, about 65,000 rows), validates every row against the
+model's dataset contract (:func:`churn_lib.contract.check_frame`, the rules
+the quality stage and the API apply: valid ranges, whole numbers, categories
+after normalisation, each column's own missing tokens, so the lab's ``NA``
+is North America), scores the valid rows with the registry's model through :mod:`churn_lib.scoring` (the
 compiled numpy scorer when it verifies) and appends them to the output. Memory
 stays near 20 times one block on top of the interpreter and the model, whatever
 the file's size (about 200 MiB in all with the defaults).
@@ -56,7 +57,9 @@ from typing import Any, BinaryIO, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from . import schema, scoring
+from . import contract as _contract
+from . import scoring
+from .data.csv import read_options
 from .exceptions import DataError, InvalidParameter
 from .home import Home
 
@@ -156,7 +159,7 @@ class _Layout:
     size: int
 
 
-def _read_layout(path: Path) -> _Layout:
+def _read_layout(path: Path, contract: _contract.Contract) -> _Layout:
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -178,10 +181,10 @@ def _read_layout(path: Path) -> _Layout:
     except UnicodeDecodeError:
         raise DataError(f"the header of {path} is not UTF-8 text; is it a CSV file?", path=str(path)) from None
     columns = tuple(c.strip() for c in next(csv.reader([text])))
-    missing = [c for c in schema.FEATURES if c not in columns]
+    missing = [c for c in contract.feature_names if c not in columns]
     if missing:
-        raise DataError(f"{path} lacks the feature column(s) {', '.join(missing)}; its header has "
-                        f"{', '.join(columns)}", path=str(path))
+        raise DataError(f"{path} lacks the feature column(s) {', '.join(missing)} of the model's contract "
+                        f"{contract.name!r}; its header has {', '.join(columns)}", path=str(path))
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
         raise DataError(f"{path} names the column(s) {', '.join(dupes)} more than once", path=str(path))
@@ -194,48 +197,29 @@ def _read_layout(path: Path) -> _Layout:
 
 # --- validation ------------------------------------------------------------------
 
-def _fmt(values: np.ndarray) -> list[str]:
-    return [format(float(v), ".10g") for v in values]
+def validate(frame: pd.DataFrame, contract: _contract.Contract | None = None
+             ) -> tuple[dict[str, Any], np.ndarray, np.ndarray, Counter]:
+    """Check rows of features as read from a CSV against the contract; return what the scorer needs.
 
-
-class _Reasons:
-    """Reasons per rejected row, built only for the rows that have one."""
-
-    def __init__(self, n: int) -> None:
-        self.bad = np.zeros(n, dtype=bool)
-        self.text = np.full(n, "", dtype=object)
-        self.counts: Counter[str] = Counter()
-
-    def add(self, mask: np.ndarray, rule: str, messages: Callable[[np.ndarray], list[str]]) -> None:
-        idx = np.flatnonzero(mask)
-        if not len(idx):
-            return
-        self.counts[rule] += len(idx)
-        self.bad[idx] = True
-        for i, msg in zip(idx, messages(idx)):
-            self.text[i] = f"{self.text[i]}; {msg}" if self.text[i] else msg
-
-
-def validate(frame: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray, np.ndarray, Counter]:
-    """Check rows of features as read from a CSV; return what the scorer needs for the valid ones.
-
-    Rules (the API's, from :mod:`churn_lib.schema`): every feature present;
-    numbers are numbers, finite, whole for integer features and inside
-    :data:`~churn_lib.schema.RANGES`; categories, after the lab's
-    normalisation (:func:`~churn_lib.schema.normalise_category`), are in
-    :data:`~churn_lib.schema.CATEGORIES`.
+    The rules are the contract's (:func:`churn_lib.contract.check_frame`): every
+    feature present; numbers are numbers, finite, whole for integer features
+    and inside their ranges; categories, after normalisation, among the
+    allowed values (unless unseen ones are ignored); a missing value only
+    where the model fills it in.
 
     Parameters
     ----------
     frame : pandas.DataFrame
         The feature columns as read (numbers or text; categories as text or
         ``category`` dtype; missing values as NaN).
+    contract : Contract, optional
+        Default the lab's.
 
     Returns
     -------
     features : dict
-        Feature -> column for the valid rows only (floats; categories as a
-        ``category`` Series of the allowed, normalised values).
+        Feature -> column for the valid rows only (floats, NaN where the model
+        fills a value in; categories as a ``Categorical``).
     ok : numpy.ndarray of bool
         One per input row.
     reasons : numpy.ndarray of str
@@ -251,57 +235,15 @@ def validate(frame: pd.DataFrame) -> tuple[dict[str, Any], np.ndarray, np.ndarra
     >>> ok.tolist(), reasons[1]
     ([True, False], "tenure_months=250 is outside 0..200; plan_type='Gold' is not one of basic, premium")
     """
-    n = len(frame)
-    out = _Reasons(n)
-    numbers: dict[str, np.ndarray] = {}
-    for col in schema.NUMERIC:
-        s = frame[col]
-        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-            v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            missing = np.isnan(v)
-        else:
-            text = s.astype("str").str.strip()
-            missing = (s.isna() | (text == "")).to_numpy()
-            v = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-            unparsed = np.isnan(v) & ~missing
-            out.add(unparsed, f"{col}: not a number",
-                    lambda idx, s=s, col=col: [f"{col}={x!r} is not a number" for x in s.to_numpy()[idx]])
-        out.add(missing, f"{col}: missing", lambda idx, col=col: [f"{col} is missing"] * len(idx))
-        known = ~np.isnan(v)
-        rng = schema.RANGES[col]
-        with np.errstate(invalid="ignore"):
-            outside = known & ((v < rng.low) | (v > rng.high) | ~np.isfinite(v))
-            fraction = known & ~outside & (v != np.floor(v)) if col in schema.INTEGER else np.zeros(n, bool)
-        out.add(outside, f"{col}: out of range",
-                lambda idx, v=v, col=col, rng=rng: [f"{col}={x} is outside {rng.low:g}..{rng.high:g}"
-                                                    for x in _fmt(v[idx])])
-        out.add(fraction, f"{col}: not a whole number",
-                lambda idx, v=v, col=col: [f"{col}={x} is not a whole number" for x in _fmt(v[idx])])
-        numbers[col] = v
-    codes: dict[str, np.ndarray] = {}
-    for col in schema.CATEGORICAL:
-        allowed = schema.CATEGORIES[col]
-        s = frame[col]
-        cat = s.astype("category") if not isinstance(s.dtype, pd.CategoricalDtype) else s
-        raw = [str(c) for c in cat.cat.categories]
-        # few distinct values: normalise each once, then map codes (10M rows cost one lookup each)
-        per_value = np.array([allowed.index(v) if (v := schema.normalise_category(col, r)) in allowed else -1
-                              for r in raw] + [-2], dtype=np.int64)
-        empty = np.array([schema.normalise_category(col, r) == "" for r in raw] + [True])
-        raw_codes = cat.cat.codes.to_numpy()  # -1 for missing -> the trailing sentinel
-        c = per_value[raw_codes]
-        missing = empty[raw_codes]
-        out.add(missing, f"{col}: missing", lambda idx, col=col: [f"{col} is missing"] * len(idx))
-        values_text = ", ".join(allowed)
-        out.add((c == -1) & ~missing, f"{col}: unknown category",
-                lambda idx, raw_codes=raw_codes, raw=raw, col=col, values_text=values_text:
-                [f"{col}={raw[k]!r} is not one of {values_text}" for k in raw_codes[idx]])
-        codes[col] = c
-    ok = ~out.bad
-    features: dict[str, Any] = {col: numbers[col][ok] for col in schema.NUMERIC}
-    for col in schema.CATEGORICAL:
-        features[col] = pd.Series(pd.Categorical.from_codes(codes[col][ok], categories=list(schema.CATEGORIES[col])))
-    return features, ok, out.text, out.counts
+    c = contract or _contract.lab()
+    check = _contract.check_frame(frame, c, target=False, ids=False)
+    bad = check.bad_rows()
+    reasons = np.full(len(frame), "", dtype=object)
+    idx = np.flatnonzero(bad)
+    if len(idx):
+        reasons[idx] = check.reasons(idx)
+    ok = ~bad
+    return check.features(ok), ok, reasons, Counter(check.counts())
 
 
 # --- one block of whole lines ------------------------------------------------------
@@ -392,14 +334,16 @@ def _score_block(block: bytes, first_line: int, layout: _Layout, scorer: scoring
     good = np.flatnonzero(~bad_width)
     # Lines with the wrong number of fields never reach the parser (pandas would silently cut or pad them).
     parse_bytes = block if not bad_width.any() else buf[np.repeat(~bad_width, nl - starts + 1)].tobytes()
+    contract = scorer.contract
+    options = read_options(contract, contract.feature_names)
+    options["dtype"] = {f.name: "category" for f in contract.categorical}
     frame = pd.read_csv(io.BytesIO(parse_bytes), header=None, names=list(layout.columns),
-                        usecols=list(schema.FEATURES), index_col=False, keep_default_na=False, na_values=[""],
-                        skip_blank_lines=False, dtype={c: "category" for c in schema.CATEGORICAL},
-                        encoding="utf-8", encoding_errors="replace", low_memory=False)
+                        usecols=list(contract.feature_names), index_col=False, skip_blank_lines=False,
+                        encoding="utf-8", encoding_errors="replace", low_memory=False, **options)
     if len(frame) != len(good):
         raise DataError(f"lines {first_line}..{first_line + n - 1} of the input did not parse as {len(good)} "
                         "rows; line breaks inside quoted fields are not supported", line=first_line)
-    features, ok_good, reasons_good, counts = validate(frame)
+    features, ok_good, reasons_good, counts = validate(frame, contract)
     ok = np.zeros(n, dtype=bool)
     ok[good] = ok_good
     if bad_width.any():
@@ -542,8 +486,8 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, home: Hom
     Parameters
     ----------
     input : path
-        A CSV with a header naming at least the five features (any other
-        columns, e.g. a customer id or ``churn``, are carried through).
+        A CSV with a header naming at least the model's features (any other
+        columns, e.g. a customer id or the target, are carried through).
     output : path
         Written atomically: the input's header and valid rows, unchanged and
         in order, plus ``probability, prediction, version``.
@@ -589,8 +533,8 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, home: Hom
         if not isinstance(value, int) or value < _MIN_CHUNK_BYTES:
             raise InvalidParameter(f"{name} must be at least {_MIN_CHUNK_BYTES} bytes, got {value!r}", name=name)
     _check_paths(src, dst, rej)
-    layout = _read_layout(src)
     scorer = scoring.load(model, home=home)  # sha256-checked by the registry, compiled and verified
+    layout = _read_layout(src, scorer.contract)
     result = BatchResult(input=str(src), output=str(dst), rejects=str(rej), version=scorer.version,
                          model_file=scorer.model_file, threshold=scorer.threshold, engine=scorer.engine,
                          engine_note=scorer.engine_note)

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from . import registry
-from ._files import sha256_file
+from ._io import sha256_file
 from .data import read_csv
-from .exceptions import IntegrityError, ModelNotFound
+from .exceptions import ChurnError, IntegrityError, ModelNotFound
 from .home import Home
 from .training import compute_metrics, split, threshold_curve
 
@@ -83,6 +83,7 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
     home = Home.resolve(home)
     entries = registry.load_entries(home=home)
     models: dict[str, object] = {}
+    payload: dict = {}
     registered = version is None or any(version in (e["version"], e["model_file"]) for e in entries)
     if not registered and registry.has_candidate(version, home=home):
         # A run's candidate: trained and gated, registered only when the run succeeds.
@@ -95,8 +96,9 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
     else:
         entry = registry.find(version, entries) if version else entries[-1]
     data_path = _training_data(entry, home)
-    df = read_csv(data_path)
-    _, X_test, _, y_test = split(df, test_size=entry.get("params", {}).get("test_size", 0.25),
+    contract = (payload.get("contract") if entry.get("pending") else None) or registry.load_contract(entry, home=home)
+    df = read_csv(data_path, contract)
+    _, X_test, _, y_test = split(df, contract, test_size=entry.get("params", {}).get("test_size", 0.25),
                                  seed=entry.get("seed", 42))
     current = registry.current_file(home=home)
     rows, probas, errors = [], {}, {}
@@ -108,11 +110,16 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
                "threshold": e.get("threshold", 0.5), "trained_at_utc": e.get("trained_at_utc")}
         try:
             model = models.get(e["version"]) or registry.load_model(e, home=home)
-        except IntegrityError as exc:
+            features = (contract if e is entry else registry.load_contract(e, home=home)).feature_names
+            absent = [f for f in features if f not in X_test.columns]
+            if absent:
+                raise IntegrityError(f"{e['version']} was trained on other columns ({', '.join(absent[:5])} are "
+                                     "not in this data)", version=e["version"])
+        except ChurnError as exc:
             errors[e["version"]] = str(exc)
             rows.append(row)
             continue
-        p = model.predict_proba(X_test)[:, 1]
+        p = model.predict_proba(X_test[list(features)])[:, 1]
         probas[e["version"]] = p
         m = compute_metrics(y_test, p, row["threshold"])
         row.update({k: m[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "brier")})

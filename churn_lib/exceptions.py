@@ -10,7 +10,8 @@ Tree::
     ChurnError                      exit 1
     ├── InvalidParameter            a flag / parameter / label is not acceptable
     ├── DataError                   input data missing or unreadable
-    │   └── QualityError            a blocking quality check failed (.report)
+    │   ├── QualityError            a blocking quality check failed (.report)
+    │   └── ContractError           dataset.yaml (or a model's copy) is not a valid contract (.path, .key)
     ├── RegistryError               registry files damaged or inconsistent
     │   ├── ModelNotFound           no registered model by that name
     │   ├── NoCurrentModel          nothing is current yet
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidParameter",
     "DataError",
     "QualityError",
+    "ContractError",
     "RegistryError",
     "ModelNotFound",
     "NoCurrentModel",
@@ -76,6 +78,10 @@ class DataError(ChurnError):
 
 class QualityError(DataError):
     """A blocking quality check failed; nothing was written (``.report``)."""
+
+
+class ContractError(DataError):
+    """The dataset contract is not valid or cannot be read (``.path``, ``.key``: the offending key)."""
 
 
 class RegistryError(ChurnError):

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import schema
+from . import contract as _contract
 
 
 def _axes(n: int, axes: Sequence[Any] | None, *, width: float = 4.0, height: float = 3.0):
@@ -24,33 +24,58 @@ def _axes(n: int, axes: Sequence[Any] | None, *, width: float = 4.0, height: flo
     return list(np.ravel(new))
 
 
-def feature_distributions(df: pd.DataFrame, axes: Sequence[Any] | None = None):
-    """A histogram per numeric feature and a bar chart per categorical one."""
-    axes = _axes(len(schema.FEATURES), axes, width=3.2)
-    for ax, col in zip(axes, schema.FEATURES):
-        if col in schema.NUMERIC:
-            values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+def feature_distributions(df: pd.DataFrame, contract: _contract.Contract | None = None, axes: Sequence[Any] | None = None,
+                          *, max_plots: int = 24):
+    """A histogram per numeric feature and a bar chart per categorical or boolean one (the first ``max_plots``)."""
+    c = contract or _contract.lab()
+    features = list(c.features)[:max_plots]
+    if axes is None:
+        cols = min(len(features), 5)
+        rows = -(-len(features) // cols)
+        _, grid = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), layout="constrained", squeeze=False)
+        axes = list(np.ravel(grid))
+        for ax in axes[len(features):]:
+            ax.set_axis_off()
+    else:
+        axes = list(np.ravel(axes))
+    for ax, f in zip(axes, features):
+        if f.type in (_contract.INTEGER, _contract.FLOAT):
+            values = pd.to_numeric(df[f.name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
             values = values[np.isfinite(values)]
             counts, edges = np.histogram(values, bins=30)
             ax.stairs(counts, edges, fill=True, alpha=0.7)
         else:
-            counts = df[col].value_counts(dropna=False)
-            ax.bar([str(i) for i in counts.index], counts.to_numpy(), alpha=0.7)
-        ax.set_title(col)
+            counts = df[f.name].astype(object).where(df[f.name].notna(), "(missing)").value_counts().head(15)
+            ax.bar([str(i)[:12] for i in counts.index], counts.to_numpy(), alpha=0.7)
+            ax.tick_params(axis="x", labelrotation=45 if len(counts) > 4 else 0, labelsize=8)
+        ax.set_title(f.name, fontsize=10)
     return axes
 
 
-def churn_rate_by(df: pd.DataFrame, columns: Sequence[str] = schema.CATEGORICAL, axes=None):
-    """Churn rate per category of each column, with the overall rate as a line."""
+def churn_rate_by(df: pd.DataFrame, contract: _contract.Contract | None = None, columns: Sequence[str] | None = None,
+                  axes=None, *, max_plots: int = 12):
+    """Churn rate per category of each categorical or boolean feature, with the overall rate as a line.
+
+    ``df`` holds the target as 0/1 (processed data) or as the contract's labels (raw data).
+    """
+    from .data import target_rates
+
+    c = contract or _contract.lab()
+    columns = list(columns) if columns is not None else [f.name for f in c.features if not f.is_numeric
+                                                         or f.type == _contract.BOOLEAN][:max_plots]
+    if not columns:
+        return []
     axes = _axes(len(columns), axes)
-    overall = float(pd.to_numeric(df[schema.TARGET], errors="coerce").mean())
     for ax, col in zip(axes, columns):
-        rates = df.groupby(col, observed=True)[schema.TARGET].mean()
-        ax.bar([str(i) for i in rates.index], rates.to_numpy(), alpha=0.7)
+        rates = target_rates(df, col, c)
+        overall = float((rates["churn_rate"] * rates["rows"]).sum() / rates["rows"].sum())
+        rates = rates.sort_values("rows", ascending=False).head(15)
+        ax.bar([str(i)[:12] for i in rates.index], rates["churn_rate"].to_numpy(), alpha=0.7)
         ax.axhline(overall, color="k", lw=1, ls="--", label=f"overall {overall:.1%}")
         ax.set_ylim(0, 1)
-        ax.set_title(f"churn rate by {col}")
-        ax.legend(loc="lower right")
+        ax.set_title(f"churn rate by {col}", fontsize=10)
+        ax.tick_params(axis="x", labelrotation=45 if len(rates) > 4 else 0, labelsize=8)
+        ax.legend(loc="lower right", fontsize=8)
     return axes
 
 

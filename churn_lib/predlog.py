@@ -4,8 +4,13 @@ robustly.
 Format (the lab's, one JSON object per line in ``logs/predictions.log``)::
 
     {"request_id": .., "model_version": <model file>, "prediction": 0|1,
-     "probability": .., "latency_ms": .., "features": {<5 features>}, "ts": <unix s>,
-     "threshold": .., "version": <label>}
+     "probability": .., "latency_ms": .., "features": {<the contract's features>}, "ts": <unix s>,
+     "threshold": .., "version": <label>[, "id": {<id column>: ..}]}
+
+Every record is built by :func:`record` (the API, the simulator), so the keys
+and their order are the same wherever a line comes from. Features are the
+normalised values the model scored (None where a value was missing and the
+model filled it in).
 
 Writers append each line with a single ``write`` on an ``O_APPEND`` descriptor
 so that several workers never tear or interleave lines. Readers skip
@@ -28,14 +33,31 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import msgspec
 import numpy as np
 
-from . import schema
-from ._files import append_bytes
+from . import contract as _contract
+from ._io import append_bytes
 from .home import Home
 
-#: The lab's keys, in order, then what the product adds.
+#: The lab's keys, in order, then what the product adds (``id`` only for contracts with an id).
 LAB_KEYS: tuple[str, ...] = ("request_id", "model_version", "prediction", "probability", "latency_ms",
                              "features", "ts")
 KEYS: tuple[str, ...] = LAB_KEYS + ("threshold", "version")
+ID_KEY = "id"
+
+
+def record(*, request_id: str, model_file: str, version: str, threshold: float, probability: float,
+           features: dict[str, Any], latency_ms: float, ts: float,
+           ids: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One prediction record, the lab's keys in order, then ``threshold``, ``version`` (and ``id``).
+
+    ``probability`` is rounded to 6 decimals (the lab's), ``prediction`` is
+    ``probability >= threshold`` on the unrounded value.
+    """
+    rec = {"request_id": request_id, "model_version": model_file, "prediction": int(probability >= threshold),
+           "probability": round(probability, 6), "latency_ms": latency_ms, "features": features, "ts": ts,
+           "threshold": threshold, "version": version}
+    if ids:
+        rec[ID_KEY] = ids
+    return rec
 
 
 def format_line(record: dict[str, Any]) -> bytes:
@@ -102,28 +124,38 @@ class ReadStats:
                 + (f", {self.skipped_total} skipped ({skipped})" if self.skipped_total else ", none skipped"))
 
 
-def _valid(rec: Any) -> str | None:
-    """None when ``rec`` is a usable prediction record, else the reason it is not."""
+def _valid(rec: Any, contract: _contract.Contract) -> str | None:
+    """None when ``rec`` is a usable prediction record of ``contract``'s features, else the reason it is not."""
     if not isinstance(rec, dict):
         return "not an object"
     feats = rec.get("features")
     if not isinstance(feats, dict):
         return "no features"
-    for name in schema.NUMERIC:
-        v = feats.get(name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
+    for f in contract.features:
+        v = feats.get(f.name)
+        if v is None:
+            if f.imputed and f.name in feats:
+                continue
             return "bad feature value"
-    for name in schema.CATEGORICAL:
-        if not isinstance(feats.get(name), str):
+        if f.type == _contract.CATEGORICAL:
+            ok = isinstance(v, str)
+        elif f.type == _contract.BOOLEAN:
+            ok = isinstance(v, bool)
+        else:
+            ok = not isinstance(v, bool) and isinstance(v, (int, float))
+        if not ok:
             return "bad feature value"
-    if not isinstance(rec.get("ts"), (int, float)):
+    if isinstance(rec.get("ts"), bool) or not isinstance(rec.get("ts"), (int, float)):
         return "no timestamp"
     return None
 
 
-def iter_records(paths: Iterable[Path], stats: ReadStats | None = None) -> Iterator[dict[str, Any]]:
-    """Yield valid records from ``paths`` in order; count the rest in ``stats``."""
+def iter_records(paths: Iterable[Path], stats: ReadStats | None = None, *,
+                 contract: _contract.Contract | None = None) -> Iterator[dict[str, Any]]:
+    """Yield valid records (of ``contract``'s features, default the lab's) from ``paths`` in order; count the
+    rest in ``stats``."""
     stats = stats if stats is not None else ReadStats()
+    contract = contract or _contract.lab()
     for path in paths:
         stats.files.append(str(path))
         with open(path, "rb") as fh:
@@ -137,7 +169,7 @@ def iter_records(paths: Iterable[Path], stats: ReadStats | None = None) -> Itera
                 except (json.JSONDecodeError, UnicodeDecodeError):
                     stats.skip("malformed")
                     continue
-                reason = _valid(rec)
+                reason = _valid(rec, contract)
                 if reason:
                     stats.skip(reason)
                     continue
@@ -160,14 +192,47 @@ CHUNK_BYTES = 1 << 20
 #: is skipped without being held in memory whole.
 MAX_LINE_BYTES = 1 << 20
 
-_Features = msgspec.defstruct(
-    "_Features", [(n, float) for n in schema.NUMERIC] + [(c, str) for c in schema.CATEGORICAL],
-    gc=False)
-_Record = msgspec.defstruct(
-    "_Record", [("features", _Features), ("ts", float), ("probability", float),
-                ("model_version", str | None, None), ("version", str | None, None)],
-    gc=False)
-_DECODER = msgspec.json.Decoder(_Record)
+class Decoder:
+    """Decodes log lines of one contract's features into column batches (msgspec, in C).
+
+    The record struct is built from the contract: integers and floats decode
+    as floats, booleans as booleans, categories as text, each may be null
+    where the model fills missing values in. Build with :func:`decoder` (cached per contract).
+    """
+
+    def __init__(self, contract: _contract.Contract) -> None:
+        self.contract = contract
+        fields, rename = [], {}
+        for k, f in enumerate(contract.features):
+            kind: Any = {_contract.CATEGORICAL: str, _contract.BOOLEAN: bool}.get(f.type, float)
+            fields.append((f"f{k}", kind | None if f.imputed else kind))
+            rename[f"f{k}"] = f.name
+        self.features_struct = msgspec.defstruct("_Features", fields, rename=rename, gc=False)
+        self.record_struct = msgspec.defstruct(
+            "_Record", [("features", self.features_struct), ("ts", float), ("probability", float),
+                        ("model_version", str | None, None), ("version", str | None, None)],
+            gc=False)
+        self.decoder = msgspec.json.Decoder(self.record_struct)
+        self.numeric = [(f"f{k}", f.name) for k, f in enumerate(contract.features) if f.is_numeric]
+        self.categorical = [(f"f{k}", f.name) for k, f in enumerate(contract.features) if not f.is_numeric]
+
+    def empty(self) -> "Batch":
+        return Batch(np.empty(0, dtype=object), np.empty(0), np.empty(0),
+                     {name: np.empty(0) for _, name in self.numeric},
+                     {name: np.empty(0, dtype=object) for _, name in self.categorical})
+
+
+_DECODERS: dict[str, Decoder] = {}
+
+
+def decoder(contract: _contract.Contract | None = None) -> Decoder:
+    """The :class:`Decoder` of a contract's log lines (default the lab's), built once per contract."""
+    contract = contract or _contract.lab()
+    key = contract.sha256()
+    found = _DECODERS.get(key)
+    if found is None:
+        found = _DECODERS[key] = Decoder(contract)
+    return found
 
 
 @dataclass
@@ -194,25 +259,25 @@ class Batch:
                      {k: v[index] for k, v in self.categorical.items()})
 
     @classmethod
-    def empty(cls) -> "Batch":
-        return cls(np.empty(0, dtype=object), np.empty(0), np.empty(0),
-                   {n: np.empty(0) for n in schema.NUMERIC},
-                   {c: np.empty(0, dtype=object) for c in schema.CATEGORICAL})
+    def empty(cls, dec: "Decoder | None" = None) -> "Batch":
+        """No rows, with the columns of ``dec``'s contract (default the lab's)."""
+        return (dec or decoder()).empty()
 
     @classmethod
-    def concat(cls, batches: Sequence["Batch"]) -> "Batch":
+    def concat(cls, batches: Sequence["Batch"], dec: "Decoder | None" = None) -> "Batch":
         batches = [b for b in batches if len(b)]
         if not batches:
-            return cls.empty()
+            return cls.empty(dec)
         if len(batches) == 1:
             return batches[0]
+        first = batches[0]
         return cls(np.concatenate([b.model for b in batches]), np.concatenate([b.ts for b in batches]),
                    np.concatenate([b.probability for b in batches]),
-                   {n: np.concatenate([b.numeric[n] for b in batches]) for n in schema.NUMERIC},
-                   {c: np.concatenate([b.categorical[c] for b in batches]) for c in schema.CATEGORICAL})
+                   {n: np.concatenate([b.numeric[n] for b in batches]) for n in first.numeric},
+                   {c: np.concatenate([b.categorical[c] for b in batches]) for c in first.categorical})
 
 
-def _reason(line: bytes) -> str:
+def _reason(line: bytes, contract: _contract.Contract) -> str:
     """Why a line that the fast decoder refused is not a usable record."""
     if not line.strip():
         return "empty line"
@@ -222,7 +287,7 @@ def _reason(line: bytes) -> str:
         rec = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return "malformed"
-    reason = _valid(rec)
+    reason = _valid(rec, contract)
     if reason:
         return reason
     p = rec.get("probability")
@@ -233,14 +298,15 @@ def _reason(line: bytes) -> str:
     return "bad value"  # e.g. a number out of float range, a lone surrogate
 
 
-def _parse(buf: bytes, stats: ReadStats, end: int | None = None) -> Batch:
+def _parse(buf: bytes, stats: ReadStats, end: int | None = None, dec: Decoder | None = None) -> Batch:
     """Decode ``buf[:end]`` (whole lines, each ending in a newline) into a :class:`Batch`."""
+    dec = dec or decoder()
     end = len(buf) if end is None else end
     n_lines = buf.count(b"\n", 0, end)
     stats.lines += n_lines
     stats.bytes_read += end
     try:
-        recs = _DECODER.decode_lines(memoryview(buf)[:end])  # no copy
+        recs = dec.decoder.decode_lines(memoryview(buf)[:end])  # no copy
         # decode_lines skips blank lines and accepts two objects on one line:
         # only an exact count proves one record per line.
         ok = len(recs) == n_lines
@@ -250,23 +316,31 @@ def _parse(buf: bytes, stats: ReadStats, end: int | None = None) -> Batch:
         recs = []
         for line in buf[:end].split(b"\n")[:-1]:
             try:
-                recs.append(_DECODER.decode(line))
+                recs.append(dec.decoder.decode(line))
             except msgspec.DecodeError:
-                stats.skip(_reason(line))
+                stats.skip(_reason(line, dec.contract))
     m = len(recs)
     if m == 0:
-        return Batch.empty()
+        return dec.empty()
     feats = list(map(attrgetter("features"), recs))
-    numeric = {n: np.fromiter(map(attrgetter(n), feats), np.float64, m) for n in schema.NUMERIC}
-    categorical = {c: np.fromiter(map(attrgetter(c), feats), object, m) for c in schema.CATEGORICAL}
+    numeric = {}
+    for attr, name in dec.numeric:
+        values = list(map(attrgetter(attr), feats))
+        try:
+            numeric[name] = np.fromiter(values, np.float64, m)
+        except TypeError:  # None where the model filled a value in
+            numeric[name] = np.array(values, dtype=np.float64)
+    categorical = {name: np.fromiter(map(attrgetter(attr), feats), object, m) for attr, name in dec.categorical}
     model = np.fromiter(map(attrgetter("model_version"), recs), object, m)
     ts = np.fromiter(map(attrgetter("ts"), recs), np.float64, m)
     proba = np.fromiter(map(attrgetter("probability"), recs), np.float64, m)
     if None in model.tolist():
         labels = np.fromiter(map(attrgetter("version"), recs), object, m)
         model = np.where(model == None, labels, model)  # noqa: E711 - elementwise
+    imputed = {f.name for f in dec.contract.features if f.imputed}
+    finite = [np.isfinite(v) | (np.isnan(v) if k in imputed else False) for k, v in numeric.items()]
     checks = (
-        ("bad feature value", ~np.logical_and.reduce([np.isfinite(v) for v in numeric.values()])),
+        ("bad feature value", ~np.logical_and.reduce(finite) if finite else np.zeros(m, dtype=bool)),
         ("no timestamp", ~np.isfinite(ts)),
         ("bad probability", ~((proba >= 0.0) & (proba <= 1.0))),
         ("no model", model == None),  # noqa: E711 - elementwise
@@ -284,8 +358,8 @@ def _parse(buf: bytes, stats: ReadStats, end: int | None = None) -> Batch:
     return batch
 
 
-def iter_batches(paths: Iterable[Path], *, stats: ReadStats | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[Batch]:
+def iter_batches(paths: Iterable[Path], *, stats: ReadStats | None = None, chunk_bytes: int = CHUNK_BYTES,
+                 dec: Decoder | None = None) -> Iterator[Batch]:
     """Yield the valid records of ``paths``, read in order, as column batches.
 
     Memory is one chunk whatever the size of the files. A last line without a
@@ -303,7 +377,7 @@ def iter_batches(paths: Iterable[Path], *, stats: ReadStats | None = None,
                     if cut:
                         if cut < len(block):  # the unfinished last line is read again with the next chunk
                             fh.seek(cut - len(block), os.SEEK_CUR)
-                        batch = _parse(block, stats, cut)
+                        batch = _parse(block, stats, cut, dec)
                         if len(batch):
                             yield batch
                         continue
@@ -321,7 +395,7 @@ def iter_batches(paths: Iterable[Path], *, stats: ReadStats | None = None,
                 if len(rest) > MAX_LINE_BYTES:
                     rest, overlong = b"", True
                 if cut:
-                    batch = _parse(buf[:cut], stats)
+                    batch = _parse(buf[:cut], stats, dec=dec)
                     if len(batch):
                         yield batch
             if overlong or rest:  # an unterminated last line, however long: a write in progress
@@ -366,7 +440,7 @@ def _chunks_backward(path: Path, stats: ReadStats, chunk_bytes: int) -> Iterator
 
 
 def read_tail(paths: Sequence[Path], n_rows: int, *, select: Callable[[Batch], np.ndarray] | None = None,
-              stats: ReadStats | None = None, chunk_bytes: int = CHUNK_BYTES) -> Batch:
+              stats: ReadStats | None = None, chunk_bytes: int = CHUNK_BYTES, dec: Decoder | None = None) -> Batch:
     """The ``n_rows`` most recent valid records of ``paths`` (those ``select`` keeps), oldest first.
 
     Files are read backwards from their end, newest file first (by mtime), and
@@ -387,7 +461,7 @@ def read_tail(paths: Sequence[Path], n_rows: int, *, select: Callable[[Batch], n
         mine: list[Batch] = []
         have = 0
         for buf in _chunks_backward(path, stats, chunk_bytes):
-            batch = _parse(buf, stats)
+            batch = _parse(buf, stats, dec=dec)
             if select is not None and len(batch):
                 batch = batch.take(select(batch))
             if len(batch):
@@ -398,7 +472,7 @@ def read_tail(paths: Sequence[Path], n_rows: int, *, select: Callable[[Batch], n
         if mine:
             parts.extend(mine)
             newest = np.sort(np.concatenate([newest] + [b.ts for b in mine]))[-n_rows:]
-    return _latest(Batch.concat(parts[::-1]), n_rows)  # in file order, which rows with equal timestamps keep
+    return _latest(Batch.concat(parts[::-1], dec), n_rows)  # in file order, which rows with equal timestamps keep
 
 
 def _latest(batch: Batch, n_rows: int) -> Batch:
@@ -406,7 +480,7 @@ def _latest(batch: Batch, n_rows: int) -> Batch:
     return batch.take(order[-n_rows:]) if len(batch) else batch
 
 
-def latest(batches: Iterable[Batch], n_rows: int) -> Batch:
+def latest(batches: Iterable[Batch], n_rows: int, dec: Decoder | None = None) -> Batch:
     """The ``n_rows`` most recent rows (by timestamp) of a stream of batches, oldest first.
 
     Memory stays below twice ``n_rows`` rows plus one batch, whatever the stream's length.
@@ -419,5 +493,5 @@ def latest(batches: Iterable[Batch], n_rows: int) -> Batch:
         kept.append(batch)
         size += len(batch)
         if size >= 2 * n_rows:
-            kept, size = [_latest(Batch.concat(kept), n_rows)], n_rows
-    return _latest(Batch.concat(kept), n_rows)
+            kept, size = [_latest(Batch.concat(kept, dec), n_rows)], n_rows
+    return _latest(Batch.concat(kept, dec), n_rows)

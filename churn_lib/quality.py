@@ -1,4 +1,4 @@
-"""Preparation: the lab's cleaning plus data quality checks.
+"""Preparation: the contract's cleaning plus data quality checks.
 
 :func:`check_and_clean` turns a raw frame into a clean one and a
 :class:`QualityReport` (every check with its verdict and detail).
@@ -6,18 +6,24 @@
 blocking check failed write ``data/processed.csv``, ``data/quality_report.json``
 and the lab's ``registry/train_stats.json``.
 
-Rules (thresholds in :class:`Thresholds`):
+The rules come from the dataset contract (:func:`churn_lib.contract.check_frame`
+computes them); this module holds the thresholds over their counts
+(:class:`Thresholds`):
 
-* ``schema``: every column of the schema is present (blocking).
+* ``schema``: the header names the contract's columns, no more (blocking).
 * ``missing_rate``: per column, counted on the raw values before any
-  conversion; above ``max_missing_rate`` blocks, below it the rows are dropped.
-* ``numeric_type``, ``range``, ``allowed_categories``, ``target_values``: rows
-  that break them are dropped when they are at most ``max_invalid_rate`` of the
-  rows of that column, else the stage stops.
+  conversion; above ``max_missing_rate`` blocks; below it the rows are dropped
+  (``on_missing: drop``, the target, ids) or kept for the model to fill in
+  (``on_missing: impute``).
+* ``numeric_type``, ``range``, ``allowed_categories``, ``target_values``,
+  ``id_values``: rows that break them are dropped when they are at most
+  ``max_invalid_rate`` of the rows of that column, else the stage stops.
 * ``duplicates``: exact duplicate rows are counted and reported. They are kept
-  by default: the data has no customer key, and exact repeats arise by chance
-  at scale (0 % of 1,200 default rows, 4.5 % of 1 million, 31 % of 10 million).
-  ``drop_duplicates=True`` drops them; ``max_duplicate_rate`` below 1 blocks.
+  by default: the lab's data has no customer key, and exact repeats arise by
+  chance at scale (0 % of 1,200 default rows, 4.5 % of 1 million, 31 % of 10
+  million). ``drop_duplicates=True`` drops them; ``max_duplicate_rate`` below 1 blocks.
+* ``duplicate_ids``: rows whose id repeats an earlier row's (contracts with an
+  id); reported, dropped with ``drop_duplicates``, blocking above ``max_duplicate_rate``.
 * ``min_rows`` / ``both_classes``: enough rows of each class remain (blocking).
 """
 
@@ -31,8 +37,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import schema
-from ._files import atomic_write_json
+from . import contract as _contract
+from ._io import atomic_write_json
 from .data import read_csv, write_csv
 from .exceptions import InvalidParameter, QualityError
 from .home import Home
@@ -40,22 +46,29 @@ from .home import Home
 log = logging.getLogger(__name__)
 
 
+def _help(default: Any, text: str) -> Any:
+    return field(default=default, metadata={"help": text})
+
+
 @dataclass(frozen=True)
 class Thresholds:
-    """Quality thresholds (rates are shares of rows, 0..1)."""
+    """Quality thresholds (rates are shares of rows, 0..1); the prepare stage's parameters."""
 
-    max_missing_rate: float = 0.05
-    max_invalid_rate: float = 0.01
-    max_duplicate_rate: float = 1.0
-    drop_duplicates: bool = False
-    min_rows: int = 100
+    max_missing_rate: float = _help(0.05, "block when a column has a larger share of empty values")
+    max_invalid_rate: float = _help(0.01, "block when a rule would drop a larger share of rows")
+    max_duplicate_rate: float = _help(1.0, "block above this share of duplicate rows (1.0: never)")
+    drop_duplicates: bool = _help(False, "drop exact duplicate rows (and repeated ids)")
+    min_rows: int = _help(100, "rows needed after cleaning")
 
     def __post_init__(self) -> None:
         for name in ("max_missing_rate", "max_invalid_rate", "max_duplicate_rate"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise InvalidParameter(f"{name} must be between 0 and 1, got {value!r}", name=name)
-        if not isinstance(self.min_rows, int) or self.min_rows < 2:
+        if not isinstance(self.drop_duplicates, bool):
+            raise InvalidParameter(f"drop_duplicates must be true or false, got {self.drop_duplicates!r}",
+                                   name="drop_duplicates")
+        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or self.min_rows < 2:
             raise InvalidParameter(f"min_rows must be an integer >= 2, got {self.min_rows!r}", name="min_rows")
 
 
@@ -130,8 +143,9 @@ def _pct(count: int, total: int) -> float:
     return count / total if total else 0.0
 
 
-def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None) -> tuple[pd.DataFrame, QualityReport]:
-    """Clean ``raw`` and check it; returns the clean frame and the report.
+def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None, *,
+                    contract: _contract.Contract | None = None) -> tuple[pd.DataFrame, QualityReport]:
+    """Clean ``raw`` and check it against ``contract`` (default the lab's); returns the clean frame and the report.
 
     The frame returned is only meaningful when ``report.passed``. Rows that
     break a non-blocking rule are dropped and counted in the report.
@@ -144,99 +158,68 @@ def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None) -> 
     (True, 200)
     """
     t = thresholds or Thresholds()
+    c = contract or _contract.lab()
     n = len(raw)
     report = QualityReport(rows_in=n, thresholds=t)
     add = report.checks.append
 
-    missing_cols = [c for c in schema.COLUMNS if c not in raw.columns]
-    extra = [c for c in raw.columns if c not in schema.COLUMNS]
-    add(Check("schema", None, not missing_cols, True,
-              f"schema: missing required columns {missing_cols}" if missing_cols
-              else "all required columns present" + (f"; ignored extra columns {extra}" if extra else ""),
-              count=len(missing_cols)))
+    missing_cols = [col for col in c.columns if col not in raw.columns]
+    extra = [col for col in raw.columns if col not in c.known_columns]
     if missing_cols:
+        detail = f"schema: missing required columns {missing_cols}" + (f"; extra columns {extra}" if extra else "")
+    elif extra:
+        detail = (f"schema: extra columns {extra} are not in the contract {c.name!r}; list them under "
+                  "dropped: in dataset.yaml to ignore them")
+    else:
+        ignored = [d.column for d in c.dropped if d.column in raw.columns]
+        detail = "all required columns present" + (f"; dropped columns {ignored}" if ignored else "")
+    add(Check("schema", None, not (missing_cols or extra), True, detail, count=len(missing_cols) + len(extra)))
+    if missing_cols or extra:
         return raw.iloc[0:0], report
     if n == 0:
         add(Check("min_rows", None, False, True, "min_rows: the raw data has no rows"))
         return raw.iloc[0:0], report
 
-    df = raw.loc[:, list(schema.COLUMNS)]
-    bad = np.zeros(n, dtype=bool)  # rows to drop
+    check = _contract.check_frame(raw, c, clip=True)
+    cols = check.columns
 
     # Missing values, on the raw cells before any conversion.
-    for col in schema.COLUMNS:
-        isna = df[col].isna().to_numpy()
-        k = int(isna.sum())
+    for name in c.columns:
+        col = cols[name]
+        k = int(col.missing.sum())
         rate = _pct(k, n)
         ok = rate <= t.max_missing_rate
-        detail = (f"missing_rate on {col}: {k} of {n} rows ({rate:.1%}) are empty; "
+        detail = (f"missing_rate on {name}: {k} of {n} rows ({rate:.1%}) are empty; "
                   f"allowed at most {t.max_missing_rate:.1%}")
         if ok:
-            detail = f"{k} empty values ({rate:.1%}), rows dropped" if k else "no empty values"
-        add(Check("missing_rate", col, ok, True, detail, count=k, rate=rate))
-        bad |= isna
+            fate = "rows dropped" if col.missing_is_invalid else "kept, filled in by the model"
+            detail = f"{k} empty values ({rate:.1%}), {fate}" if k else "no empty values"
+        add(Check("missing_rate", name, ok, True, detail, count=k, rate=rate))
 
-    # Numeric types: parseable numbers; integer columns hold whole numbers.
-    numeric: dict[str, pd.Series] = {}
-    for col in (*schema.NUMERIC, schema.TARGET):
-        values = pd.to_numeric(df[col], errors="coerce")
-        unparsed = values.isna().to_numpy() & df[col].notna().to_numpy()
-        if col in schema.INTEGER or col == schema.TARGET:
-            v = values.to_numpy(dtype=float, na_value=np.nan)
-            unparsed |= np.isfinite(v) & (v != np.round(v))
-            unparsed |= np.isinf(v)
-        elif values.notna().any():
-            unparsed |= np.isinf(values.to_numpy(dtype=float, na_value=np.nan))
-        numeric[col] = values
-        _invalid_check(report, "numeric_type", col, unparsed, n, t,
-                       "values that are not " + ("whole numbers" if col in schema.INTEGER or col == schema.TARGET
-                                                 else "numbers"))
-        bad |= unparsed
+    for f in c.numeric:
+        col = cols[f.name]
+        _invalid_check(report, _contract.RULE_TYPE, f.name, col.violations[_contract.RULE_TYPE], n, t,
+                       col.what[_contract.RULE_TYPE])
+    for col in cols.values():
+        report.changes.update(col.changes)
+    for f in c.categorical:
+        col = cols[f.name]
+        _invalid_check(report, _contract.RULE_CATEGORY, f.name, col.violations[_contract.RULE_CATEGORY], n, t,
+                       col.what[_contract.RULE_CATEGORY])
+    for f in c.numeric:
+        col = cols[f.name]
+        if _contract.RULE_RANGE in col.violations:
+            _invalid_check(report, _contract.RULE_RANGE, f.name, col.violations[_contract.RULE_RANGE], n, t,
+                           col.what[_contract.RULE_RANGE])
+    tcol = cols[c.target.column]
+    _invalid_check(report, _contract.RULE_TARGET, c.target.column, tcol.violations[_contract.RULE_TARGET], n, t,
+                   tcol.what[_contract.RULE_TARGET])
+    for name in c.id:
+        col = cols[name]
+        _invalid_check(report, _contract.RULE_ID, name, col.violations[_contract.RULE_ID], n, t,
+                       col.what[_contract.RULE_ID])
 
-    # The lab's cleaning: sessions clipped below at 0; categories normalised.
-    session = numeric["avg_session_minutes"]
-    negative = int((session < 0).sum())
-    numeric["avg_session_minutes"] = session.clip(lower=0)
-    report.changes["avg_session_minutes clipped to 0"] = negative
-    cats: dict[str, pd.Series] = {}
-    for col in schema.CATEGORICAL:
-        codes, uniques = pd.factorize(df[col], use_na_sentinel=True)
-        raw_u = [str(u) for u in uniques]
-        norm_u = [schema.normalise_category(col, u) for u in raw_u]
-        changed_u = np.array([a != b for a, b in zip(raw_u, norm_u)] + [False])
-        report.changes[f"{col} normalised"] = int(changed_u[codes].sum()) if len(raw_u) else 0
-        allowed_u = np.array([u in schema.CATEGORIES[col] for u in norm_u] + [True])
-        unknown = ~allowed_u[codes]
-        cats[col] = pd.Series(np.array(norm_u + [""], dtype=object)[codes], index=df.index)
-        seen = sorted({norm_u[i] for i in np.unique(codes[unknown])})
-        _invalid_check(report, "allowed_categories", col, unknown, n, t,
-                       f"values outside {list(schema.CATEGORIES[col])}" + (f" (seen: {seen[:5]})" if seen else ""))
-        bad |= unknown
-
-    for col in schema.NUMERIC:
-        rng = schema.RANGES[col]
-        v = numeric[col]
-        out = ((v < rng.low) | (v > rng.high)).to_numpy(dtype=bool, na_value=False)
-        _invalid_check(report, "range", col, out, n, t, f"values outside [{rng.low:g}, {rng.high:g}]")
-        bad |= out
-
-    target = numeric[schema.TARGET]
-    wrong = (~target.isin(schema.TARGET_VALUES) & target.notna()).to_numpy()
-    _invalid_check(report, "target_values", schema.TARGET, wrong, n, t,
-                   f"values outside {list(schema.TARGET_VALUES)}")
-    bad |= wrong
-
-    keep = ~bad
-    clean = pd.DataFrame(
-        {
-            "tenure_months": numeric["tenure_months"][keep].astype("int64"),
-            "num_complaints": numeric["num_complaints"][keep].astype("int64"),
-            "avg_session_minutes": numeric["avg_session_minutes"][keep].astype("float64"),
-            "plan_type": cats["plan_type"][keep].astype("str"),
-            "region": cats["region"][keep].astype("str"),
-            "churn": target[keep].astype("int64"),
-        }
-    )
+    clean = check.clean_frame(~check.bad_rows())
     dup = clean.duplicated().to_numpy()
     k = int(dup.sum())
     rate = _pct(k, len(clean))
@@ -246,15 +229,28 @@ def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None) -> 
               (f"{k} duplicate rows ({rate:.1%}), {fate}" if k else "no duplicate rows") if ok else
               f"duplicates: {k} of {len(clean)} rows ({rate:.1%}) are exact copies; "
               f"allowed at most {t.max_duplicate_rate:.1%}", count=k, rate=rate))
-    clean = (clean[~dup] if t.drop_duplicates else clean).reset_index(drop=True)
+    drop = dup.copy()
+    if c.id:
+        repeated = clean.duplicated(subset=list(c.id)).to_numpy() & ~dup
+        k = int(repeated.sum())
+        rate = _pct(k, len(clean))
+        ok = rate <= t.max_duplicate_rate
+        ids = ", ".join(c.id)
+        add(Check("duplicate_ids", ", ".join(c.id), ok, True,
+                  (f"{k} rows repeat the id of an earlier row with other values ({rate:.1%}), {fate}" if k
+                   else f"every {ids} is unique") if ok else
+                  f"duplicate_ids: {k} of {len(clean)} rows ({rate:.1%}) repeat an earlier row's {ids}; "
+                  f"allowed at most {t.max_duplicate_rate:.1%}", count=k, rate=rate))
+        drop |= repeated
+    clean = (clean[~drop] if t.drop_duplicates else clean).reset_index(drop=True)
 
     rows = len(clean)
     add(Check("min_rows", None, rows >= t.min_rows, True,
               f"{rows} rows kept" if rows >= t.min_rows else
               f"min_rows: only {rows} clean rows remain; at least {t.min_rows} are needed"))
-    counts = clean[schema.TARGET].value_counts()
-    both = all(counts.get(v, 0) >= 2 for v in schema.TARGET_VALUES)
-    add(Check("both_classes", schema.TARGET, both, True,
+    counts = clean[c.target.column].value_counts()
+    both = all(counts.get(v, 0) >= 2 for v in (0, 1))
+    add(Check("both_classes", c.target.column, both, True,
               f"class counts {{0: {counts.get(0, 0)}, 1: {counts.get(1, 0)}}}" if both else
               f"both_classes: need at least 2 rows of each class, have "
               f"{{0: {counts.get(0, 0)}, 1: {counts.get(1, 0)}}}"))
@@ -275,25 +271,31 @@ def _invalid_check(report: QualityReport, name: str, col: str, mask: np.ndarray,
     report.checks.append(Check(name, col, ok, True, detail, count=k, rate=rate))
 
 
-def train_stats(df: pd.DataFrame) -> dict[str, dict[str, float]]:
+def train_stats(df: pd.DataFrame, contract: _contract.Contract | None = None) -> dict[str, dict[str, float]]:
     """The lab's ``train_stats.json``: mean and sample std per numeric feature (std 1.0 when 0)."""
+    c = contract or _contract.lab()
     stats = {}
-    for col in schema.NUMERIC:
-        std = float(df[col].std(ddof=1)) if len(df) > 1 else 0.0
-        stats[col] = {"mean": float(df[col].mean()), "std": std if std > 0 else 1.0}
+    for f in c.numeric:
+        values = pd.to_numeric(df[f.name], errors="coerce").astype("float64")
+        std = float(values.std(ddof=1)) if values.notna().sum() > 1 else 0.0
+        stats[f.name] = {"mean": float(values.mean()), "std": std if std > 0 else 1.0}
     return stats
 
 
 def prepare(*, home: Home | str | None = None, thresholds: Thresholds | None = None,
-            raise_on_failure: bool = True) -> QualityReport:
+            raise_on_failure: bool = True, contract: _contract.Contract | None = None) -> QualityReport:
     """Run the preparation stage on the project's ``data/raw.csv``.
 
     Parameters
     ----------
+    home : Home or path, optional
+    thresholds : Thresholds, optional
     raise_on_failure : bool, default=True
         False returns a failed report instead of raising (a notebook shows the
         table first, then calls :meth:`QualityReport.raise_for_failures`).
         Nothing is written either way when a blocking check failed.
+    contract : Contract, optional
+        Default: the home's.
 
     Returns
     -------
@@ -307,8 +309,9 @@ def prepare(*, home: Home | str | None = None, thresholds: Thresholds | None = N
         ``data/raw.csv`` is missing or unreadable.
     """
     home = Home.resolve(home)
-    raw = read_csv(home.raw_csv)
-    clean, report = check_and_clean(raw, thresholds)
+    contract = contract or _contract.load(home)
+    raw = read_csv(home.raw_csv, contract)
+    clean, report = check_and_clean(raw, thresholds, contract=contract)
     if not report.passed:
         if raise_on_failure:
             report.raise_for_failures()
@@ -316,7 +319,7 @@ def prepare(*, home: Home | str | None = None, thresholds: Thresholds | None = N
     home.ensure()
     write_csv(clean, home.processed_csv)
     atomic_write_json(home.quality_report_json, report.to_dict())
-    atomic_write_json(home.train_stats_json, train_stats(clean))
+    atomic_write_json(home.train_stats_json, train_stats(clean, contract))
     log.info("%s", report.summary())
     return report
 

@@ -1,7 +1,8 @@
 """The reports index: ``reports/index.html``, one row per model version.
 
 Built from the registry (entries, current pointer, history) and the run
-records (``reports/<version>/run.json``); newest first; self-contained HTML
+records (``reports/<version>/run.json``, which record what the index shows,
+such as the parameters that differ from their defaults); newest first; self-contained HTML
 (inline CSS, no script, no network) so it reads offline and from the API.
 Regenerated after every run, promotion and rollback made through ``churn``.
 
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from ._files import atomic_write_text
+from ._io import atomic_write_text
 from .exceptions import ChurnError
 from .home import Home
 
@@ -47,18 +48,6 @@ def _run_records(home: Home) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _defaults() -> dict[str, Any]:
-    from . import runner
-
-    out: dict[str, Any] = {}
-    try:
-        for stage in runner.NOTEBOOKS:
-            out.update({n: p.default for n, p in runner.stage_parameters(stage).items()})
-    except ChurnError:
-        pass
-    return out
-
-
 def _fmt(value: Any, digits: int = 4) -> str:
     if value is None:
         return "-"
@@ -77,15 +66,16 @@ def index_rows(*, home: Home | str | None = None) -> list[dict[str, Any]]:
         entries = []
     current = registry.current_file(home=home)
     runs = _run_records(home)
-    defaults = _defaults()
     in_sweep = {r["version"]: (s.get("name"), s["sweep_id"], r["index"])
                 for s in _sweep_records(home) for r in s.get("runs", []) if r.get("version")}
     by_version = {e["version"]: e for e in entries}
     rows = []
     for version in set(by_version) | set(runs):
         e, run = by_version.get(version), runs.get(version, {})
-        params = run.get("parameters") or (e or {}).get("params") or {}
-        differing = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
+        # what differs from the defaults, as the run (or the training) recorded it
+        differing = run.get("parameters_changed")
+        if differing is None:
+            differing = (e or {}).get("params_changed") or {}
         m = (e or {}).get("metrics") or (run.get("entry") or {}).get("metrics") or {}
         folder = home.reports_dir / version
         drift = sorted(p.relative_to(home.reports_dir).as_posix() for p in folder.glob("drift/*.html")) \

@@ -17,36 +17,28 @@ reference the notebook runner is measured against.
 
 from __future__ import annotations
 
-import ast
 import logging
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import registry, training
-from ._files import atomic_write_json, atomic_write_text, sha256_file
+from . import contract as _contract
+from . import registry, reports, training
+from . import stages as _stages
+from ._io import atomic_write_json, atomic_write_text, file_stamp, sha256_file, utc_now
 from .exceptions import InvalidParameter, StageFailed
 from .home import Home
 
 log = logging.getLogger(__name__)
 
-#: Stage name -> notebook, in execution order.
-NOTEBOOKS: dict[str, str] = {
-    "generate": "01_generate_data",
-    "prepare": "02_prepare_data",
-    "train": "03_train",
-    "evaluate": "04_evaluate",
-    "monitor_drift": "05_monitor_drift",
-}
-STAGES = ("generate", "prepare", "train", "evaluate")  # a default run
+#: Stage name -> notebook, in execution order (from the stage table).
+NOTEBOOKS: dict[str, str] = {name: s.notebook for name, s in _stages.TABLE.items()}
+STAGES = _stages.DEFAULT_RUN  # a default run
 #: Libraries a notebook run records beside the model's own (run.json).
 _RUN_LIBRARIES = ("matplotlib", "papermill", "nbconvert", "ipykernel")
-#: Parameters the runner sets itself.
-_RUNNER_SET = {"register"}
 
 EventHandler = Callable[[str, str, float | None], None]
 
@@ -58,89 +50,19 @@ def notebooks_dir() -> Path:
 
 # --- parameters ----------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Parameter:
-    """One entry of a notebook's ``parameters`` cell."""
-
-    name: str
-    default: Any
-    help: str
-
-    @property
-    def type_name(self) -> str:
-        return "str or None" if self.default is None else type(self.default).__name__
-
-    def accepts(self, value: Any) -> bool:
-        d = self.default
-        if d is None:
-            return value is None or isinstance(value, str)
-        if isinstance(d, bool):
-            return isinstance(value, bool)
-        if isinstance(d, int):
-            return isinstance(value, int) and not isinstance(value, bool)
-        if isinstance(d, float):
-            return isinstance(value, (int, float)) and not isinstance(value, bool)
-        return isinstance(value, type(d))
+resolve_stages = _stages.resolve
 
 
-def resolve_stages(stages: str | tuple[str, ...] | list[str] | None) -> tuple[str, ...]:
-    """Stage names (or notebook names) -> stage names in execution order."""
-    if stages is None:
-        return STAGES
-    names = [s.strip() for s in stages.split(",")] if isinstance(stages, str) else list(stages)
-    by_notebook = {nb: st for st, nb in NOTEBOOKS.items()}
-    out = set()
-    for name in filter(None, names):
-        stage = by_notebook.get(name, name)
-        if stage not in NOTEBOOKS:
-            raise InvalidParameter(f"unknown stage {name!r}; stages are {', '.join(NOTEBOOKS)}", name="stages")
-        out.add(stage)
-    if not out:
-        raise InvalidParameter("no stage selected", name="stages")
-    return tuple(s for s in NOTEBOOKS if s in out)
+def check_parameters(stage_list: tuple[str, ...], params: Mapping[str, Any], *,
+                     contract: _contract.Contract | None = None) -> dict[str, dict[str, Any]]:
+    """Split ``params`` per stage; refuse unknown names, wrong types and values that do not apply,
+    before any kernel starts (see :func:`churn_lib.stages.check`)."""
+    from . import data
 
-
-def stage_parameters(stage: str, *, folder: Path | None = None) -> dict[str, Parameter]:
-    """The parameters a stage notebook declares, with their defaults."""
-    import papermill
-
-    path = (folder or notebooks_dir()) / f"{NOTEBOOKS[stage]}.ipynb"
-    if not path.exists():
-        raise InvalidParameter(f"stage notebook {path} is missing", name="stages")
-    out = {}
-    for name, spec in papermill.inspect_notebook(str(path)).items():
-        try:
-            default = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError):
-            default = spec["default"]
-        out[name] = Parameter(name, default, spec.get("help") or "")
-    return out
-
-
-def check_parameters(stages: tuple[str, ...], params: Mapping[str, Any], *,
-                     folder: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Split ``params`` per stage; refuse unknown names and wrong types before any kernel starts.
-
-    A name applies to every selected stage that declares it (``seed`` seeds
-    both generation and training).
-    """
-    declared = {s: stage_parameters(s, folder=folder) for s in stages}
-    known = {n for d in declared.values() for n in d}
-    listing = "; ".join(f"{NOTEBOOKS[s]}: {', '.join(f'{p.name} ({p.type_name})' for p in d.values() if p.name not in _RUNNER_SET) or '-'}"
-                        for s, d in declared.items())
-    unknown = sorted(set(params) - known - {"version"} | (set(params) & _RUNNER_SET))
-    if unknown:
-        raise InvalidParameter(f"unknown parameter(s) {', '.join(unknown)} for the selected stages. "
-                               f"Parameters: {listing}", name=unknown[0])
-    per_stage: dict[str, dict[str, Any]] = {s: {} for s in stages}
-    for name, value in params.items():
-        for stage, decl in declared.items():
-            if name in decl:
-                p = decl[name]
-                if not p.accepts(value):
-                    raise InvalidParameter(f"parameter {name}={value!r} of {NOTEBOOKS[stage]} must be "
-                                           f"{p.type_name} (default {p.default!r})", name=name)
-                per_stage[stage][name] = float(value) if isinstance(p.default, float) else value
+    per_stage = _stages.check(stage_list, params)
+    if "generate" in per_stage and contract is not None:
+        data_params, faults = _stages.TABLE["generate"].build(per_stage["generate"])
+        data.check_params(contract, data_params, faults)
     return per_stage
 
 
@@ -150,7 +72,7 @@ def check_parameters(stages: tuple[str, ...], params: Mapping[str, Any], *,
 #: of its stage: the heavy imports and matplotlib's first figure, so the next
 #: stage's kernel gets ready on the other core while the current stage computes.
 _WARM_UP = ("import pandas, sklearn.linear_model, sklearn.metrics, churn_lib.data, churn_lib.quality, "
-            "churn_lib.training, churn_lib.evaluation, churn_lib.plots\n"
+            "churn_lib.training, churn_lib.evaluation, churn_lib.plots, churn_lib.stages\n"
             "import matplotlib.pyplot as _plt\n"
             "_fig = _plt.figure(); _fig.canvas.draw(); _plt.close(_fig); del _fig, _plt")
 
@@ -298,7 +220,7 @@ class StageRecord:
     error: str | None = None
 
 
-def run(*, home: Home | str | None = None, version: str | None = None, stages=None,
+def run(*, home: Home | str | None = None, version: str | None = None, stages: Any = None,
         params: Mapping[str, Any] | None = None, log_output: bool = False,
         on_event: EventHandler | None = None, folder: Path | None = None,
         promote: bool = True) -> dict[str, Any]:
@@ -326,6 +248,8 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages=No
     ------
     InvalidParameter
         Unknown stage or parameter, wrong type, taken version label.
+    ContractError
+        The home's dataset.yaml is not valid.
     StageFailed
         A stage failed; its executed notebook and HTML are kept
         (``.report_path``), ``run.json`` records it, the registry is unchanged.
@@ -333,32 +257,33 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages=No
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from . import reports
-
     home = Home.resolve(home)
     params = dict(params or {})
     folder = folder or notebooks_dir()
     stage_list = resolve_stages(stages)
-    per_stage = check_parameters(stage_list, params, folder=folder)
+    contract = _contract.load(home)
+    per_stage = check_parameters(stage_list, params, contract=contract)
     version = _run_version(home, version or params.get("version"), stage_list)
     home.ensure()
     out_dir = home.reports_dir / version
     out_dir.mkdir(parents=True, exist_ok=True)
     # A run that makes data or a model owns reports/<version>/run.json; a later
     # evaluate or drift check of that version keeps its own record beside it.
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S_%f")
-    creates = bool({"generate", "prepare", "train"} & set(stage_list))
+    stamp = file_stamp(micro=True)
+    creates = bool(set(_stages.CREATES) & set(stage_list))
     record_path = out_dir / "run.json" if creates else out_dir / "runs" / f"{stamp}.json"
     trains = "train" in stage_list
-    for stage in ("train", "evaluate", "monitor_drift"):
-        if stage in stage_list and "version" in stage_parameters(stage, folder=folder):
+    for stage in stage_list:
+        if "version" in _stages.TABLE[stage].params:
             per_stage[stage]["version"] = version
     if trains:
         per_stage["train"]["register"] = False
     emit = on_event or (lambda *a: None)
     record: dict[str, Any] = {
-        "version": version, "status": "running", "started_at_utc": registry.utc_now(),
+        "version": version, "status": "running", "started_at_utc": utc_now(),
         "parameters": {k: v for k, v in params.items() if k != "version"},
+        "parameters_changed": _stages.changed(params),  # what the index shows: no stage table needed there
+        "contract": {"name": contract.name, "sha256": contract.sha256()},
         "stages": [], "libraries": training.library_versions(extra=_RUN_LIBRARIES), "home": str(home.root),
         "data_dir": str(home.data_dir),
     }
@@ -422,7 +347,7 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages=No
             registry.discard_candidate(version, home=home)
     record["status"] = "failed" if failed else "ok"
     record["seconds"] = round(time.perf_counter() - start_all, 3)
-    record["finished_at_utc"] = registry.utc_now()
+    record["finished_at_utc"] = utc_now()
     record["data_sha256"] = sha256_file(home.processed_csv) if home.processed_csv.exists() else None
     record["stages"] = [vars(s) for s in record["stages"]]
     atomic_write_json(record_path, record)
@@ -465,7 +390,7 @@ def _run_version(home: Home, version: str | None, stages: tuple[str, ...]) -> st
                 raise InvalidParameter(f"version {version!r} is not registered (registered: "
                                        f"{', '.join(sorted(taken)) or 'none'})", name="version")
             return version
-        if not {"generate", "prepare", "train"} & set(stages):
+        if not set(_stages.CREATES) & set(stages):
             if "monitor_drift" in stages:  # drift is about the traffic of the model being served
                 current = registry.current_entry(home=home)
                 if current is not None:
@@ -510,37 +435,30 @@ def run_direct(*, home: Home | str | None = None, version: str | None = None, st
                params: Mapping[str, Any] | None = None) -> RunResult:
     """Run the stages straight through the library, no notebooks, no reports.
 
-    ``params`` take the notebooks' parameter names (``n_rows``, ``seed``,
-    fault rates, quality thresholds, training parameters); ``seed`` seeds both
-    generation and training, as in a notebook run. Raises the first stage's error.
+    ``params`` take the notebooks' parameter names (the stage table's:
+    ``n_rows``, ``seed``, ``source``, fault rates, quality thresholds, training
+    parameters), checked as for a notebook run; ``seed`` seeds both the data
+    and the training. Raises the first stage's error.
     """
-    from dataclasses import fields
-
     from . import data, evaluation, quality
 
     home = Home.resolve(home).ensure()
     params = dict(params or {})
     stage_list = resolve_stages(stages)
-    groups = {"faults": data.Faults, "thresholds": quality.Thresholds, "train": training.TrainParams}
-    names = {k: {f.name for f in fields(cls)} - {"missing_columns"} for k, cls in groups.items()}
-    allowed = {"n_rows", "seed"} | set().union(*names.values())
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise InvalidParameter(f"unknown parameter(s) {', '.join(unknown)}; parameters: {', '.join(sorted(allowed))}",
-                               name=unknown[0])
-    pick = {k: {n: v for n, v in params.items() if n in names[k]} for k in groups}
-    faults = data.Faults(**pick["faults"])
-    thresholds = quality.Thresholds(**pick["thresholds"])
-    train_params = training.TrainParams(**pick["train"])
+    contract = _contract.load(home)
+    per_stage = check_parameters(stage_list, params, contract=contract)
     result = RunResult()
     for stage in stage_list:
         start = time.perf_counter()
+        built = _stages.TABLE[stage].build(per_stage[stage])
         if stage == "generate":
-            df = data.generate(params.get("n_rows", 1200), seed=train_params.seed, faults=faults)
-            data.write_raw(df, home=home)
+            data_params, faults = built
+            data.make_raw(home=home, contract=contract, params=data_params, faults=faults)
         elif stage == "prepare":
-            result.quality = quality.prepare(home=home, thresholds=thresholds).to_dict()
+            (thresholds,) = built
+            result.quality = quality.prepare(home=home, thresholds=thresholds, contract=contract).to_dict()
         elif stage == "train":
+            (train_params,) = built
             trained = training.train(home=home, version=version, params=train_params)
             result.entry, result.promoted = trained.entry, trained.promoted
             result.version, result.passed_gate = trained.version, trained.passed_gate

@@ -16,44 +16,35 @@ The HTTP layer (serve/) is a thin shell over :class:`Service`.
   ``write()`` per request on an ``O_APPEND`` descriptor: several worker
   processes never tear or interleave lines) and remembers failures, which
   show in each response (``logged: false``) and in the status.
-* :func:`run` starts uvicorn on the ``serve`` app (``churn serve``).
+* :meth:`Service.request_contract` is the contract requests are validated
+  against: the served model's (its registered copy), else the home's.
+
+The uvicorn launcher (``churn serve``) lives in ``serve/run.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import socket
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from . import contract as _contract
 from . import predlog, registry, scoring
-from .exceptions import ChurnError, InvalidParameter, NoCurrentModel
+from ._io import iso as _iso
+from .exceptions import ChurnError, NoCurrentModel
 from .home import Home
 
 log = logging.getLogger(__name__)
 
 STATUS_OK, STATUS_DEGRADED, STATUS_UNAVAILABLE = "ok", "degraded", "unavailable"
 
-#: The uvicorn factory ``churn serve`` runs (serve/ depends on churn_lib, never the reverse:
-#: this is a name handed to uvicorn, not an import).
-APP = "serve.app:create_app"
-
 #: Environment variable that puts prometheus_client in multi-process mode (one folder shared by workers).
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ModelHolder:
@@ -314,6 +305,8 @@ class Service:
         self.holder = ModelHolder(self.home, retry_interval=retry_interval, fast=fast)
         self.log = PredictionLog(self.home.predictions_log)
         self.on_predict = on_predict
+        self._home_contract: _contract.Contract | None = None
+        self._contract_problem: str | None = None
 
     def start(self) -> None:
         """Create the logs folder and load the current model (failures become the status)."""
@@ -321,9 +314,37 @@ class Service:
             self.home.logs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self.log.failed(f"cannot create {self.home.logs_dir}: {exc.strerror or exc}")
+        try:
+            self._home_contract = _contract.load(self.home)
+        except ChurnError as exc:
+            self._contract_problem = str(exc)
+            log.warning("%s", exc)
         self.holder.refresh()
 
-    def predict(self, features: Mapping[str, Any], *, request_id: str | None = None) -> Prediction:
+    def request_contract(self) -> _contract.Contract:
+        """The contract requests are validated against: the served model's, else the home's.
+
+        Raises
+        ------
+        NoCurrentModel
+            No model is served and the home's contract cannot be read.
+        """
+        scorer = self.holder.scorer
+        if scorer is not None:
+            return scorer.contract
+        if self._home_contract is None:
+            if self._contract_problem is None:  # start() not called (a bare Service in a test)
+                try:
+                    self._home_contract = _contract.load(self.home)
+                except ChurnError as exc:
+                    self._contract_problem = str(exc)
+            if self._home_contract is None:
+                raise NoCurrentModel(f"no model can be served and the home's contract cannot be read: "
+                                     f"{self._contract_problem}")
+        return self._home_contract
+
+    def predict(self, features: Mapping[str, Any], *, request_id: str | None = None,
+                ids: Mapping[str, Any] | None = None) -> Prediction:
         """Score one row of validated, normalised features; log it.
 
         Returns
@@ -340,27 +361,20 @@ class Service:
         start = time.perf_counter()
         scorer = self.holder.require()
         proba = scorer.proba_one(features)
-        threshold = scorer.threshold
-        prediction = int(proba >= threshold)
-        record = {
-            "request_id": request_id if request_id is not None else str(uuid.uuid4()),
-            "model_version": scorer.model_file,
-            "prediction": prediction,
-            "probability": round(proba, 6),
-            "latency_ms": round((time.perf_counter() - start) * 1000.0, 3),
-            "features": dict(features),
-            "ts": round(time.time(), 3),
-            "threshold": threshold,
-            "version": scorer.version,
-        }
+        record = predlog.record(
+            request_id=request_id if request_id is not None else str(uuid.uuid4()), model_file=scorer.model_file,
+            version=scorer.version, threshold=scorer.threshold, probability=proba, features=dict(features),
+            latency_ms=round((time.perf_counter() - start) * 1000.0, 3), ts=round(time.time(), 3),
+            ids=dict(ids) if ids else None)
         line = predlog.format_line(record)
         error = self.log.write(line)
         if self.on_predict is not None:
+            prediction = record["prediction"]
             self.on_predict(record["version"], prediction, 1 - prediction)
         return Prediction(record, line, error)
 
-    def predict_batch(self, rows: Sequence[Mapping[str, Any]],
-                      request_ids: Sequence[str | None] | None = None) -> BatchPrediction:
+    def predict_batch(self, rows: Sequence[Mapping[str, Any]], request_ids: Sequence[str | None] | None = None,
+                      ids: Sequence[Mapping[str, Any] | None] | None = None) -> BatchPrediction:
         """Score several rows with one model (one vectorised call); log them in one write.
 
         ``rows`` hold validated, normalised features; they are used as the
@@ -372,14 +386,14 @@ class Service:
         latency_ms = round((time.perf_counter() - start) * 1000.0, 3)
         ts = round(time.time(), 3)
         threshold, model_file, version = scorer.threshold, scorer.model_file, scorer.version
-        ids = list(request_ids) if request_ids is not None else [None] * len(rows)
-        missing = [i for i, rid in enumerate(ids) if rid is None]
+        request_ids_filled = list(request_ids) if request_ids is not None else [None] * len(rows)
+        missing = [i for i, rid in enumerate(request_ids_filled) if rid is None]
         for i, rid in zip(missing, _request_ids(len(missing))):
-            ids[i] = rid
-        records = [{"request_id": rid, "model_version": model_file, "prediction": int(p >= threshold),
-                    "probability": round(p, 6), "latency_ms": latency_ms, "features": row, "ts": ts,
-                    "threshold": threshold, "version": version}
-                   for row, rid, p in zip(rows, ids, proba)]
+            request_ids_filled[i] = rid
+        customer = list(ids) if ids is not None else [None] * len(rows)
+        records = [predlog.record(request_id=rid, model_file=model_file, version=version, threshold=threshold,
+                                  probability=p, features=row, latency_ms=latency_ms, ts=ts, ids=cid)
+                   for row, rid, p, cid in zip(rows, request_ids_filled, proba, customer)]
         lines = [predlog.format_line(r) for r in records]
         error = self.log.write(b"".join(lines))
         if self.on_predict is not None:
@@ -407,6 +421,7 @@ class Service:
             "scorer": scorer.engine if scorer else None,
             "scorer_note": scorer.engine_note if scorer else None,
             "loaded_at": model["loaded_at"],
+            "contract": scorer.contract.name if scorer else None,
             "prediction_log": self.log.status(),
             "pid": os.getpid(),
         }
@@ -420,72 +435,3 @@ class Service:
             When no model can be served.
         """
         return dict(self.holder.require().entry)
-
-
-# --- running the HTTP service -------------------------------------------------
-
-def check_port(host: str, port: int) -> None:
-    """Refuse a port that is out of range or already taken, before uvicorn starts workers."""
-    if not 1 <= port <= 65535:
-        raise InvalidParameter(f"--port must be between 1 and 65535, got {port}", name="port")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise InvalidParameter(f"--host {host!r} cannot be resolved: {exc.strerror}", name="host") from None
-    family, _, _, _, address = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(address)
-        except OSError as exc:
-            raise ChurnError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
-                             "(choose another --port, or stop the process using it)") from None
-
-
-def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-        access_log: bool = False, log_level: str = "info") -> None:
-    """Serve the home's current model over HTTP with uvicorn until interrupted.
-
-    Parameters
-    ----------
-    home : Home or path, optional
-        Exported to the workers as ``CHURN_HOME``.
-    host : str, default="127.0.0.1"
-    port : int, default=8000
-    workers : int, default=1
-        Worker processes; they share the port, the prediction log (lines never
-        interleave) and the metrics (prometheus_client multi-process mode).
-    access_log : bool, default=False
-        One line per request on stderr (every prediction is in the prediction log anyway).
-    log_level : str, default="info"
-
-    Raises
-    ------
-    InvalidParameter
-        Bad port, host or worker count.
-    ChurnError
-        The port is taken.
-    """
-    import uvicorn
-
-    home = Home.resolve(home)
-    if workers < 1:
-        raise InvalidParameter(f"--workers must be at least 1, got {workers}", name="workers")
-    check_port(host, port)
-    saved = {k: os.environ.get(k) for k in ("CHURN_HOME", METRICS_DIR_ENV)}
-    metrics_dir = None
-    os.environ["CHURN_HOME"] = str(home.root)
-    if workers > 1:
-        metrics_dir = tempfile.mkdtemp(prefix="churn-metrics-")
-        os.environ[METRICS_DIR_ENV] = metrics_dir
-    try:
-        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, access_log=access_log,
-                    log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        if metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -2,16 +2,17 @@
 or with a chosen shift, written to the prediction log or sent to a running
 service; for demos of drift monitoring and for its tests.
 
-Rows come from the lab's generator (the population the training data was
-drawn from, with a seed of their own) or are resampled from
-``data/processed.csv``. A :class:`Shift` then moves a numeric feature's mean
-(in training standard deviations), scales its spread around the training
-mean, or redraws a categorical feature with other shares. Values are clipped
-to the schema's valid ranges and integers stay integers, so every row is a
-request the API accepts.
+Rows come from the lab's generator (the population the lab's training data
+was drawn from, with a seed of their own; only for the lab's contract) or are
+resampled from the model's training split of ``data/processed.csv`` (the
+default for a file source; their id columns come along). A :class:`Shift`
+then moves a numeric feature's mean (in training standard deviations), scales
+its spread around the training mean, or redraws a categorical feature with
+other shares, by feature name. Values are clipped to the contract's valid
+ranges and integers stay integers, so every row is a request the API accepts.
 
 Written rows carry the real scores of a registered model (its threshold,
-file name and label, as the API logs them) through :func:`churn_lib.predlog.append_many`.
+file name and label, as the API logs them), built by :func:`churn_lib.predlog.record`.
 Sent rows go to ``<url>/predict`` one POST each; only loopback addresses are
 accepted, so a demo never sends traffic to a real service by mistake.
 """
@@ -32,7 +33,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import pandas as pd
 
-from . import data, drift, predlog, registry, schema, scoring
+from . import contract as _contract
+from . import data, drift, predlog, registry, scoring, training
 from .exceptions import ChurnError, InvalidParameter, NoCurrentModel, RegistryError
 from .home import Home
 
@@ -55,7 +57,8 @@ class Shift:
         ``{feature: s}``: multiply a numeric feature's distance to the training mean by ``s`` (> 0).
     mix : dict, optional
         ``{feature: {category: share}}``: draw a categorical feature with these shares
-        (normalised; categories outside the schema are allowed, to simulate unseen ones).
+        (normalised; categories outside the contract are allowed, to simulate unseen ones),
+        or a boolean one with shares of ``true`` and ``false``.
 
     Examples
     --------
@@ -70,22 +73,32 @@ class Shift:
     def __post_init__(self) -> None:
         for kind, values in (("mean", self.mean), ("scale", self.scale)):
             for name, v in values.items():
-                if name not in schema.NUMERIC:
-                    raise InvalidParameter(f"{kind} shift of {name!r}: not a numeric feature "
-                                           f"({', '.join(schema.NUMERIC)})", name=kind)
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
                     raise InvalidParameter(f"{kind} shift of {name} must be a number, got {v!r}", name=kind)
                 if kind == "scale" and v <= 0:
                     raise InvalidParameter(f"scale of {name} must be positive, got {v!r}", name=kind)
         for name, shares in self.mix.items():
-            if name not in schema.CATEGORICAL:
-                raise InvalidParameter(f"mix of {name!r}: not a categorical feature "
-                                       f"({', '.join(schema.CATEGORICAL)})", name="mix")
             values = list(shares.values())
             if not values or any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in values) \
                     or sum(values) <= 0:
                 raise InvalidParameter(f"mix of {name} needs non-negative shares with a positive sum, "
                                        f"got {dict(shares)!r}", name="mix")
+
+    def check(self, contract: _contract.Contract) -> None:
+        """Refuse shifts of features the contract does not have, or of the wrong type."""
+        numbers = [f.name for f in contract.features if f.type in (_contract.INTEGER, _contract.FLOAT)]
+        mixable = [f.name for f in contract.features if f.type in (_contract.CATEGORICAL, _contract.BOOLEAN)]
+        for kind, values in (("mean", self.mean), ("scale", self.scale)):
+            for name in values:
+                if name not in numbers:
+                    raise InvalidParameter(f"{kind} shift of {name!r}: not a numeric feature "
+                                           f"({', '.join(numbers) or 'none'})", name=kind)
+        for name, shares in self.mix.items():
+            if name not in mixable:
+                raise InvalidParameter(f"mix of {name!r}: not a categorical or boolean feature "
+                                       f"({', '.join(mixable) or 'none'})", name="mix")
+            if contract.feature(name).type == _contract.BOOLEAN and set(shares) - {"true", "false"}:
+                raise InvalidParameter(f"mix of the boolean {name} takes the shares true and false", name="mix")
 
     @property
     def is_null(self) -> bool:
@@ -95,15 +108,35 @@ class Shift:
         return {"mean": dict(self.mean), "scale": dict(self.scale), "mix": {k: dict(v) for k, v in self.mix.items()}}
 
 
-def _moments(base: pd.DataFrame, profile: drift.Profile | None) -> dict[str, tuple[float, float]]:
-    if profile is not None:
-        return {n: (r.mean, r.std) for n, r in profile.numeric.items()}
-    return {n: (float(base[n].mean()), float(base[n].std(ddof=1)) or 1.0) for n in schema.NUMERIC}
+def _moments(base: pd.DataFrame, names: list[str], profile: drift.Profile | None) -> dict[str, tuple[float, float]]:
+    out = {}
+    for n in names:
+        if profile is not None and n in profile.numeric:
+            r = profile.numeric[n]
+            out[n] = (r.mean, r.std)
+        else:
+            x = pd.to_numeric(base[n], errors="coerce")
+            out[n] = (float(x.mean()), float(x.std(ddof=1)) or 1.0)
+    return out
+
+
+def _training_rows(home: Home, contract: _contract.Contract, entry: Mapping[str, Any] | None) -> pd.DataFrame:
+    """The model's training split of ``data/processed.csv`` (all of it when no model says how it split)."""
+    frame = data.read_csv(Home.resolve(home).processed_csv, contract)
+    if entry is not None and "seed" in entry:
+        try:
+            X_train, _, _, _ = training.split(frame, contract, test_size=entry.get("params", {}).get("test_size", 0.25),
+                                              seed=entry["seed"])
+            frame = frame.loc[X_train.index]
+        except ValueError as exc:  # a processed file too small or one-class: resample all of it
+            log.warning("resampling all of %s: %s", home.processed_csv, exc)
+    return frame.reset_index(drop=True)
 
 
 def draw(n_rows: int, *, seed: int = 0, shift: Shift | None = None, profile: drift.Profile | None = None,
-         source: str = "generator", home: Home | str | None = None) -> pd.DataFrame:
-    """Draw ``n_rows`` request rows (the five features), optionally shifted.
+         source: str | None = None, home: Home | str | None = None, contract: _contract.Contract | None = None,
+         entry: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Draw ``n_rows`` request rows (the contract's features, and its id columns from data), optionally shifted.
 
     Parameters
     ----------
@@ -113,16 +146,22 @@ def draw(n_rows: int, *, seed: int = 0, shift: Shift | None = None, profile: dri
     shift : Shift, optional
     profile : Profile, optional
         Training mean and std for the shift (default: the drawn rows' own).
-    source : {"generator", "data"}, default="generator"
-        The lab's generator (fresh draws from the training population), or
-        rows resampled from the home's ``data/processed.csv``.
+    source : {"generator", "data"}, optional
+        The lab's generator (fresh draws from the lab's population; the
+        default for the lab's contract), or rows resampled from the training
+        split of the home's ``data/processed.csv`` (the default otherwise).
     home : Home or path, optional
         Only for ``source="data"``.
+    contract : Contract, optional
+        Default the lab's.
+    entry : dict, optional
+        The model's registry entry: how it split its data (for ``source="data"``).
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``schema.FEATURES``; integer features as int64, categories as str.
+        The id columns (from data), then the features; integers as int64, booleans as bool, categories as
+        text, missing values as None.
 
     Examples
     --------
@@ -131,34 +170,62 @@ def draw(n_rows: int, *, seed: int = 0, shift: Shift | None = None, profile: dri
     """
     if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
         raise InvalidParameter(f"n_rows must be a positive integer, got {n_rows!r}", name="n_rows")
+    c = contract or _contract.lab()
+    source = source or ("generator" if c.source.is_generator else "data")
     if source not in SOURCES:
         raise InvalidParameter(f"source={source!r}: use one of {', '.join(SOURCES)}", name="source")
+    if source == "generator" and not c.is_lab:
+        raise InvalidParameter("the generator draws the lab's data; this model's contract is "
+                               f"{c.name!r}: use --source data (rows resampled from its training split)", name="source")
     shift = shift or Shift()
+    shift.check(c)
     # a seed of its own, so that simulated traffic never replays the training draws
     sub_seed = int(np.random.SeedSequence([int(seed), 0x5117]).generate_state(1)[0])
     rng = np.random.default_rng([int(seed), 0x5117, 1])
+    names = list(c.feature_names)
     if source == "generator":
-        base = data.generate(int(n_rows), seed=sub_seed)[list(schema.FEATURES)]
+        base = data.generate(int(n_rows), seed=sub_seed)[names]
     else:
-        frame = data.read_csv(Home.resolve(home).processed_csv)[list(schema.FEATURES)].dropna()
+        frame = _training_rows(home, c, entry)
+        if frame.empty:
+            raise InvalidParameter(f"{Home.resolve(home).processed_csv} has no rows to resample", name="source")
         base = frame.iloc[rng.integers(0, len(frame), size=int(n_rows))].reset_index(drop=True)
-    out = pd.DataFrame({c: base[c].astype(str).to_numpy(dtype=object) for c in schema.CATEGORICAL})
-    moments = _moments(base, profile)
-    for name in schema.NUMERIC:
-        x = base[name].to_numpy(dtype=float)
-        mean, std = moments[name]
-        if name in shift.scale:
-            x = mean + (x - mean) * float(shift.scale[name])
-        if name in shift.mean:
-            x = x + float(shift.mean[name]) * std
-        rng_ = schema.RANGES[name]
-        x = np.clip(x, rng_.low, rng_.high)
-        out[name] = np.rint(x).astype(np.int64) if name in schema.INTEGER else np.round(x, 2)
+    out = pd.DataFrame({name: base[name].astype(object).where(base[name].notna(), None).to_numpy(dtype=object)
+                        for name in c.id if name in base.columns})
+    numeric = [f.name for f in c.features if f.type in (_contract.INTEGER, _contract.FLOAT)]
+    moments = _moments(base, numeric, profile)
+    for f in c.features:
+        column = base[f.name]
+        if f.type in (_contract.INTEGER, _contract.FLOAT):
+            x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+            mean, std = moments[f.name]
+            if f.name in shift.scale:
+                x = mean + (x - mean) * float(shift.scale[f.name])
+            if f.name in shift.mean:
+                x = x + float(shift.mean[f.name]) * std
+            x = np.clip(x, f.low if f.low is not None else -np.inf, f.high if f.high is not None else np.inf)
+            out[f.name] = _typed(np.rint(x) if f.type == _contract.INTEGER else np.round(x, 2),
+                                 int if f.type == _contract.INTEGER else float)
+        elif f.type == _contract.BOOLEAN:
+            out[f.name] = _typed(pd.to_numeric(column, errors="coerce").to_numpy(dtype=float), bool)
+        else:
+            out[f.name] = column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
     for name, shares in shift.mix.items():
         cats = list(shares)
-        p = np.array([float(shares[c]) for c in cats])
-        out[name] = np.asarray(cats, dtype=object)[rng.choice(len(cats), size=int(n_rows), p=p / p.sum())]
-    return out[list(schema.FEATURES)]
+        p = np.array([float(shares[k]) for k in cats])
+        drawn = np.asarray(cats, dtype=object)[rng.choice(len(cats), size=int(n_rows), p=p / p.sum())]
+        if c.feature(name).type == _contract.BOOLEAN:
+            drawn = np.array([v == "true" for v in drawn], dtype=object)
+        out[name] = drawn
+    return out[[*(n for n in c.id if n in out.columns), *names]]
+
+
+def _typed(x: np.ndarray, kind: type) -> np.ndarray:
+    """``x`` as int64 / float64 / bool, or, when values are missing, objects with None for them."""
+    missing = ~np.isfinite(x)
+    if not missing.any():
+        return x.astype({int: np.int64, float: np.float64, bool: bool}[kind])
+    return np.array([None if m else kind(v) for v, m in zip(x.tolist(), missing.tolist())], dtype=object)
 
 
 @dataclass
@@ -205,13 +272,12 @@ def _check_loopback(url: str) -> str:
 
 
 def _rows_as_requests(rows: pd.DataFrame, seed: int) -> list[dict[str, Any]]:
+    """Each row as an API request body (Python values, None for missing), with a request id."""
     records = rows.to_dict(orient="records")
     for i, r in enumerate(records):
-        for name in schema.INTEGER:
-            r[name] = int(r[name])
-        for name in schema.NUMERIC:
-            if name not in schema.INTEGER:
-                r[name] = float(r[name])
+        for name, value in r.items():
+            if isinstance(value, np.generic):
+                r[name] = value.item()
         r["request_id"] = f"sim-{seed}-{i}"
     return records
 
@@ -245,7 +311,7 @@ def _scorer(model: str, home: Home) -> scoring.Scorer:
 
 
 def simulate(n_rows: int = 200, *, home: Home | str | None = None, seed: int = 0, shift: Shift | None = None,
-             model: str = "current", url: str | None = None, source: str = "generator",
+             model: str = "current", url: str | None = None, source: str | None = None,
              start_ts: float | None = None, interval_s: float = 0.0, timeout: float = 5.0) -> SimulateResult:
     """Write (or send) ``n_rows`` simulated prediction requests.
 
@@ -262,7 +328,8 @@ def simulate(n_rows: int = 200, *, home: Home | str | None = None, seed: int = 0
     url : str, optional
         Send to ``<url>/predict`` (loopback only) instead of writing the log;
         the service scores and logs the rows itself.
-    source : {"generator", "data"}, default="generator"
+    source : {"generator", "data"}, optional
+        Default: the generator for the lab's contract, else rows of the model's training split.
     start_ts : float, optional
         Unix time of the first written row (default now).
     interval_s : float, default=0.0
@@ -292,7 +359,10 @@ def simulate(n_rows: int = 200, *, home: Home | str | None = None, seed: int = 0
             profile = drift.load_profile(entry, home=home)
         except RegistryError as exc:
             log.warning("shift in units of the drawn rows' own std: %s", exc)
-    rows = draw(n_rows, seed=seed, shift=shift, profile=profile, source=source, home=home)
+    contract = registry.load_contract(entry, home=home) if entry is not None else _contract.load(home)
+    rows = draw(n_rows, seed=seed, shift=shift, profile=profile, source=source, home=home, contract=contract,
+                entry=entry)
+    source = source or ("generator" if contract.source.is_generator else "data")
     requests = _rows_as_requests(rows, seed)
     if base_url is not None:
         result = SimulateResult(n_rows, "http", base_url + "/predict", seed, source, shift.to_dict())
@@ -304,14 +374,14 @@ def simulate(n_rows: int = 200, *, home: Home | str | None = None, seed: int = 0
         proba = scorer.predict_proba(rows)
         latency_ms = round((time.perf_counter() - t0) * 1000.0 / len(rows), 3)
         ts0 = time.time() if start_ts is None else float(start_ts)
-        threshold = scorer.threshold
         records = []
         for i, (req, p) in enumerate(zip(requests, proba.tolist())):
             request_id = req.pop("request_id")
-            records.append({"request_id": request_id, "model_version": scorer.model_file,
-                            "prediction": int(p >= threshold), "probability": round(p, 6),
-                            "latency_ms": latency_ms, "features": req, "ts": round(ts0 + i * interval_s, 3),
-                            "threshold": threshold, "version": scorer.version})
+            ids = {n: req.pop(n) for n in contract.id if n in req} or None
+            records.append(predlog.record(request_id=request_id, model_file=scorer.model_file,
+                                          version=scorer.version, threshold=scorer.threshold, probability=p,
+                                          features=req, latency_ms=latency_ms, ts=round(ts0 + i * interval_s, 3),
+                                          ids=ids))
         home.logs_dir.mkdir(parents=True, exist_ok=True)
         try:
             for i in range(0, len(records), WRITE_BATCH):

@@ -20,8 +20,11 @@ Design (see ``docs/scale-out.md``):
 * **Winner on the same test data.** Runs with different ``n_rows`` or ``seed``
   have different data and test splits, so their own test metrics do not
   compare. Every registered version of the sweep is re-scored, through the
-  registry (sha256-checked), on one common holdout set: fresh draws from the
-  generator with a seed no run uses (20,000 rows by default). The best version
+  registry (sha256-checked), on one common holdout set that no run trained
+  on: for the lab's generator, fresh draws with a seed no run uses (20,000
+  rows by default); for a file source, a seeded split of the user's data
+  (20 % by default, ``holdout_rows`` to set a count): the runs read the
+  rest (``data/sweeps/<id>/pool.csv``, as their ``source``). The best version
   that passed its gate by the chosen metric (F1 at the model's stored
   threshold by default; ties: ROC AUC, then set order) is promoted; if none
   passed, nothing is.
@@ -36,7 +39,7 @@ Spec::
     params: {n_rows: 5000}          # optional; every set starts from these
     grid: {C: [0.1, 1.0, 10.0], seed: [1, 2]}    # every combination ...
     sets: [{C: 1.0, n_rows: 20000}]              # ... and/or listed sets
-    select: {metric: f1, holdout_rows: 20000, holdout_seed: 2147483647}
+    select: {metric: f1, holdout_rows: 20000, holdout_seed: 2147483647}   # holdout_fraction: 0.2 (file source)
     promote: true
 """
 
@@ -54,8 +57,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from . import contract as _contract
 from . import registry, runner
-from ._files import atomic_write, atomic_write_json
+from ._io import atomic_file, atomic_write, atomic_write_json, utc_now
 from .exceptions import ChurnError, InvalidParameter, PromotionRefused, StageFailed
 from .home import Home
 
@@ -69,7 +73,9 @@ DEFAULT_HOLDOUT_ROWS = 20_000
 #: Seed of the common holdout draws; a run with this seed would train on them, so it is refused.
 DEFAULT_HOLDOUT_SEED = 2_147_483_647
 _SPEC_KEYS = {"name", "stages", "params", "grid", "sets", "select", "promote"}
-_SELECT_KEYS = {"metric", "holdout_rows", "holdout_seed"}
+_SELECT_KEYS = {"metric", "holdout_rows", "holdout_seed", "holdout_fraction"}
+#: Share of a file source's rows held out when ``holdout_rows`` is not given.
+DEFAULT_HOLDOUT_FRACTION = 0.2
 _SCALARS = (int, float, bool, str)
 
 
@@ -77,13 +83,29 @@ _SCALARS = (int, float, bool, str)
 
 @dataclass(frozen=True)
 class Holdout:
-    """The common test data every sweep version is scored on: generator draws nobody trained on."""
+    """The common test data every sweep version is scored on, which no run trains on.
 
-    n_rows: int = DEFAULT_HOLDOUT_ROWS
+    For the lab's generator: ``n_rows`` fresh draws with ``seed``. For a file
+    source: ``n_rows`` (or ``fraction`` of the rows when ``n_rows`` is None) of
+    the user's data, drawn with ``seed``; the runs read the rest.
+    """
+
+    n_rows: int | None = None
     seed: int = DEFAULT_HOLDOUT_SEED
+    fraction: float = DEFAULT_HOLDOUT_FRACTION
+    from_file: bool = False
+    rows_used: int | None = None
+
+    @property
+    def generator_rows(self) -> int:
+        return self.n_rows if self.n_rows is not None else DEFAULT_HOLDOUT_ROWS
 
     def describe(self) -> str:
-        return f"{self.n_rows:,} fresh generator rows (seed {self.seed}), used by no run"
+        if self.from_file:
+            size = f"{self.rows_used:,} rows" if self.rows_used is not None else (
+                f"{self.n_rows:,} rows" if self.n_rows else f"{self.fraction:.0%}")
+            return f"{size} of the data set held out (seed {self.seed}), used by no run"
+        return f"{self.generator_rows:,} fresh generator rows (seed {self.seed}), used by no run"
 
 
 @dataclass(frozen=True)
@@ -146,7 +168,7 @@ def build_spec(raw: Mapping[str, Any], *, source: str = "sweep spec", name: str 
     """Validate a spec mapping (as read from YAML) and expand its sets.
 
     Checks the shape only; parameter names and types are checked against the
-    notebooks by :func:`run_sweep` before any kernel starts.
+    stage table by :func:`run_sweep` before any kernel starts.
 
     Raises
     ------
@@ -195,12 +217,19 @@ def build_spec(raw: Mapping[str, Any], *, source: str = "sweep spec", name: str 
     metric = select.get("metric", DEFAULT_METRIC)
     if metric not in METRICS:
         raise InvalidParameter(f"{source}: metric {metric!r} is not one of {', '.join(METRICS)}", name="metric")
-    holdout = Holdout(n_rows=select.get("holdout_rows", DEFAULT_HOLDOUT_ROWS),
-                      seed=select.get("holdout_seed", DEFAULT_HOLDOUT_SEED))
-    if not isinstance(holdout.n_rows, int) or isinstance(holdout.n_rows, bool) or holdout.n_rows < 100:
+    holdout = Holdout(n_rows=select.get("holdout_rows"), seed=select.get("holdout_seed", DEFAULT_HOLDOUT_SEED),
+                      fraction=select.get("holdout_fraction", DEFAULT_HOLDOUT_FRACTION))
+    if holdout.n_rows is not None and (not isinstance(holdout.n_rows, int) or isinstance(holdout.n_rows, bool)
+                                       or holdout.n_rows < 100):
         raise InvalidParameter(f"{source}: holdout_rows must be an integer of at least 100", name="holdout_rows")
+    f = holdout.fraction
+    if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.05 <= f <= 0.5:
+        raise InvalidParameter(f"{source}: holdout_fraction must be between 0.05 and 0.5", name="holdout_fraction")
     if not isinstance(holdout.seed, int) or isinstance(holdout.seed, bool) or holdout.seed < 0:
         raise InvalidParameter(f"{source}: holdout_seed must be a non-negative integer", name="holdout_seed")
+    if any("source" in s for s in expanded):
+        raise InvalidParameter(f"{source}: a sweep reads the home's source (over a file: its own pool of the "
+                               "data, the rest held out); a set may not name a source", name="source")
     clash = [i for i, s in enumerate(expanded) if s.get("seed", 42) == holdout.seed]
     if clash:
         raise InvalidParameter(f"{source}: set {clash[0]} uses seed {holdout.seed}, the holdout's seed: it would "
@@ -413,11 +442,42 @@ def _check_sets(spec: SweepSpec) -> None:
                                    name=getattr(exc, "name", None)) from None
 
 
-def _holdout_frame(holdout: Holdout):
-    from . import data, schema
+def _holdout_frame(holdout: Holdout, contract: _contract.Contract | None = None, folder: Path | None = None):
+    """The holdout's features and 0/1 labels: generator draws, or the held-out rows of the user's data, cleaned."""
+    from . import data, quality
 
-    df = data.generate(holdout.n_rows, seed=holdout.seed)
-    return df[list(schema.FEATURES)], df[schema.TARGET].to_numpy()
+    contract = contract or _contract.lab()
+    if not holdout.from_file:
+        df = data.generate(holdout.generator_rows, seed=holdout.seed)
+    else:
+        raw = data.read_csv(folder / "holdout.csv", contract)
+        df, _ = quality.check_and_clean(raw, quality.Thresholds(max_missing_rate=1.0, max_invalid_rate=1.0,
+                                                                min_rows=2), contract=contract)
+    return df[list(contract.feature_names)], df[contract.target.column].to_numpy()
+
+
+def _split_source(contract: _contract.Contract, holdout: Holdout, home: Home, folder: Path) -> Holdout:
+    """Copy the file source (checked), hold ``holdout`` of its rows out, write the rest as the runs' pool."""
+    import numpy as np
+    import pandas as pd
+
+    from .data.ingest import ingest
+
+    copy = folder / "source.csv"
+    info = ingest(contract, root=home.root, target=copy)
+    frame = pd.read_csv(copy, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    n = len(frame)
+    k = holdout.n_rows if holdout.n_rows is not None else int(round(holdout.fraction * n))
+    if not 1 <= k < n:
+        raise InvalidParameter(f"the holdout of {k} rows does not fit the {n} rows of {info.files[0]}",
+                               name="holdout_rows")
+    held = np.zeros(n, dtype=bool)
+    held[np.random.default_rng(holdout.seed).choice(n, size=k, replace=False)] = True
+    for name, part in (("holdout.csv", frame[held]), ("pool.csv", frame[~held])):
+        with atomic_file(folder / name, "w") as out:
+            part.to_csv(out, index=False)
+    copy.unlink()
+    return replace(holdout, rows_used=k)
 
 
 def _score_holdout(version: str, X, y, home: Home) -> dict[str, Any]:
@@ -478,15 +538,23 @@ def run_sweep(spec: SweepSpec, *, home: Home | str | None = None, scheduler: str
         raise InvalidParameter("a serial sweep runs in this process: drop the scheduler or serial",
                                name="scheduler")
     home = Home.resolve(home).ensure()
+    contract = _contract.load(home)
+    if not contract.source.is_generator:
+        spec = replace(spec, holdout=replace(spec.holdout, from_file=True))
     _check_sets(spec)
     promote = spec.promote if promote is None else promote
     sweep_id = _new_id()
     base = home.data_dir / "sweeps" / sweep_id
-    runs = [RunOutcome(index=i, params=dict(p), data_dir=str(base / f"set-{i:03d}")) for i, p in enumerate(spec.sets)]
+    sets = [dict(p) for p in spec.sets]
+    if spec.holdout.from_file:  # the runs read the pool; the holdout stays out of every run
+        base.mkdir(parents=True, exist_ok=True)
+        spec = replace(spec, holdout=_split_source(contract, spec.holdout, home, base))
+        sets = [{**p, "source": str(base / "pool.csv")} for p in sets]
+    runs = [RunOutcome(index=i, params=p, data_dir=str(base / f"set-{i:03d}")) for i, p in enumerate(sets)]
     current = registry.current_entry(home=home)
     result = SweepResult(sweep_id=sweep_id, name=spec.name, metric=spec.metric, holdout=spec.holdout, runs=runs,
                          where="this process, one run at a time" if serial else "", spec=spec.to_dict(),
-                         started_at_utc=registry.utc_now(),
+                         started_at_utc=utc_now(),
                          current_before={"version": current["version"]} if current else None,
                          home=str(home.root))
     record = sweep_dir(sweep_id, home=home) / "sweep.json"
@@ -518,9 +586,9 @@ def run_sweep(spec: SweepSpec, *, home: Home | str | None = None, scheduler: str
         result.status = "interrupted"
         _save(result, record)
         raise
-    _select(result, home, promote=promote)
+    _select(result, home, promote=promote, contract=contract, folder=base)
     result.status = "done"
-    result.finished_at_utc = registry.utc_now()
+    result.finished_at_utc = utc_now()
     result.seconds = round(time.perf_counter() - started, 3)
     _save(result, record)
     reports.write_sweep_pages(result.to_dict(), home=home)
@@ -613,11 +681,12 @@ def _run_on_cluster(client: Any, home: Home, spec: SweepSpec, runs: list[RunOutc
             pass
 
 
-def _select(result: SweepResult, home: Home, *, promote: bool) -> None:
+def _select(result: SweepResult, home: Home, *, promote: bool, contract: _contract.Contract | None = None,
+            folder: Path | None = None) -> None:
     """Score every registered sweep version on the holdout; promote the best that passed its gate."""
     scored = [r for r in result.runs if r.status == "ok" and r.version]
     if scored:
-        X, y = _holdout_frame(result.holdout)
+        X, y = _holdout_frame(result.holdout, contract, folder)
         for r in scored:
             try:
                 r.holdout = _score_holdout(r.version, X, y, home)

@@ -16,30 +16,37 @@ from dataclasses import dataclass
 from typing import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
-from churn_lib import Home, __version__, schema
+from churn_lib import ChurnError, Home, __version__
 from churn_lib.serving import Service
 
 from . import errors
+from .body import BATCH_BODY, PREDICT_BODY, inline
 from .limits import ContentLengthLimit
 from .metrics import Metrics, MetricsMiddleware
 from .models import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
 from .routes import router
+from .schemas import MAX_BATCH_ROWS, Schemas, schemas_for
 
-DESCRIPTION = f"""
+DESCRIPTION = """
 Serves the registry's current churn model (`registry/current_model.txt`), following it without a
 restart, and appends every prediction to `logs/predictions.log`.
 
-* `/predict` takes the lab's request and answers the lab's keys, plus the decision `threshold`
-  and the model `version`; `/predict/batch` takes 1 to 1000 such requests.
-* Categories are normalised (plan lower-cased, region upper-cased, both stripped) and checked:
-  plan_type in {", ".join(schema.CATEGORIES["plan_type"])}; region in {", ".join(schema.CATEGORIES["region"])}.
+* `/predict` takes one customer's features (as the served model's dataset contract defines them)
+  and answers the lab's keys, plus the decision `threshold` and the model `version`;
+  `/predict/batch` takes 1 to 1000 such requests.
+* Categories are normalised and checked as the contract says; numbers must lie in its ranges.
+  Fields that are not features are accepted, ignored and named in `ignored_fields`.
 * Errors: 422 names the field and what is allowed, 413 for an oversized body, 503 when no model
   can be served (see `/health`).
 * `/metrics` is Prometheus text; `/reports/` serves the reports folder and its index.
 """
+
+_LAB_EXAMPLE_NAMES = ("lab request req-001 (churn)", "lab request req-safe (stays)",
+                      "lab drift request (no request_id)")
 
 
 @dataclass(frozen=True)
@@ -105,4 +112,43 @@ def create_app(home: Home | str | os.PathLike | None = None, *, settings: Settin
                        per_path={"/predict/batch": MAX_BATCH_BODY_BYTES})
     app.add_middleware(MetricsMiddleware, metrics=metrics, service=service,
                        known_paths=frozenset(getattr(r, "path", "") for r in app.routes))
+    app.openapi = _openapi(app, service)  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI, service: Service):
+    """``app.openapi`` with the prediction routes' bodies and answers of the served contract (cached per contract)."""
+    cache: dict[str | None, dict] = {}
+
+    def openapi() -> dict:
+        try:
+            schemas: Schemas | None = schemas_for(service.request_contract())
+        except ChurnError:
+            schemas = None
+        key = schemas.contract.sha256() if schemas else None
+        if key not in cache:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            if schemas is not None:
+                _fill_predict_routes(doc, schemas)
+            cache[key] = doc
+        return cache[key]
+
+    return openapi
+
+
+def _fill_predict_routes(doc: dict, schemas: Schemas) -> None:
+    lab = schemas.contract.is_lab
+    names = _LAB_EXAMPLE_NAMES if lab else [f"example {i + 1}" for i in range(len(schemas.examples))]
+    examples = {name: {"summary": name, "value": ex} for name, ex in zip(names, schemas.examples)}
+    for path, body, model, what, batch_examples in (
+            ("/predict", PREDICT_BODY, schemas.predict_response, "one request", examples),
+            ("/predict/batch", BATCH_BODY, schemas.batch_response, f"1 to {MAX_BATCH_ROWS} requests",
+             {"examples": {"summary": "the examples as one batch", "value": list(schemas.examples)}})):
+        op = doc["paths"][path]["post"]
+        op["requestBody"] = {"required": True, "description": f"{what} of the contract {schemas.contract.name!r}",
+                             "content": {"application/json": {"schema": body.request_schema(schemas),
+                                                              "examples": batch_examples}}}
+        response = model.model_json_schema()
+        op["responses"]["200"] = {"description": "Successful Response",
+                                  "content": {"application/json": {"schema": inline(response,
+                                                                                    response.get("$defs", {}))}}}

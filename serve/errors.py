@@ -18,31 +18,39 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from churn_lib import ChurnError, DataError, InvalidParameter, schema
+from churn_lib import ChurnError, DataError, InvalidParameter
 
 from .limits import too_large_message
-from .models import ALLOWED, MAX_BATCH_BODY_BYTES, MAX_BATCH_ROWS, MAX_BODY_BYTES
-
-_FIELDS = ", ".join((*schema.FEATURES, "request_id"))
-_BODY = f"a JSON object with the fields {_FIELDS} (request_id optional), sent as application/json"
-_BATCH_BODY = (f"a JSON array of 1 to {MAX_BATCH_ROWS} objects, each with the fields {_FIELDS} "
-               "(request_id optional), sent as application/json")
+from .models import MAX_BATCH_BODY_BYTES, MAX_BATCH_ROWS, MAX_BODY_BYTES
+from .schemas import Schemas
 
 
-def _body_text(request: Request) -> str:
-    return _BATCH_BODY if request.url.path.rstrip("/").endswith("/batch") else _BODY
+def _is_batch(request: Request) -> bool:
+    return request.url.path.rstrip("/").endswith("/batch")
+
+
+def _body_text(request: Request, schemas: Schemas | None) -> str:
+    fields = schemas.fields_text if schemas else "of the served model's contract (see /docs)"
+    optional = "request_id and the ids optional" if schemas and schemas.contract.id else "request_id optional"
+    if _is_batch(request):
+        return (f"a JSON array of 1 to {MAX_BATCH_ROWS} objects, each with the fields {fields} ({optional}), "
+                "sent as application/json")
+    return f"a JSON object with the fields {fields} ({optional}), sent as application/json"
 
 
 def _message(err: dict[str, Any], request: Request) -> dict[str, Any]:
+    schemas: Schemas | None = getattr(request.state, "schemas", None)
+    allowed = schemas.allowed if schemas else {}
     loc = [p for p in err.get("loc", ()) if p != "body"]
-    row = loc.pop(0) if loc and isinstance(loc[0], int) and _body_text(request) is _BATCH_BODY else None
+    row = loc.pop(0) if loc and isinstance(loc[0], int) and _is_batch(request) else None
     field = ".".join(str(p) for p in loc) or "body"
     kind = err.get("type", "")
     msg = str(err.get("msg", "invalid"))
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
     if kind == "json_invalid":
-        text = f"body: not valid JSON ({err.get('ctx', {}).get('error', 'decode error')}); expected {_body_text(request)}"
+        text = (f"body: not valid JSON ({err.get('ctx', {}).get('error', 'decode error')}); "
+                f"expected {_body_text(request, schemas)}")
         field = "body"
     elif field == "body":
         if kind == "too_long":
@@ -50,13 +58,11 @@ def _message(err: dict[str, Any], request: Request) -> dict[str, Any]:
         elif kind == "too_short":
             text = "body: at least 1 row per batch"
         else:
-            text = f"body: {msg}; expected {_body_text(request)}"
+            text = f"body: {msg}; expected {_body_text(request, schemas)}"
     elif kind == "missing":
-        text = f"{field}: required; allowed: {ALLOWED.get(field, 'see /docs')}"
-    elif kind == "extra_forbidden":
-        text = f"{field}: unknown field; the fields are {_FIELDS}"
-    elif field in ALLOWED:
-        text = f"{field}: {msg}; allowed: {ALLOWED[field]}"
+        text = f"{field}: required; allowed: {allowed.get(field, 'see /docs')}"
+    elif field in allowed:
+        text = f"{field}: {msg}; allowed: {allowed[field]}"
     else:
         text = f"{field}: {msg}"
     if row is not None:
@@ -71,7 +77,7 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if exc.status_code == 413:
-        limit = MAX_BATCH_BODY_BYTES if _body_text(request) is _BATCH_BODY else MAX_BODY_BYTES
+        limit = MAX_BATCH_BODY_BYTES if _is_batch(request) else MAX_BODY_BYTES
         return JSONResponse({"detail": too_large_message(request.url.path, limit)}, status_code=413)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 

@@ -2,7 +2,7 @@
 
 prometheus_client writes the exposition format and, when ``churn serve``
 starts several workers, aggregates their counters through the folder named by
-``PROMETHEUS_MULTIPROC_DIR`` (set by :func:`churn_lib.serving.run`), so a
+``PROMETHEUS_MULTIPROC_DIR`` (set by :func:`serve.run.run`), so a
 scrape that lands on any worker sees the whole service.
 
 Series (``endpoint`` is the route template, never the raw path, so its

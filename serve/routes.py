@@ -6,39 +6,19 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import Field
-from starlette.concurrency import run_in_threadpool
 
-from churn_lib import schema
 from churn_lib.serving import STATUS_UNAVAILABLE, BatchPrediction, Prediction, Service
 
-from .body import JSONBody
-from .models import (MAX_BATCH_ROWS, BatchResponse, HealthResponse, MessageResponse, ModelResponse, PredictRequest,
-                     PredictResponse, ValidationErrorResponse)
+from .body import BATCH_BODY, PREDICT_BODY
+from .deps import get_service
+from .models import HealthResponse, MessageResponse, ModelResponse, ValidationErrorResponse
+from .schemas import Row
 
 router = APIRouter()
 
-
-async def get_service(request: Request) -> Service:
-    """The app's :class:`~churn_lib.serving.Service`, its model refreshed if the registry pointer moved.
-
-    The reload (sha256 check, unpickling, compiling: tens of ms) runs in a
-    worker thread; requests arriving meanwhile keep the model being served.
-    """
-    service: Service = request.app.state.service
-    if service.holder.needs_refresh():
-        await run_in_threadpool(service.holder.refresh, wait=False)
-    return service
-
-
 ServiceDep = Annotated[Service, Depends(get_service)]
 
-_EXAMPLE_NAMES = ("lab request req-001 (churn)", "lab request req-safe (stays)", "lab drift request (no request_id)")
-PREDICT_EXAMPLES = {name: {"summary": name, "value": ex} for name, ex in zip(_EXAMPLE_NAMES, schema.LAB_EXAMPLES)}
-BATCH_EXAMPLES = {"the lab's three requests": {"summary": "the lab's three requests",
-                                               "value": list(schema.LAB_EXAMPLES)}}
-
-_ERRORS = {
+ERRORS = {
     413: {"model": MessageResponse, "description": "body too large"},
     422: {"model": ValidationErrorResponse, "description": "invalid request: each error names the field "
                                                            "and what it accepts"},
@@ -56,49 +36,53 @@ async def health(response: Response, service: ServiceDep) -> dict:
     return state
 
 
-PREDICT_BODY = JSONBody(PredictRequest, examples=PREDICT_EXAMPLES, description="one lab request")
-BATCH_BODY = JSONBody(Annotated[list[PredictRequest], Field(min_length=1, max_length=MAX_BATCH_ROWS)],
-                      examples=BATCH_EXAMPLES, description=f"1 to {MAX_BATCH_ROWS} lab requests")
+# The request and 200 response schemas of the two prediction routes are the served model's contract's,
+# filled into the OpenAPI document by serve.app (they change when a promotion changes the contract).
 
-
-@router.post("/predict", response_model=PredictResponse, responses=_ERRORS,
-             openapi_extra=PREDICT_BODY.openapi_extra)
-async def predict(body: Annotated[PredictRequest, Depends(PREDICT_BODY)], service: ServiceDep) -> Response:
+@router.post("/predict", responses=ERRORS)
+async def predict(rows: Annotated[list[Row], Depends(PREDICT_BODY)], service: ServiceDep) -> Response:
     """Score one customer at the model's stored threshold; the result is appended to the prediction log."""
-    return prediction_response(service.predict(body.features(), request_id=body.request_id))
+    (row,) = rows
+    result = service.predict(row.features, request_id=row.request_id, ids=row.ids)
+    return prediction_response(result, row.ignored)
 
 
-@router.post("/predict/batch", response_model=BatchResponse, responses=_ERRORS,
-             openapi_extra=BATCH_BODY.openapi_extra)
-async def predict_batch(rows: Annotated[list[PredictRequest], Depends(BATCH_BODY)], service: ServiceDep) -> Response:
+@router.post("/predict/batch", responses=ERRORS)
+async def predict_batch(rows: Annotated[list[Row], Depends(BATCH_BODY)], service: ServiceDep) -> Response:
     """Score 1 to 1000 customers (MAX_BATCH_ROWS) with one model; one result and one log line per row, in order."""
-    return batch_response(service.predict_batch([r.features() for r in rows], [r.request_id for r in rows]))
+    result = service.predict_batch([r.features for r in rows], [r.request_id for r in rows], [r.ids for r in rows])
+    ignored = tuple(dict.fromkeys(name for r in rows for name in r.ignored))
+    return batch_response(result, ignored)
 
 
 # The two prediction routes answer with the log lines churn_lib already encoded, spliced into the
-# declared response models (PredictResponse, BatchResponse; tests validate every shape): encoding
-# and validating the same records a second time would cost as much as the rest of the request.
+# declared response models (tests validate every shape): encoding and validating the same records a
+# second time would cost as much as the rest of the request.
 
-def _tail(logged: bool, log_error: str | None) -> bytes:
+def _tail(logged: bool, log_error: str | None, ignored: tuple[str, ...]) -> bytes:
     tail = ',"logged":true' if logged else f',"logged":false,"log_error":{json.dumps(log_error)}'
+    if ignored:
+        tail += f',"ignored_fields":{json.dumps(list(ignored))}'
     return tail.encode() + b"}"
 
 
-def prediction_response(result: Prediction) -> Response:
-    """The :class:`PredictResponse` JSON: the log line plus ``logged`` (and ``log_error``)."""
-    return Response(result.line.rstrip(b"\n")[:-1] + _tail(result.logged, result.log_error),
+def prediction_response(result: Prediction, ignored: tuple[str, ...] = ()) -> Response:
+    """The PredictResponse JSON: the log line plus ``logged`` (``log_error``, ``ignored_fields``)."""
+    return Response(result.line.rstrip(b"\n")[:-1] + _tail(result.logged, result.log_error, ignored),
                     media_type="application/json")
 
 
-def batch_response(result: BatchPrediction) -> Response:
-    """The :class:`BatchResponse` JSON: the batch's fields, then its log lines as ``results``."""
+def batch_response(result: BatchPrediction, ignored: tuple[str, ...] = ()) -> Response:
+    """The BatchResponse JSON: the batch's fields, then its log lines as ``results``."""
     head = {k: v for k, v in result.header().items() if v is not None}
+    if ignored:
+        head["ignored_fields"] = list(ignored)
     body = (json.dumps(head, separators=(",", ":"))[:-1].encode() + b',"results":['
             + b",".join(line.rstrip(b"\n") for line in result.lines) + b"]}")
     return Response(body, media_type="application/json")
 
 
-@router.get("/model", response_model=ModelResponse, responses={503: _ERRORS[503]})
+@router.get("/model", response_model=ModelResponse, responses={503: ERRORS[503]})
 async def model(service: ServiceDep) -> dict:
     """The served model's registry entry: metrics, threshold, gate verdict, training time, hashes."""
     return service.model()

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_lib import InvalidParameter, schema
+from churn_lib import InvalidParameter
+from . import lab_contract as schema
 from churn_lib.data import Faults, generate, read_csv, write_csv, write_raw
 
 LAB_SHA256 = "9478779040f25ef083d1ffcf665b7afe457c70436d1034a082bfabdc41f9f690"

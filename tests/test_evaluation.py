@@ -1,5 +1,7 @@
 import shutil
 
+from churn_lib._io import atomic_write_json
+
 import pytest
 
 from churn_lib import ModelNotFound, registry
@@ -33,10 +35,10 @@ def test_a_version_is_evaluated_on_the_data_it_was_trained_on(trained_home):
     assert not evaluate("v1", home=trained_home).data_matches  # the home's data changed since v1
     entries = registry.load_entries(home=trained_home)
     entries[0]["data_file"] = "data/v1-processed.csv"
-    registry.atomic_write_json(trained_home.metadata_json, entries)
+    atomic_write_json(trained_home.metadata_json, entries)
     assert evaluate("v1", home=trained_home).data_matches
     entries[0]["data_file"] = "../../etc/passwd"  # never read outside the home
-    registry.atomic_write_json(trained_home.metadata_json, entries)
+    atomic_write_json(trained_home.metadata_json, entries)
     assert not evaluate("v1", home=trained_home).data_matches
     assert entry["data_file"] == "data/processed.csv"
 

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_lib import InvalidParameter, QualityError, schema
+from churn_lib import InvalidParameter, QualityError
+from . import lab_contract as schema
 from churn_lib.data import Faults, generate, read_csv, write_csv, write_raw
 from churn_lib.quality import Thresholds, check_and_clean, prepare, train_stats
 

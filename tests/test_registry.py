@@ -10,7 +10,7 @@ import pytest
 
 from churn_lib import (IntegrityError, InvalidParameter, ModelNotFound, NoCurrentModel, PromotionRefused,
                        RegistryError, registry)
-from churn_lib._files import sha256_file
+from churn_lib._io import sha256_file
 
 
 def _register(home, passed=True, version=None, model=None):

@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from churn_lib import cli, drift, predlog, registry, schema, scoring, simulate
+from churn_lib import cli, drift, predlog, registry, scoring, simulate
+from . import lab_contract as schema
 from churn_lib.exceptions import ChurnError, InvalidParameter, NoCurrentModel
 
 
@@ -37,12 +38,13 @@ def test_shifts_move_the_mean_the_spread_and_the_mix():
 @pytest.mark.parametrize("kwargs, match", [
     ({"mean": {"churn": 1.0}}, "not a numeric feature"),
     ({"scale": {"tenure_months": 0}}, "must be positive"),
-    ({"mix": {"tenure_months": {"a": 1}}}, "not a categorical feature"),
+    ({"mix": {"tenure_months": {"a": 1}}}, "not a categorical or boolean feature"),
     ({"mix": {"region": {"NA": -1}}}, "non-negative shares"),
 ])
 def test_bad_shifts_are_refused(kwargs, match):
+    """Shares and factors are refused when built; feature names against the contract, before any draw."""
     with pytest.raises(InvalidParameter, match=match):
-        simulate.Shift(**kwargs)
+        simulate.draw(10, shift=simulate.Shift(**kwargs))
 
 
 def test_written_rows_carry_the_models_real_scores(trained_home):

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from churn_lib import Home, InvalidParameter, cli, registry, runner
-from churn_lib import cluster, data, quality, schema, sweep, training
-from churn_lib._files import sha256_file
+from churn_lib import cluster, data, quality, sweep, training
+from . import lab_contract as schema
+from churn_lib._io import sha256_file
 from churn_lib.home import DATA_ENV_VAR
 
 SPEC = """\
@@ -283,12 +284,12 @@ def test_progress_shows_runs_done_running_and_failed(swept):
 
 
 def test_a_serial_sweep_reports_progress_and_a_failure_without_promoting(home):
-    spec = sweep.build_spec({"stages": "generate,prepare,train", "sets": [{"n_rows": 0}]})  # fails at once
+    spec = sweep.build_spec({"stages": "generate,prepare,train", "sets": [{"missing": 0.5}]})  # prepare blocks
     events = []
     result = sweep.run_sweep(spec, home=home, serial=True, on_progress=events.append)
     assert [r.status for r in result.runs] == ["failed"] and result.winner is None
     assert result.note == "no run succeeded; nothing promoted" and registry.load_entries(home=home) == []
     assert (events[0].event, events[0].stage, events[0].status, events[0].running) == ("stage", "generate", "start", 1)
     assert (events[-1].event, events[-1].done, events[-1].failed, events[-1].running) == ("finished", 1, 1, 0)
-    assert "failed: set 0 (n_rows=0)" in result.summary() and "n_rows must be a positive integer" in result.summary()
+    assert "failed: set 0 (missing=0.5)" in result.summary() and "missing_rate on tenure_months" in result.summary()
     assert result.where.startswith("this process")

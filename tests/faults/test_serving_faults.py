@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churn_lib import registry, runner
-from churn_lib.exceptions import StageFailed
+from churn_lib.exceptions import PromotionRefused, StageFailed
 from serve.app import Settings, create_app
 
 from ..conftest import LAB_REQUESTS
@@ -30,14 +30,14 @@ def test_a_broken_model_file_is_never_loaded_and_the_last_good_model_keeps_servi
     home = two_versions_home
     v1, v2 = registry.get("v1", home=home), registry.get("v2", home=home)
     loaded = []
-    real_load = registry.joblib.load
-    monkeypatch.setattr(registry.joblib, "load", lambda path, *a, **k: loaded.append(str(path)) or
+    real_load = registry.store.joblib.load
+    monkeypatch.setattr(registry.store.joblib, "load", lambda path, *a, **k: loaded.append(str(path)) or
                         real_load(path, *a, **k))
     with TestClient(create_app(settings=Settings(home=home, retry_interval=0.0))) as c:
         assert c.get("/health").json()["version"] == "v2"
         broken = home.models_dir / v1["model_file"]
         BREAK[how](broken, home.models_dir / v2["model_file"])
-        with pytest.raises(registry.PromotionRefused, match="v1"):
+        with pytest.raises(PromotionRefused, match="v1"):
             registry.rollback(home=home)  # the registry refuses it ...
         home.current_txt.write_text(v1["model_file"] + "\n")  # ... so a hand edit points at it
         health = c.get("/health").json()

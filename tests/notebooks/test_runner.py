@@ -75,9 +75,9 @@ def test_executed_notebooks_keep_the_parameters_papermill_injected(run_home):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"n_row": 10}, r"unknown parameter\(s\) n_row.*01_generate_data: n_rows \(int\)"),
+    ({"n_row": 10}, r"unknown parameter\(s\) n_row.*01_generate_data: n_rows \(int or None\)"),
     ({"n_rows": "many"}, r"n_rows='many' of 01_generate_data must be int"),
-    ({"gate_f1": True}, r"gate_f1=True of 03_train must be float"),
+    ({"gate_f1": True}, r"gate_f1=True of 03_train must be float or None"),
     ({"register": True}, r"unknown parameter\(s\) register"),
 ])
 def test_bad_parameters_are_refused_before_any_kernel_starts(home, monkeypatch, params, message):

@@ -139,14 +139,15 @@ def test_check_port_refuses_a_taken_port_and_bad_values():
     import socket
 
     from churn_lib import ChurnError, InvalidParameter
+    from serve.run import check_port
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         with pytest.raises(ChurnError, match="cannot listen on 127.0.0.1:"):
-            serving.check_port("127.0.0.1", s.getsockname()[1])
+            check_port("127.0.0.1", s.getsockname()[1])
     with pytest.raises(InvalidParameter, match="--port"):
-        serving.check_port("127.0.0.1", 70000)
+        check_port("127.0.0.1", 70000)
 
 
 def test_a_pointer_that_is_not_text_is_a_reason_not_a_crash(trained_home):

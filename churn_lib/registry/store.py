@@ -1,5 +1,5 @@
-"""The file-based model registry: entries, the current pointer, promotion,
-rollback and history.
+"""The registry's store: entries, the current pointer, promotion, rollback and
+history, and the artifacts with their sidecars.
 
 Files (under ``registry/``, see DESIGN.md):
 
@@ -7,7 +7,9 @@ Files (under ``registry/``, see DESIGN.md):
   plus threshold, hashes, gate reasons, parameters, library versions);
 * ``current_model.txt`` - the bare file name of the active model;
 * ``history.jsonl`` - one line per change of the current model;
-* ``models/<file>.joblib`` - the artifacts.
+* ``models/<file>.joblib`` - the artifacts; beside each, ``.profile.json``
+  (its drift reference) and ``.contract.json`` (a copy of the dataset contract
+  it was trained on), each with its sha256 in the entry.
 
 Every update holds an exclusive lock (``registry/.lock``) and every write is
 atomic, so concurrent runs and crashes leave a readable registry. The pointer
@@ -24,21 +26,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import re
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import joblib
 
-from ._files import append_line, atomic_write, atomic_write_json, atomic_write_text, sha256_file
-from .exceptions import (
+from .. import contract as _contract
+from .._io import append_line, atomic_write_json, atomic_write_text, file_stamp, now, sha256_file, utc_now
+from .._io import TIMESTAMP_FORMAT
+from ..exceptions import (
+    ChurnError,
     IntegrityError,
     InvalidParameter,
     LockTimeout,
@@ -47,15 +51,19 @@ from .exceptions import (
     PromotionRefused,
     RegistryError,
 )
-from .home import Home
+from ..home import Home
 
 log = logging.getLogger(__name__)
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.joblib$")
 LOCK_TIMEOUT_S = 120.0
-#: Suffix of a model's drift reference profile, beside ``<model>.joblib``.
-PROFILE_SUFFIX = ".profile.json"
+#: Sidecar files beside ``<model>.joblib``: kind -> suffix. The entry names each as
+#: ``<kind>_file`` with its ``<kind>_sha256``.
+SIDECARS: dict[str, str] = {"profile": ".profile.json", "contract": ".contract.json"}
+#: Suffix of a model's drift reference profile.
+PROFILE_SUFFIX = SIDECARS["profile"]
+SIDECAR_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(profile|contract)\.json$")
 
 
 def validate_label(label: str) -> str:
@@ -71,10 +79,6 @@ def validate_label(label: str) -> str:
             f"version label {label!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit", name="version")
     return label
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @contextlib.contextmanager
@@ -253,14 +257,17 @@ def next_version(entries: list[dict[str, Any]]) -> str:
 
 def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = None,
              version: str | None = None, promote_if_passed: bool = True,
-             profile: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+             profile: dict[str, Any] | None = None,
+             contract: _contract.Contract | None = None) -> tuple[dict[str, Any], bool]:
     """Save ``model`` and register it; make it current when ``fields['passed_gate']``.
 
     The artifact is written before the lock is taken; the version label, the
     final file name, the metadata entry and (if the gate passed) the pointer
     and history line are settled under the lock. ``profile`` (the drift
-    reference, :func:`churn_lib.drift.build_profile`) is written the same way
-    as a sidecar ``<model>.profile.json``; the entry records its name and sha256.
+    reference, :func:`churn_lib.drift.build_profile`) and ``contract`` (the
+    dataset contract the model was trained on) are written the same way as
+    sidecars ``<model>.profile.json`` and ``<model>.contract.json``; the entry
+    records each one's name and sha256.
 
     Returns
     -------
@@ -273,20 +280,24 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
     fd, tmp = tempfile.mkstemp(prefix=".incoming.", suffix=".joblib", dir=home.models_dir)
     os.close(fd)
     tmp_path = Path(tmp)
-    side_path: Path | None = None
+    payloads = {}
+    if profile is not None:
+        payloads["profile"] = json.dumps(profile, indent=1, allow_nan=False)
+    if contract is not None:
+        payloads["contract"] = _contract.to_json(contract)
+    sides: dict[str, tuple[Path, str]] = {}
     try:
         joblib.dump(model, tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         digest = sha256_file(tmp_path)
-        if profile is not None:
-            fd, side = tempfile.mkstemp(prefix=".incoming.", suffix=PROFILE_SUFFIX, dir=home.models_dir)
-            side_path = Path(side)
+        for kind, text in payloads.items():
+            fd, side = tempfile.mkstemp(prefix=".incoming.", suffix=SIDECARS[kind], dir=home.models_dir)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(profile, fh, indent=1, allow_nan=False)
+                fh.write(text)
                 fh.flush()
                 os.fsync(fh.fileno())
-            side_digest = sha256_file(side_path)
+            sides[kind] = (Path(side), sha256_file(Path(side)))
         with lock(home=home):
             _reconcile(home)
             entries = load_entries(home=home)
@@ -294,21 +305,20 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
             if any(e["version"] == label for e in entries):
                 raise InvalidParameter(f"version {label!r} is already registered; choose another label "
                                        f"or omit --version to get {next_version(entries)}", name="version")
-            now = datetime.now(timezone.utc)
-            stamp = now.strftime("%Y%m%d_%H%M%S")
-            name = f"churn_model_{label}_{stamp}.joblib"
+            when = now()
+            name = f"churn_model_{label}_{file_stamp(when)}.joblib"
             if (home.models_dir / name).exists():  # an orphan of a crashed run with this label
-                name = f"churn_model_{label}_{stamp}_{now.strftime('%f')}.joblib"
+                name = f"churn_model_{label}_{file_stamp(when, micro=True)}.joblib"
             os.replace(tmp_path, home.models_dir / name)
             sidecar = {}
-            if side_path is not None:
-                side_name = name[: -len(".joblib")] + PROFILE_SUFFIX
+            for kind, (side_path, side_digest) in sides.items():
+                side_name = name[: -len(".joblib")] + SIDECARS[kind]
                 os.replace(side_path, home.models_dir / side_name)
-                sidecar = {"profile_file": side_name, "profile_sha256": side_digest}
+                sidecar.update({f"{kind}_file": side_name, f"{kind}_sha256": side_digest})
             entry = {
                 "model_file": name,
                 "version": label,
-                "trained_at_utc": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                "trained_at_utc": when.strftime(TIMESTAMP_FORMAT),
                 **fields,
                 "model_sha256": digest,
                 **sidecar,
@@ -321,9 +331,67 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
                 promoted = True
     finally:
         tmp_path.unlink(missing_ok=True)
-        if side_path is not None:
+        for side_path, _ in sides.values():
             side_path.unlink(missing_ok=True)
     return entry, promoted
+
+
+def sidecar_path(entry: dict[str, Any], kind: str, *, home: Home | str | None = None) -> Path | None:
+    """Path of an entry's sidecar of ``kind`` (None when the entry has none); refuses unsafe names."""
+    home = Home.resolve(home)
+    name = entry.get(f"{kind}_file")
+    if not name:
+        return None
+    if not isinstance(name, str) or not SIDECAR_FILE.fullmatch(name) or ".." in name \
+            or not name.endswith(SIDECARS[kind]):
+        raise IntegrityError(f"registry entry {entry.get('version')!r} names an unsafe {kind} file {name!r}",
+                             version=entry.get("version"))
+    return home.models_dir / name
+
+
+def read_sidecar(entry: dict[str, Any], kind: str, *, home: Home | str | None = None) -> str | None:
+    """The text of an entry's sidecar after its sha256 matched (None when the entry has none).
+
+    Raises
+    ------
+    IntegrityError
+        The file is missing or altered.
+    """
+    path = sidecar_path(entry, kind, home=home)
+    if path is None:
+        return None
+    version = entry.get("version")
+    if not path.is_file():
+        raise IntegrityError(f"{kind} file of {version} is missing: {path}", version=version, path=str(path))
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != entry.get(f"{kind}_sha256"):
+        raise IntegrityError(f"{kind} file of {version} does not match its registered sha256: {path}",
+                             version=version, path=str(path))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise IntegrityError(f"{kind} file of {version} is not UTF-8 text: {path}", version=version,
+                             path=str(path)) from None
+
+
+def load_contract(entry: dict[str, Any], *, home: Home | str | None = None) -> _contract.Contract:
+    """The dataset contract a registered model was trained on (its sha256-checked copy).
+
+    Entries registered before contracts existed were trained on the lab's data: they get the lab's contract.
+
+    Raises
+    ------
+    IntegrityError
+        The copy is missing, altered or unreadable.
+    """
+    text = read_sidecar(entry, "contract", home=home)
+    if text is None:
+        return _contract.lab()
+    try:
+        return _contract.from_json(text, where=f"the contract copy of {entry.get('version')}")
+    except ChurnError as exc:
+        raise IntegrityError(f"the contract copy of {entry.get('version')} cannot be read: {exc}",
+                             version=entry.get("version")) from None
 
 
 def _set_current(home: Home, entry: dict[str, Any], *, action: str, reason: str,
@@ -473,65 +541,6 @@ def rollback(*, home: Home | str | None = None, to: str | None = None,
                             + (" (forced)" if forced else ""))
 
 
-# --- candidates: trained in a run, registered only when the whole run succeeded
-
-def _candidate_paths(version: str, home: Home) -> tuple[Path, Path]:
-    validate_label(version)
-    return home.candidates_dir / f"{version}.joblib", home.candidates_dir / f"{version}.json"
-
-
-def stage_candidate(version: str, *, home: Home | str | None = None, **register_kwargs: Any) -> Path:
-    """Keep the arguments of a later :func:`register` call as candidate ``version``.
-
-    The payload's sha256 is kept beside it and checked before it is loaded.
-    """
-    home = Home.resolve(home)
-    blob, meta = _candidate_paths(version, home)
-    blob.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(blob, lambda tmp: joblib.dump(register_kwargs, tmp))
-    atomic_write_json(meta, {"version": version, "sha256": sha256_file(blob), "staged_at_utc": utc_now()})
-    return blob
-
-
-def load_candidate(version: str, *, home: Home | str | None = None) -> dict[str, Any]:
-    """The staged arguments of candidate ``version`` (``model``, ``fields``, ...), hash-checked."""
-    home = Home.resolve(home)
-    blob, meta = _candidate_paths(version, home)
-    try:
-        expected = json.loads(meta.read_text(encoding="utf-8"))["sha256"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
-        raise ModelNotFound(f"no candidate {version!r} is staged", target=version) from None
-    if not blob.is_file() or sha256_file(blob) != expected:
-        raise IntegrityError(f"candidate {version} is missing or altered: {blob}", version=version)
-    return joblib.load(blob)
-
-
-def has_candidate(version: str, *, home: Home | str | None = None) -> bool:
-    home = Home.resolve(home)
-    return _candidate_paths(version, home)[1].exists()
-
-
-def register_candidate(version: str, *, home: Home | str | None = None,
-                       promote_if_passed: bool = True) -> tuple[dict[str, Any], bool]:
-    """Register staged candidate ``version`` (see :func:`register`), then discard it.
-
-    ``promote_if_passed=False`` registers without touching the current model
-    (a sweep promotes only its winner, once every run is done).
-    """
-    home = Home.resolve(home)
-    kwargs = load_candidate(version, home=home)
-    result = register(home=home, version=version, promote_if_passed=promote_if_passed, **kwargs)
-    discard_candidate(version, home=home)
-    return result
-
-
-def discard_candidate(version: str, *, home: Home | str | None = None) -> None:
-    """Remove staged candidate ``version`` (no error when there is none)."""
-    home = Home.resolve(home)
-    for path in _candidate_paths(version, home):
-        path.unlink(missing_ok=True)
-
-
 def history_frame(*, home: Home | str | None = None):
     """:func:`history` as a table, oldest first."""
     import pandas as pd
@@ -540,161 +549,3 @@ def history_frame(*, home: Home | str | None = None):
     return pd.DataFrame(history(home=home)).reindex(columns=columns)
 
 
-# --- checking and repairing --------------------------------------------------
-
-#: Temporary files younger than this may belong to a registration in progress.
-INCOMING_GRACE_S = 60.0
-
-
-@dataclass
-class Problem:
-    """One thing wrong in the registry: the file, what is wrong, how to repair it."""
-
-    file: str
-    problem: str
-    repair: str
-    repairable: bool = False
-    repaired: bool = False
-
-
-@dataclass
-class CheckReport:
-    """The result of :func:`check`: ``ok`` when no problem is left."""
-
-    registry_dir: str
-    entries: int = 0
-    current: str | None = None
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(not p.repaired for p in self.problems)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok": self.ok}
-
-
-def check(*, home: Home | str | None = None, repair: bool = False,
-          incoming_grace_s: float = INCOMING_GRACE_S) -> CheckReport:
-    """Verify every artifact's sha256 and the agreement of metadata, pointer and history.
-
-    With ``repair``, fixes only what needs no guessing: a history that lags the
-    pointer gets its ``reconcile`` line; an empty pointer is restored from the
-    history's last record (when that model is registered and intact); damaged
-    history lines are dropped (the original is saved as
-    ``history.jsonl.damaged-<time>``); temporary ``.incoming.*`` files older
-    than ``incoming_grace_s`` are removed. Everything else is reported with
-    what to do.
-
-    Examples
-    --------
-    >>> check(home=tmp_home).ok  # doctest: +SKIP
-    True
-    """
-    home = Home.resolve(home)
-    report = CheckReport(registry_dir=str(home.registry_dir))
-    if not home.registry_dir.is_dir():
-        report.notes.append("no registry yet")
-        return report
-    with lock(home=home):
-        _check(home, report, repair=repair, grace=incoming_grace_s)
-    return report
-
-
-def _check(home: Home, report: CheckReport, *, repair: bool, grace: float) -> None:
-    add = report.problems.append
-    meta = str(home.metadata_json)
-    try:
-        entries = load_entries(home=home)
-    except RegistryError as exc:
-        add(Problem(meta, str(exc).split(";")[0], "restore metadata.json from a backup; it cannot be rebuilt "
-                                                  "without guessing (the model files stay untouched)"))
-        entries = None
-    known: set[str] = set()
-    for e in entries or []:
-        report.entries += 1
-        version = e.get("version")
-        try:
-            path = model_path(e, home=home)
-        except IntegrityError as exc:
-            add(Problem(meta, str(exc), f"fix or remove the entry of {version} in metadata.json"))
-            continue
-        known.add(path.name)
-        try:
-            verify(e, home=home)
-        except IntegrityError as exc:
-            add(Problem(str(path), str(exc), f"restore the file of {version} from a backup, or retrain it; "
-                                             "it will never be loaded as it is"))
-        side = e.get("profile_file")
-        if side:
-            side_path = home.models_dir / str(side)
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.profile\.json", str(side)) or ".." in str(side):
-                add(Problem(meta, f"entry {version} names an unsafe profile file {side!r}",
-                            f"fix the entry of {version} in metadata.json"))
-                continue
-            known.add(side_path.name)
-            if not side_path.is_file() or sha256_file(side_path) != e.get("profile_sha256"):
-                add(Problem(str(side_path), f"drift profile of {version} is missing or does not match its sha256",
-                            f"restore it from a backup or retrain {version}"))
-    try:
-        current = current_file(home=home)
-    except RegistryError as exc:
-        add(Problem(str(home.current_txt), str(exc).split(";")[0], "run `churn promote VERSION` to rewrite it"))
-        current = "?"
-    records, bad = _read_history(home)
-    if bad:
-        p = Problem(str(home.history_jsonl), f"lines {', '.join(map(str, bad[:10]))} are not history records",
-                    "`churn registry check --repair` keeps the readable lines and saves the file aside",
-                    repairable=True)
-        add(p)
-        if repair:
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            aside = home.history_jsonl.with_name(f"history.jsonl.damaged-{stamp}")
-            os.replace(home.history_jsonl, aside)
-            atomic_write_text(home.history_jsonl, "".join(json.dumps(r) + "\n" for r in records))
-            p.repaired = True
-            report.notes.append(f"the damaged history was saved as {aside}")
-    last = records[-1]["to"] if records else None
-    by_file = {e["model_file"]: e for e in entries or []}
-    if current not in (None, "?") and entries is not None:
-        report.current = current
-        if current not in by_file:
-            add(Problem(str(home.current_txt), f"names {current!r}, which is not registered",
-                        "run `churn promote VERSION` to rewrite it"))
-        elif last != current:
-            p = Problem(str(home.history_jsonl), f"the last record ({last}) lags the pointer ({current}), "
-                                                 "an interrupted command or a hand edit",
-                        "`churn registry check --repair` appends the missing `reconcile` line", repairable=True)
-            add(p)
-            if repair:
-                p.repaired = _reconcile(home) is not None
-    elif current is None and last is not None and entries is not None:
-        target = by_file.get(last)
-        ok = target is not None and not _refusals(target, home, force=True)
-        p = Problem(str(home.current_txt), f"is missing or empty, but the history's last record made {last} current",
-                    "`churn registry check --repair` restores it" if ok else "run `churn promote VERSION`",
-                    repairable=ok)
-        add(p)
-        if repair and ok:
-            atomic_write_text(home.current_txt, last + "\n")
-            p.repaired = True
-    if current is not None and current != "?":
-        report.current = current
-    if home.models_dir.is_dir():
-        now = time.time()
-        for path in sorted(home.models_dir.iterdir()):
-            if path.name in known or not path.is_file():
-                continue
-            if path.name.startswith(".incoming."):
-                old = now - path.stat().st_mtime >= grace
-                p = Problem(str(path), "a temporary file of an interrupted registration",
-                            "`churn registry check --repair` removes it" if old
-                            else "a registration may be writing it; check again in a minute", repairable=old)
-                add(p)
-                if repair and old:
-                    path.unlink(missing_ok=True)
-                    p.repaired = True
-            elif entries is not None:
-                report.notes.append(f"{path} is not registered (left by an interrupted registration or copied in); "
-                                    "delete it if you do not need it")

@@ -1,64 +1,64 @@
-"""Synthetic churn data: generation (bit-compatible with the lab), fault
-injection for the quality stage, and CSV reading/writing that keeps the region
-``NA`` (North America) as ``NA`` instead of "missing".
+"""The lab's synthetic churn data: generation (bit-compatible with the lab) and
+fault injection for the quality stage.
+
+This module and :func:`churn_lib.contract.lab` are the only places that know
+the lab's five columns: the generator draws them in the lab's order, and the
+faults break them the way real exports break.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from . import schema
-from ._files import atomic_write
-from .exceptions import DataError, InvalidParameter
-from .home import Home
-
-log = logging.getLogger(__name__)
+from .. import contract as _contract
+from ..exceptions import InvalidParameter
 
 _PLANS = ("basic", "premium")
 _PLAN_P = (0.72, 0.28)
 _REGIONS = ("NA", "EU", "AF", "AS")
 _REGION_P = (0.25, 0.30, 0.25, 0.20)
 
-#: Only the empty field is missing: ``NA`` is a region, not a gap.
-_NA_VALUES = [""]
+
+def _rate(help: str) -> object:
+    return field(default=0.0, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class Faults:
-    """Rates (0..1, share of rows) of realistic faults to inject after generation.
+    """Rates (0..1, share of rows) of realistic faults to inject into the lab's generated data.
 
     ``missing`` applies to every feature column; ``missing_columns`` overrides
     it per column. Faults use their own random stream, so the clean draws (and
-    the lab's file on the defaults) do not change.
+    the lab's file on the defaults) do not change. They apply to the lab's
+    generator only: a file source has the faults it has.
     """
 
-    missing: float = 0.0
-    missing_columns: dict[str, float] = field(default_factory=dict)
-    negative_session: float = 0.0
-    category_variants: float = 0.0
-    unknown_categories: float = 0.0
-    duplicates: float = 0.0
-    out_of_range: float = 0.0
-    bad_target: float = 0.0
+    missing: float = _rate("share of rows with an empty value, per feature")
+    negative_session: float = _rate("share of rows with a negative session time")
+    category_variants: float = _rate("share of rows with a category in other case or with spaces")
+    unknown_categories: float = _rate("share of rows with a category outside the contract")
+    duplicates: float = _rate("share of rows replaced by copies of others")
+    out_of_range: float = _rate("share of rows with a number far outside its valid range")
+    bad_target: float = _rate("share of rows with a churn value other than 0 or 1")
+    missing_columns: dict[str, float] = field(default_factory=dict, metadata={"stage": False})
 
     def __post_init__(self) -> None:
         rates = {k: v for k, v in asdict(self).items() if k != "missing_columns"}
         rates.update({f"missing_columns.{k}": v for k, v in self.missing_columns.items()})
         for name, rate in rates.items():
-            if not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
                 raise InvalidParameter(
-                    f"fault rate {name}={rate!r} must be a number between 0 and 1", name=name
+                    f"fault rate {name}={rate!r} must be between 0 and 1", name=name
                 )
-        unknown = set(self.missing_columns) - set(schema.COLUMNS)
+        columns = _contract.lab().columns
+        unknown = set(self.missing_columns) - set(columns)
         if unknown:
             raise InvalidParameter(
                 f"missing_columns names unknown columns {sorted(unknown)}; "
-                f"allowed: {', '.join(schema.COLUMNS)}",
+                f"allowed: {', '.join(columns)}",
                 name="missing_columns",
             )
 
@@ -81,7 +81,7 @@ def generate(n_rows: int = 1200, *, seed: int = 42, faults: Faults | None = None
     Returns
     -------
     pandas.DataFrame
-        Columns ``schema.COLUMNS`` in order. Categories are ``pd.Categorical``
+        The lab contract's columns in order. Categories are ``pd.Categorical``
         when clean (memory in proportion to rows, 10 million rows fit easily).
 
     Examples
@@ -89,7 +89,7 @@ def generate(n_rows: int = 1200, *, seed: int = 42, faults: Faults | None = None
     >>> generate(5, seed=1).shape
     (5, 6)
     """
-    if not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
+    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
         raise InvalidParameter(f"n_rows must be a positive integer, got {n_rows!r}", name="n_rows")
     rng = np.random.default_rng(seed)
     tenure = rng.integers(1, 60, size=n_rows)
@@ -126,11 +126,14 @@ def generate(n_rows: int = 1200, *, seed: int = 42, faults: Faults | None = None
 
 def inject_faults(df: pd.DataFrame, faults: Faults, *, seed: int) -> pd.DataFrame:
     """Return a copy of ``df`` with ``faults`` injected (seeded by ``seed``)."""
+    lab = _contract.lab()
+    numeric = [f for f in lab.features if f.type != _contract.CATEGORICAL]
+    target = lab.target.column
     rng = np.random.default_rng([seed, 0xFA017])
     n = len(df)
     out = df.copy()
-    for col in schema.CATEGORICAL:
-        out[col] = out[col].astype(object)
+    for f in lab.categorical:
+        out[f.name] = out[f.name].astype(object)
 
     def rows(rate: float) -> np.ndarray:
         k = int(round(rate * n))
@@ -162,76 +165,17 @@ def inject_faults(df: pd.DataFrame, faults: Faults, *, seed: int) -> pd.DataFram
         idx = rows(faults.out_of_range)
         out["tenure_months"] = out["tenure_months"].astype("int64")
         for i in idx:
-            col = schema.NUMERIC[rng.integers(len(schema.NUMERIC))]
-            hi = schema.RANGES[col].high
-            out.at[i, col] = int(hi * 5) if col in schema.INTEGER else float(hi * 5)
+            f = numeric[rng.integers(len(numeric))]
+            out.at[i, f.name] = int(f.high * 5) if f.type == _contract.INTEGER else float(f.high * 5)
     if faults.bad_target:
         idx = rows(faults.bad_target)
-        out.loc[idx, "churn"] = rng.choice([2, -1], size=len(idx))
-    for col in schema.COLUMNS:
-        rate = faults.missing_columns.get(col, faults.missing if col != schema.TARGET else 0.0)
+        out.loc[idx, target] = rng.choice([2, -1], size=len(idx))
+    for col in lab.columns:
+        rate = faults.missing_columns.get(col, faults.missing if col != target else 0.0)
         if rate:
             idx = rows(rate)
-            if col in schema.INTEGER or col == schema.TARGET:
+            f = next((f for f in lab.features if f.name == col), None)
+            if col == target or (f is not None and f.type == _contract.INTEGER):
                 out[col] = out[col].astype("Int64")  # ints stay ints when written
             out.loc[idx, col] = None
     return out
-
-
-def read_csv(path: str | Path) -> pd.DataFrame:
-    """Read a churn CSV so that only an empty field is missing (``NA`` stays a region).
-
-    Raises
-    ------
-    DataError
-        When the file is missing or not a readable CSV.
-    """
-    path = Path(path)
-    try:
-        return pd.read_csv(
-            path,
-            keep_default_na=False,
-            na_values=_NA_VALUES,
-            dtype={c: "str" for c in schema.CATEGORICAL},
-        )
-    except FileNotFoundError:
-        raise DataError(f"{path} does not exist: run the previous stage first", path=str(path)) from None
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"cannot read {path} as CSV: {exc}", path=str(path)) from None
-
-
-def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``df`` atomically, no index, missing values as empty fields."""
-    path = Path(path)
-    atomic_write(path, lambda tmp: df.to_csv(tmp, index=False, na_rep=""))
-    return path
-
-
-def write_raw(df: pd.DataFrame, *, home: Home | str | None = None) -> Path:
-    """Write ``df`` as the project's ``data/raw.csv`` (only generation does this)."""
-    home = Home.resolve(home).ensure()
-    path = write_csv(df, home.raw_csv)
-    log.info("wrote %d rows to %s", len(df), path)
-    return path
-
-
-def summary(df: pd.DataFrame) -> pd.DataFrame:
-    """Per column: type, missing count, distinct values, and min / mean / max of numbers."""
-    rows = []
-    for col in df.columns:
-        s = df[col]
-        num = pd.to_numeric(s, errors="coerce") if col in (*schema.NUMERIC, schema.TARGET) else None
-        rows.append({
-            "column": col, "dtype": str(s.dtype), "missing": int(s.isna().sum()), "distinct": int(s.nunique()),
-            "min": float(num.min()) if num is not None else None,
-            "mean": float(num.mean()) if num is not None else None,
-            "max": float(num.max()) if num is not None else None,
-        })
-    return pd.DataFrame(rows).set_index("column")
-
-
-def churn_rates(df: pd.DataFrame, by: str) -> pd.DataFrame:
-    """Rows and churn rate per value of ``by`` (a categorical column)."""
-    target = pd.to_numeric(df[schema.TARGET], errors="coerce")
-    out = target.groupby(df[by].astype(str), observed=True).agg(["size", "mean"])
-    return out.rename(columns={"size": "rows", "mean": "churn_rate"}).sort_index()

@@ -1,18 +1,53 @@
-"""Private file helpers: atomic writes, appends that never tear, hashing.
+"""Private base helpers: atomic writes, appends that never tear, hashing, and the one clock.
 
 Every write of the project goes to a temporary file in the same folder, is
 flushed to disk, then renamed over the target, so a reader (or a crash) only
-ever sees the old or the new content.
+ever sees the old or the new content (:func:`atomic_write`, and
+:func:`atomic_file` for writers that want a file handle). Appends that several
+processes share go through :func:`append_bytes`: one ``write()`` on an
+``O_APPEND`` descriptor.
+
+Times: :func:`utc_now` is the one timestamp format of every record the project
+writes (``2026-12-01T20:09:24.123456Z``), :func:`iso` renders Unix seconds the
+same way, and :func:`file_stamp` is the compact form used in file names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable, Iterator
+
+#: The timestamp format of every record (ISO 8601, UTC, microseconds).
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def now() -> datetime:
+    """The current time, in UTC (the one clock of the project)."""
+    return datetime.now(timezone.utc)
+
+
+def utc_now() -> str:
+    """The current time as a record timestamp, e.g. ``2026-12-01T20:09:24.123456Z``."""
+    return now().strftime(TIMESTAMP_FORMAT)
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds as a record timestamp (None stays None)."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+def file_stamp(when: datetime | None = None, *, micro: bool = False) -> str:
+    """A timestamp for file names: ``20261201_200924`` (``_123456`` appended with ``micro``)."""
+    when = when or now()
+    return when.strftime("%Y%m%d_%H%M%S" + ("_%f" if micro else ""))
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -24,6 +59,24 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     try:
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """An open temporary file beside ``path``, renamed onto it when the block ends without error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp_path = Path(tmp)
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
+            yield fh
+            fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
     except BaseException:

@@ -1,0 +1,55 @@
+"""The ``churn`` command: thin over churn_lib; parses, calls one library function, prints.
+
+* :mod:`.parser` - every command and its flags (the stage commands' from the stage table);
+* :mod:`.commands` - one function per command;
+* :mod:`.render` - the text views of results (``--json`` prints the results as JSON).
+
+Exit status:
+
+* 0 - success;
+* 1 - error (one line on stderr: ``churn: error: <message>``);
+* 2 - bad usage (unknown flag, bad value);
+* 3 - a model was trained and registered but refused by the gate;
+* 4 - ``churn drift``: drift detected (at least one statistic alerts);
+* 5 - ``churn drift``: insufficient data (fewer rows in the window than
+  ``--min-rows``, or no log yet): no verdict, not an alarm;
+* 6 - ``churn sweep``: at least one run of the sweep failed (the others
+  completed; the summary lists each failure with its report). A sweep in
+  which no version passed the gate exits 3.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Sequence
+
+from ..exceptions import ChurnError
+from ..home import Home
+from .commands import (EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,
+                       EXIT_SWEEP_FAILURES, EXIT_USAGE, UsageError)
+from .parser import build_parser
+
+__all__ = ["EXIT_DRIFT", "EXIT_ERROR", "EXIT_GATE_REFUSED", "EXIT_INSUFFICIENT_DATA", "EXIT_OK",
+           "EXIT_SWEEP_FAILURES", "EXIT_USAGE", "build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    if not args.verbose:  # nbconvert's note that report images lack alt text, once per export
+        logging.getLogger("traitlets").setLevel(logging.ERROR)
+    try:
+        home = Home.resolve(args.home)
+        return args.func(args, home)
+    except UsageError as exc:
+        args._parser.error(str(exc))  # exits 2, with the command's usage line
+        return EXIT_USAGE  # pragma: no cover
+    except ChurnError as exc:
+        print(f"churn: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("churn: interrupted", file=sys.stderr)
+        return 130

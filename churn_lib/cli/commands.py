@@ -1,0 +1,353 @@
+"""The ``churn`` commands: each parses nothing, calls one library function, prints the result.
+
+A command takes the parsed arguments and the project home, and returns its
+exit status (:mod:`churn_lib.cli` lists them). Stage parameters arrive as the
+stage table's dataclasses (:func:`stage_params`), so a flag and a notebook
+parameter are checked by the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from typing import Any, Callable
+
+from .. import data, drift, evaluation, quality, registry, reports, runner, simulate, stages, training
+from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
+from ..home import Home
+from . import render
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_REFUSED = 0, 1, 2, 3
+EXIT_DRIFT, EXIT_INSUFFICIENT_DATA = 4, 5
+EXIT_SWEEP_FAILURES = 6
+
+_table = render.table
+
+
+class UsageError(Exception):
+    """A flag value the stage refuses: printed by argparse's usage error, exit 2."""
+
+
+def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(text)
+
+
+def stage_params(args: argparse.Namespace, stage: str) -> tuple[Any, ...]:
+    """The stage's dataclasses from its flags (the stage table's checks; a refusal is a usage error)."""
+    values = {name: getattr(args, name) for name in stages.TABLE[stage].user_params if hasattr(args, name)}
+    values.pop("version", None)
+    try:
+        return stages.TABLE[stage].build(values)
+    except InvalidParameter as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_init(args: argparse.Namespace, home: Home) -> int:
+    from .. import infer
+
+    result = infer.init_home(args.home or ".", data=args.data, target=args.target, positive=args.positive or None,
+                             ids=args.id or (), name=args.name, force=args.force)
+    payload = {"home": result.home, "contract_path": result.contract_path, "contract": result.contract.to_dict(),
+               "decisions": result.inferred.table().to_dict(orient="records") if result.inferred else None}
+    _emit(args, payload, render.init(result))
+    return EXIT_OK
+
+
+def cmd_generate(args: argparse.Namespace, home: Home) -> int:
+    data_params, faults = stage_params(args, "generate")
+    raw = data.make_raw(home=home, params=data_params, faults=faults)
+    payload = {"path": str(raw.path), "rows": raw.rows, "sha256": raw.sha256, "source": raw.source}
+    _emit(args, payload, raw.summary())
+    return EXIT_OK
+
+
+def cmd_prepare(args: argparse.Namespace, home: Home) -> int:
+    (thresholds,) = stage_params(args, "prepare")
+    try:
+        report = quality.prepare(home=home, thresholds=thresholds).to_dict()
+    except QualityError as exc:
+        if not args.json:
+            print(render.quality(exc.report.to_dict()), file=sys.stderr)
+        raise
+    _emit(args, report, render.quality(report) + f"\nwrote {home.processed_csv} and {home.train_stats_json}")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace, home: Home) -> int:
+    (params,) = stage_params(args, "train")
+    result = training.train(home=home, version=args.version, params=params)
+    _emit(args, {"entry": result.entry, "promoted": result.promoted}, render.trained(result.entry, result.promoted))
+    return EXIT_OK if result.passed_gate else EXIT_GATE_REFUSED
+
+
+def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
+    ev = evaluation.evaluate(args.version, home=home)
+    cols = ["version", "current", "evaluated", "same_split", "passed_gate", "threshold", "f1", "precision",
+            "recall", "roc_auc", "brier"]
+    lines = [f"{ev.version} against every registered model on its test split "
+             f"(current: {ev.current_version or 'none'})",
+             _table(ev.table.to_dict(orient="records"), cols)]
+    if not ev.data_matches:
+        lines.append(f"note: {home.processed_csv} changed since {ev.version} was trained")
+    lines += [f"could not score {v}: {msg}" for v, msg in ev.errors.items()]
+    _emit(args, ev.to_dict(), "\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_registry_list(args: argparse.Namespace, home: Home) -> int:
+    entries = registry.load_entries(home=home)
+    try:
+        current = registry.current_file(home=home)
+    except ChurnError as exc:  # still list the versions: the repair is `churn promote VERSION`
+        print(f"churn: warning: {exc}", file=sys.stderr)
+        current = None
+    rows = [render.entry_row(e, current) for e in entries]
+    _emit(args, {"current_model": current, "entries": entries},
+          _table(rows, ["current", "version", "trained_at_utc", "contract", "f1", "roc_auc", "threshold", "gate", "model_file"]))
+    return EXIT_OK
+
+
+def cmd_registry_show(args: argparse.Namespace, home: Home) -> int:
+    entry = registry.get(args.target, home=home)
+    current = registry.current_file(home=home) == entry["model_file"]
+    text = "\n".join([f"{entry['version']}{' (current)' if current else ''}: {entry['model_file']}",
+                      f"trained {entry.get('trained_at_utc')} on {entry.get('data_file')} (seed {entry.get('seed')})",
+                      training.metrics_frame(entry).to_string(float_format=lambda v: f"{v:.4f}"),
+                      render.gate(entry)])
+    _emit(args, entry | {"current": current}, text)
+    return EXIT_OK
+
+
+def cmd_registry_check(args: argparse.Namespace, home: Home) -> int:
+    report = registry.check(home=home, repair=args.repair)
+    lines = [f"{report.registry_dir}: {report.entries} entries, current {report.current or 'none'}"]
+    for p in report.problems:
+        state = "repaired" if p.repaired else "PROBLEM"
+        lines.append(f"{state}: {p.file}: {p.problem}" + ("" if p.repaired else f" -> {p.repair}"))
+    lines += [f"note: {n}" for n in report.notes]
+    lines.append("ok" if report.ok else "problems found")
+    _emit(args, report.to_dict(), "\n".join(lines))
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def _refresh_index(home: Home) -> None:
+    if home.reports_dir.is_dir():
+        reports.write_index(home=home)
+
+
+def cmd_promote(args: argparse.Namespace, home: Home) -> int:
+    rec = registry.promote(args.target, home=home, force=args.force, reason=args.reason)
+    _refresh_index(home)
+    _emit(args, {"changed": rec is not None, "record": rec}, render.change(rec, args.target))
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
+    rec = registry.rollback(home=home, to=args.to, force=args.force)
+    _refresh_index(home)
+    _emit(args, {"changed": rec is not None, "record": rec}, render.change(rec, args.to or ""))
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace, home: Home) -> int:
+    recs = registry.history(home=home)
+    rows = [r | {"ts": r.get("ts", "")[:19], "forced": "yes" if r.get("forced") else ""} for r in recs]
+    _emit(args, recs, _table(rows, ["ts", "action", "version", "from", "to", "forced", "reason"]))
+    return EXIT_OK
+
+
+def _run_params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.params_file:
+        params.update(_load_params_file(args.params_file))
+    for item in args.param or []:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise ChurnError(f"-p expects name=value, got {item!r}")
+        params[name.strip()] = _parse_value(raw)
+    return params
+
+
+def _parse_value(raw: str) -> Any:
+    """A -p value as YAML would read it (0.5 -> float, true -> bool), but NA stays a string."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    return value if isinstance(value, (int, float, bool, str)) or value is None else raw
+
+
+def _load_params_file(path: str) -> dict[str, Any]:
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(open(path, encoding="utf-8"))
+    except OSError as exc:
+        raise ChurnError(f"cannot read parameters file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ChurnError(f"parameters file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ChurnError(f"parameters file {path} must be a mapping of name: value")
+    return loaded
+
+
+def cmd_run(args: argparse.Namespace, home: Home) -> int:
+    params = _run_params(args)
+    if args.direct:
+        result = runner.run_direct(home=home, version=args.version, stages=args.stages, params=params)
+        lines = [f"{stage:<9} {sec:7.2f} s" for stage, sec in result.seconds.items()]
+        if result.entry:
+            lines.append(render.trained(result.entry, result.promoted))
+        lines.append(f"results: {home.data_dir}, {home.registry_dir} (`churn registry list`, `churn evaluate`)")
+        _emit(args, asdict(result), "\n".join(lines))
+        return EXIT_OK if result.passed_gate in (None, True) else EXIT_GATE_REFUSED
+
+    def progress(stage: str, status: str, seconds: float | None) -> None:
+        if args.json:
+            return
+        if status == "start":
+            print(f"{stage:<13} ...", flush=True)
+        else:
+            print(f"{stage:<13} {status} in {seconds:.1f} s", flush=True)
+
+    if args.log_output:
+        logging.getLogger("papermill").setLevel(logging.INFO)
+    try:
+        record = runner.run(home=home, version=args.version, stages=args.stages, params=params,
+                            log_output=args.log_output, on_event=progress)
+    except StageFailed:
+        if not args.json:
+            print(f"run record: {home.reports_dir}", file=sys.stderr)
+        raise
+    entry = record.get("entry")
+    lines = []
+    if entry:
+        gate = ("passed the gate and is now current" if entry["promoted"] else "passed the gate"
+                if entry["passed_gate"] else "was REFUSED by the gate: " + "; ".join(entry["gate_reasons"]))
+        lines.append(f"{entry['version']} ({entry['model_file']}) {gate}; test F1 {entry['metrics']['f1']:.4f} "
+                     f"at threshold {entry['threshold']:.2f}")
+    folder = home.reports_dir / record["version"]
+    lines += [f"reports: {folder} ({len(record['stages'])} stage(s), {record['seconds']:.1f} s)",
+              f"index:   {home.reports_dir / 'index.html'}"]
+    _emit(args, record, "\n".join(lines))
+    return EXIT_GATE_REFUSED if entry and not entry["passed_gate"] else EXIT_OK
+
+
+# --- scale-out: sweeps and batch scoring (Dask) ---------------------------------------
+
+def _sweep_progress(args: argparse.Namespace, first_stage: str) -> Callable[[Any], None]:
+    from ..sweep import describe_params
+
+    def progress(p: Any) -> None:
+        if args.json:
+            return
+        head = f"[{p.done}/{p.total} done, {p.running} running, {p.failed} failed]"
+        if p.event == "finished":
+            o = p.outcome
+            what = (f"-> {o.version} ok, gate {'passed' if o.passed_gate else 'refused'}, "
+                    f"test F1 {(o.metrics or {}).get('f1', float('nan')):.4f}" if o.status == "ok"
+                    else f"FAILED{' (' + o.version + ')' if o.version else ''}")
+            print(f"{head} set {p.index} ({describe_params(o.params)}) {what} in {o.seconds or 0:.1f} s", flush=True)
+        elif p.status == "start" and p.stage == first_stage:
+            print(f"{head} set {p.index} started", flush=True)
+        elif p.status != "start":
+            print(f"{head} set {p.index}: {p.stage} {p.status} in {p.seconds or 0:.1f} s", flush=True)
+
+    return progress
+
+
+def _quiet_dask(args: argparse.Namespace) -> None:
+    """Dask logs every worker start at INFO; show that only with --verbose."""
+    logging.getLogger("distributed").setLevel(logging.INFO if args.verbose else logging.WARNING)
+
+
+def cmd_sweep(args: argparse.Namespace, home: Home) -> int:
+    from .. import sweep
+
+    _quiet_dask(args)
+
+    spec = sweep.load_spec(args.spec)
+    if not args.json:
+        where = "this process" if args.serial else (args.scheduler or f"a local cluster ({args.workers or 'one worker per core'})")
+        print(f"sweep {spec.name}: {len(spec.sets)} run(s) of {','.join(spec.stages)} on {where}", flush=True)
+    result = sweep.run_sweep(spec, home=home, scheduler=args.scheduler, n_workers=args.workers, serial=args.serial,
+                             promote=False if args.no_promote else None,
+                             on_progress=_sweep_progress(args, spec.stages[0]))
+    rows = [{"set": r.index, "version": r.version or "-", "run": r.status,
+             "gate": {True: "passed", False: "refused"}.get(r.passed_gate, "-"),
+             "params": sweep.describe_params(r.params), "test_f1": (r.metrics or {}).get("f1"),
+             f"holdout_{result.metric}": (r.holdout or {}).get(result.metric),
+             "winner": "*" if r.version and r.version == result.winner else ""}
+            for r in sorted(result.runs, key=lambda r: r.index)]
+    text = "\n".join([_table(rows, list(rows[0])), result.summary(),
+                      f"record: {result.record_path}", f"index:  {home.reports_dir / 'index.html'}"])
+    _emit(args, result.to_dict(), text)
+    if result.failed:
+        return EXIT_SWEEP_FAILURES
+    return EXIT_OK if result.winner else EXIT_GATE_REFUSED
+
+
+def cmd_score(args: argparse.Namespace, home: Home) -> int:
+    import time
+
+    from .. import batch
+
+    _quiet_dask(args)
+    last = [0.0]
+
+    def progress(p: Any) -> None:
+        now = time.monotonic()
+        if args.json or now - last[0] < 2.0:
+            return
+        last[0] = now
+        print(f"scored {p.rows_scored:,} rows, rejected {p.rows_rejected:,} ({p.fraction:.0%} of the input)",
+              file=sys.stderr, flush=True)
+
+    result = batch.score_file(args.input, args.output, home=home, model=args.model, rejects=args.rejects,
+                              chunk_bytes=args.chunk_mb, scheduler=args.scheduler, n_workers=args.workers,
+                              partition_bytes=args.partition_mb, on_progress=progress)
+    _emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, home: Home) -> int:
+    from importlib.metadata import entry_points
+
+    # serve/ depends on churn_lib, never the reverse: its launcher is found through the entry point it declares.
+    found = entry_points(group="churn_mlops.launchers", name="serve")
+    if not found:
+        raise ChurnError("the HTTP service is not installed (no churn_mlops.launchers entry point 'serve'): "
+                         "reinstall the project (make install)")
+    launch = next(iter(found)).load()
+    launch(home=home, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log,
+           log_level="debug" if args.verbose else "info")
+    return EXIT_OK
+
+
+# --- drift and simulation ------------------------------------------------------
+
+def cmd_drift(args: argparse.Namespace, home: Home) -> int:
+    result = drift.check(home=home, last=args.last, since=args.since, model=args.model,
+                         thresholds=drift.Thresholds(alpha=args.alpha, min_rows=args.min_rows))
+    _emit(args, result.to_dict(), render.drift(result))
+    return {drift.DRIFT: EXIT_DRIFT, drift.NO_DRIFT: EXIT_OK}.get(result.verdict, EXIT_INSUFFICIENT_DATA)
+
+
+def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
+    shift = simulate.Shift(mean=dict(args.shift or []), scale=dict(args.scale or []), mix=dict(args.mix or []))
+    result = simulate.simulate(args.n_rows, home=home, seed=args.seed, shift=shift, model=args.model,
+                               url=args.url, source=args.source)
+    _emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+

@@ -1,0 +1,81 @@
+"""Text views of results for the ``churn`` command (``--json`` prints the results' dicts instead)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    frame = pd.DataFrame(rows).reindex(columns=columns)
+    return frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}")
+
+
+def entry_row(e: dict[str, Any], current: str | None) -> dict[str, Any]:
+    m = e.get("metrics", {})
+    return {"current": "*" if e["model_file"] == current else "", "version": e["version"],
+            "trained_at_utc": e.get("trained_at_utc", "")[:19], "contract": e.get("contract_name", "lab"),
+            "f1": m.get("f1"), "roc_auc": m.get("roc_auc"), "threshold": e.get("threshold", 0.5),
+            "gate": "passed" if e.get("passed_gate") else "refused", "model_file": e["model_file"]}
+
+
+def gate(entry: dict[str, Any]) -> str:
+    rows = [{"criterion": c["name"], "verdict": "pass" if c["passed"] else "FAIL", "reason": c["reason"]}
+            for c in entry.get("gate", {}).get("criteria", [])]
+    return table(rows, ["criterion", "verdict", "reason"])
+
+
+def quality(report: dict[str, Any]) -> str:
+    rows = [{"check": c["name"], "column": c["column"] or "", "verdict": c["verdict"], "detail": c["detail"]}
+            for c in report["checks"] if c["verdict"] != "PASS"]
+    head = (f"quality checks {'passed' if report['passed'] else 'FAILED'}: {report['rows_out']} of "
+            f"{report['rows_in']} rows kept")
+    changes = ", ".join(f"{k}: {v}" for k, v in report["changes"].items() if v)
+    return "\n".join(filter(None, [head, f"cleaning changed {changes}" if changes else "",
+                                   table(rows, ["check", "column", "verdict", "detail"]) if rows else
+                                   "every check passed"]))
+
+
+def trained(entry: dict[str, Any], promoted: bool) -> str:
+    m, m5 = entry["metrics"], entry.get("metrics_at_0_5", {})
+    verdict = ("passed the gate and is now current" if promoted else
+               "passed the gate" if entry["passed_gate"] else "was REFUSED by the gate (registered, not current)")
+    auc = m.get("roc_auc")
+    return "\n".join([
+        f"{entry['version']} ({entry['model_file']}) {verdict}",
+        f"threshold {entry['threshold']:.2f} ({entry['threshold_source']})",
+        f"test F1 {m['f1']:.4f} at the threshold, {m5.get('f1', float('nan')):.4f} at 0.5; "
+        f"ROC AUC {auc if auc is None else format(auc, '.4f')}; Brier {m['brier']:.4f}",
+        gate(entry),
+    ])
+
+
+def change(rec: dict[str, Any] | None, what: str) -> str:
+    if rec is None:
+        return f"{what} is already the current model; nothing changed"
+    return f"current model: {rec['from'] or 'none'} -> {rec['to']} ({rec['reason']})"
+
+
+def drift(result: Any) -> str:
+    lines = [result.summary()]
+    for m in result.models:
+        if not m.statistics:
+            continue
+        rows = [{"feature": s.feature, "statistic": s.name, "value": f"{s.value:.4g}",
+                 "p_value": "-" if s.p_value is None else f"{s.p_value:.2g}", "alert": "ALERT" if s.alert else ""}
+                for s in m.statistics]
+        lines += ["", f"{m.version}: {m.n_rows} rows; each of {m.n_tests} tests at p < {m.alpha_per_test:.2g} "
+                      f"(Bonferroni for a family-wise false-alarm rate of {result.thresholds['alpha']:g})",
+                  table(rows, ["feature", "statistic", "value", "p_value", "alert"])]
+    return "\n".join(lines)
+
+
+def init(result: Any) -> str:
+    lines = [result.summary()]
+    if result.inferred is not None:
+        frame = result.inferred.table()
+        lines.append(frame.to_string(index=False, max_colwidth=70))
+    return "\n".join(lines)

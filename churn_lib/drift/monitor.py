@@ -1,0 +1,342 @@
+"""The drift monitor: a window of logged predictions against the profile of the model that served them.
+
+:func:`check` reads the window (the last N predictions, or those since a
+time) from the prediction log, current, rotated and per-worker files, routes
+each row to the model that served it and computes that model's statistics
+(:mod:`.stats`) against its reference profile (:mod:`.profile`); the
+result is a :class:`DriftResult` the notebook, the CLI and ``drift.json`` render.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .. import contract as _contract
+from .. import predlog, registry
+from .._io import atomic_write_json, iso, utc_now
+from ..exceptions import InvalidParameter, NoCurrentModel, RegistryError
+from ..home import Home
+from .profile import Profile, load_profile
+from .stats import (DRIFT, INSUFFICIENT, NO_DRIFT, NO_PROFILE, ModelDrift, Thresholds, _ModelAcc,
+                    _model_drift)
+
+log = logging.getLogger(__name__)
+
+#: The default window: the last this many predictions of the model.
+DEFAULT_LAST = 1000
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which logged predictions a drift check reads (the monitor stage's window parameters)."""
+
+    last: int = field(default=DEFAULT_LAST, metadata={"help": "the last N logged predictions of that model"})
+    since: str | None = field(default=None, metadata={
+        "help": "only predictions since then: an age (24h, 7d), Unix seconds or an ISO time; None: no limit"})
+
+    def __post_init__(self) -> None:
+        if isinstance(self.last, bool) or not isinstance(self.last, int) or self.last < 1:
+            raise InvalidParameter(f"last={self.last!r} must be a positive integer", name="last")
+        if self.since is not None:
+            parse_since(self.since)
+
+
+@dataclass
+class DriftResult:
+    """The outcome of a drift check: an overall verdict and one :class:`ModelDrift` per model.
+
+    ``verdict`` is "drift" when any model drifted, else "no drift" when at
+    least one model had enough rows, else "insufficient data".
+    """
+
+    verdict: str
+    models: list[ModelDrift]
+    window: dict[str, Any]
+    read: dict[str, Any]
+    thresholds: dict[str, Any]
+    unknown_models: dict[str, int] = field(default_factory=dict)
+    checked_at_utc: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def model(self, version: str | None = None) -> ModelDrift:
+        """The result of ``version`` (label or model file; default the first model with a verdict)."""
+        if version is None:
+            for m in self.models:
+                if m.verdict in (DRIFT, NO_DRIFT):
+                    return m
+            if self.models:
+                return self.models[0]
+            raise InvalidParameter("the drift result holds no model", name="version")
+        for m in self.models:
+            if version in (m.version, m.model_file):
+                return m
+        raise InvalidParameter(f"no model {version!r} in the drift result "
+                               f"(models: {', '.join(m.version for m in self.models) or 'none'})", name="version")
+
+    def summary_frame(self) -> pd.DataFrame:
+        """One row per model: verdict, rows, time span, alerting statistics."""
+        rows = [{"version": m.version, "verdict": m.verdict, "n_rows": m.n_rows,
+                 "first": iso(m.first_ts), "last": iso(m.last_ts),
+                 "alerts": ", ".join(f"{s.feature}.{s.name}" for s in m.alerts), "model_file": m.model_file}
+                for m in self.models]
+        return pd.DataFrame(rows, columns=["version", "verdict", "n_rows", "first", "last", "alerts", "model_file"])
+
+    def statistics_frame(self) -> pd.DataFrame:
+        """Every statistic of every model, one row each (``version`` first)."""
+        frames = [m.frame().assign(version=m.version) for m in self.models if m.statistics]
+        if not frames:
+            return pd.DataFrame(columns=["version", "feature", "name", "value", "effect", "p_value", "alert", "rule"])
+        out = pd.concat(frames, ignore_index=True)
+        return out[["version"] + [c for c in out.columns if c != "version"]]
+
+    def summary(self) -> str:
+        """A few lines for people: the verdict per model, the window and what was read."""
+        w = self.window
+        span = " ".join(filter(None, [f"last {w['last']}" if w.get("last") else "",
+                                      "predictions", f"since {w['since']}" if w.get("since") else ""]))
+        lines = [f"drift check: {self.verdict.upper()} ({span}, model {w.get('model') or 'current'})"]
+        for m in self.models:
+            lines.append(f"  {m.version} ({m.model_file}): {m.verdict}; {m.message}")
+        if self.unknown_models:
+            lines.append("  rows of models that are not registered: "
+                         + ", ".join(f"{k} ({v})" for k, v in self.unknown_models.items()))
+        read = self.read
+        skipped = ", ".join(f"{k} {v}" for k, v in read.get("skipped", {}).items())
+        lines.append(f"  read {read.get('lines', 0)} lines from {len(read.get('files', []))} file(s): "
+                     f"{read.get('records', 0)} records"
+                     + (f", {read.get('skipped_total')} skipped ({skipped})" if skipped else ", none skipped"))
+        return "\n".join(lines)
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_AGE_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str | float | int | datetime | date, *, now: float | None = None) -> float:
+    """Unix seconds for ``--since``: an age (``30m``, ``24h``, ``7d``), Unix seconds, or an ISO date/time.
+
+    An ISO time without an offset is UTC.
+
+    Examples
+    --------
+    >>> parse_since("2025-01-01")
+    1735689600.0
+    >>> parse_since("1h", now=7200.0)
+    3600.0
+    """
+    if isinstance(value, bool):
+        raise InvalidParameter(f"since={value!r} is not a time", name="since")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
+    text = str(value).strip()
+    if m := _AGE.match(text):
+        return (time.time() if now is None else now) - float(m.group(1)) * _AGE_SECONDS[m.group(2)]
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidParameter(f"since={text!r} is not a time: use an age (30m, 24h, 7d), Unix seconds or an "
+                               "ISO date/time such as 2025-01-31T08:00", name="since") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _target(model: str | None, entries: list[dict[str, Any]], home: Home) -> dict[str, Any] | None:
+    if model == "all":
+        return None
+    if model is None or model == "current":
+        entry = registry.current_entry(home=home)
+        if entry is None:
+            raise NoCurrentModel("no model is current: use --model VERSION or --model all, "
+                                 "or train one that passes the gate")
+        return entry
+    return registry.find(model, entries)
+
+
+def _rows_of(entry: Mapping[str, Any]):
+    names = (entry["model_file"], entry["version"])
+
+    def select(batch: predlog.Batch) -> np.ndarray:
+        return (batch.model == names[0]) | (batch.model == names[1])
+
+    return select
+
+
+def check(*, home: Home | str | None = None, last: int | None = None, since: Any = None,
+          model: str | None = "current", thresholds: Thresholds | None = None) -> DriftResult:
+    """Compare a window of logged predictions with the profile of the model that served them.
+
+    Parameters
+    ----------
+    home : Home or path, optional
+    last : int, optional
+        The last ``last`` predictions (of the selected model, or of all with
+        ``model="all"``). Default :data:`DEFAULT_LAST` when ``since`` is not given.
+    since : str, float or datetime, optional
+        Predictions logged since then (see :func:`parse_since`). With ``last``
+        too: the last ``last`` of those.
+    model : str, default="current"
+        ``current`` (or None), ``all`` (each model against its own profile), or
+        a version label / model file.
+    thresholds : Thresholds, optional
+
+    Returns
+    -------
+    DriftResult
+        Thin data gives the verdict "insufficient data", never an error.
+
+    Raises
+    ------
+    InvalidParameter
+        Bad window or model argument.
+    RegistryError
+        The selected model has no profile (or is not registered, or nothing is current).
+    """
+    home = Home.resolve(home)
+    th = thresholds or Thresholds()
+    if last is None and since is None:
+        last = DEFAULT_LAST
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise InvalidParameter(f"last={last!r} must be a positive integer", name="last")
+    if model is not None and (not isinstance(model, str) or not model):
+        raise InvalidParameter(f"model={model!r} must be current, all, or a version label", name="model")
+    since_ts = parse_since(since) if since is not None else None
+    entries = registry.load_entries(home=home)
+    target = _target(model, entries, home)
+    profiles: dict[str, Profile | None] = {}
+    if target is not None:
+        profiles[target["model_file"]] = load_profile(target, home=home)
+    by_name: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        by_name.setdefault(e["version"], e)
+        by_name[e["model_file"]] = e
+    accs: dict[str, _ModelAcc] = {}
+    unknown: Counter = Counter()
+
+    def acc_for(entry: dict[str, Any]) -> _ModelAcc:
+        key = entry["model_file"]
+        if key not in accs:
+            if key not in profiles:
+                try:
+                    profiles[key] = load_profile(entry, home=home)
+                except RegistryError as exc:  # a model without profile in --model all: listed, not fatal
+                    log.warning("%s", exc)
+                    profiles[key] = None
+            accs[key] = _ModelAcc(profiles[key])
+        return accs[key]
+
+    def route(batch: predlog.Batch) -> None:
+        if not len(batch):
+            return
+        keys = batch.model
+        groups = [keys[0]] if (keys == keys[0]).all() else sorted(set(keys.tolist()))
+        for key in groups:
+            part = batch if len(groups) == 1 else batch.take(keys == key)
+            entry = by_name.get(key)
+            if entry is None:
+                unknown[key] += len(part)
+            else:
+                acc_for(entry).add(part)
+
+    paths = predlog.log_files(home=home)
+    # Lines decode against a contract's features: one read per contract among the models asked for
+    # (a home normally has one; a log that mixes contracts is read once per contract).
+    groups: dict[str, tuple[_contract.Contract, set[str]]] = {}
+    for e in ([target] if target is not None else entries):
+        try:
+            c = registry.load_contract(e, home=home)
+        except RegistryError as exc:
+            log.warning("%s", exc)
+            continue
+        names = groups.setdefault(c.sha256(), (c, set()))[1]
+        names.update((e["model_file"], e["version"]))
+    if not groups:
+        groups[_contract.lab().sha256()] = (_contract.lab(), set())
+    parts: list[predlog.ReadStats] = []
+    for c, names in groups.values():
+        stats = predlog.ReadStats()
+        parts.append(stats)
+        dec = predlog.decoder(c)
+        if target is not None:
+            select = _rows_of(target)
+        elif len(groups) > 1:
+            def select(batch: predlog.Batch, names: set[str] = names) -> np.ndarray:
+                return np.isin(batch.model, list(names))
+        else:
+            select = None
+        _read_window(paths, last, since_ts, select, stats, dec, route)
+    stats = parts[0] if len(parts) == 1 else _merged(parts)
+    if target is not None:
+        acc_for(target)
+    models = [_model_drift(e, accs[e["model_file"]], th) for e in entries if e["model_file"] in accs]
+    if target is None and models and all(m.verdict == NO_PROFILE for m in models):
+        raise RegistryError("no model in the window has a reference profile (registered before drift "
+                            "monitoring): retrain to get a reference profile")
+    verdicts = {m.verdict for m in models}
+    verdict = DRIFT if DRIFT in verdicts else NO_DRIFT if NO_DRIFT in verdicts else INSUFFICIENT
+    window = {"last": last, "since": iso(since_ts), "since_ts": since_ts, "model": model}
+    result = DriftResult(verdict, models, window, stats.to_dict(), asdict(th), dict(unknown), utc_now())
+    log.info("drift check: %s (%s)", verdict, stats.summary())
+    return result
+
+
+def _read_window(paths: list[Path], last: int | None, since_ts: float | None, select: Any,
+                 stats: predlog.ReadStats, dec: predlog.Decoder, route: Any) -> None:
+    if since_ts is None:  # read only the end of the files
+        route(predlog.read_tail(paths, last, select=select, stats=stats, dec=dec))
+        return
+    # a file last changed before the window holds none of its rows
+    live = [p for p in paths if p.stat().st_mtime >= since_ts - 1.0]
+
+    def window() -> Any:
+        for batch in predlog.iter_batches(live, stats=stats, dec=dec):
+            keep = batch.ts >= since_ts
+            if select is not None:
+                keep &= select(batch)
+            yield batch if keep.all() else batch.take(keep)
+
+    if last is None:
+        for batch in window():
+            route(batch)
+    else:
+        route(predlog.latest(window(), last, dec))
+
+
+def _merged(parts: list[predlog.ReadStats]) -> predlog.ReadStats:
+    """One read's figures from the reads of several contracts over the same files."""
+    out = predlog.ReadStats(lines=max(p.lines for p in parts), records=sum(p.records for p in parts),
+                            files=parts[0].files, bytes_read=max(p.bytes_read for p in parts))
+    other = out.lines - out.records
+    if other > 0:
+        out.skipped = {"not a record of these models' contracts, or malformed": other}
+    return out
+
+
+def write_result(result: DriftResult, *, home: Home | str | None = None) -> list[Path]:
+    """Write each model's part of ``result`` to ``reports/<version>/drift/drift.json``; return the paths."""
+    home = Home.resolve(home)
+    paths = []
+    for m in result.models:
+        registry.validate_label(m.version)
+        path = home.reports_dir / m.version / "drift" / "drift.json"
+        atomic_write_json(path, {**result.to_dict(), "models": [asdict(m)]})
+        paths.append(path)
+    return paths

@@ -1,0 +1,415 @@
+"""Drift statistics: one model's rows of a window against its reference profile.
+
+Statistics per model (defaults in :class:`Thresholds`):
+
+==================  ========================================================  ===============================
+statistic           what                                                      alerts when
+==================  ========================================================  ===============================
+``lab_z``           the lab's |mean - train mean| / train std                 >= 2.5 (the lab's rule)
+``mean_shift``      Welch t-test of the mean (power grows with n)             p < alpha/m and >= 0.1 std
+``psi``             PSI on the reference deciles / categories                 >= 0.25 and chi-square p < alpha/m
+``ks``              two-sample Kolmogorov-Smirnov on the reference CDF grid   p < alpha/m and D >= 0.05
+``chi2``            chi-square of the category mix (seen categories)          p < alpha/m and TVD >= 0.05
+``unseen``          share of categories absent from training                  binomial p < alpha/m and >= 1 %
+``out_of_range``    share of values outside the training [min, max]           binomial p < alpha/m and >= 1 %
+``positive_rate``   predicted-positive rate vs the test split (two-prop. z)   p < alpha/m and >= 5 points
+``probability``     ``psi`` and ``ks`` of the scores vs the test split        as ``psi`` and ``ks``
+==================  ========================================================  ===============================
+
+False alarms: the m = 4 per numeric feature + 2 per categorical + 3 for the
+prediction hypothesis tests of one model (19 on the lab's five features) form
+one family; each is run at alpha/m (Bonferroni), so the chance that a window
+drawn from the training distribution raises any test alarm is at most
+``alpha`` (5 %). PSI and the lab's z are not tests; PSI alarms only when its
+chi-square is also significant, and the lab's z (a 2.5-std shift of a mean)
+cannot be reached by sampling noise once the window has ``min_rows`` (100)
+rows. A smaller window gets the verdict "insufficient data", never an alarm.
+The effect-size floors keep a very large window from alarming on a shift too
+small to matter. Missing values (features the model fills in) are left out of
+a number's statistics and counted as the category ``(missing)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .. import contract as _contract
+from .. import predlog
+from ..exceptions import InvalidParameter
+from .profile import CategoricalReference, NumericReference, Profile
+
+NO_DRIFT = "no drift"
+DRIFT = "drift"
+INSUFFICIENT = "insufficient data"
+NO_PROFILE = "no profile"
+#: Feature name under which prediction statistics are reported.
+PREDICTION = "prediction"
+_PSI_FLOOR = 1e-4  # proportions below this count as this, so an empty bin gives a finite PSI
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Alert rules (CLI flags and notebook parameters share these names)."""
+
+    alpha: float = field(default=0.05, metadata={"help": "family-wise false-alarm rate of the model's tests"})
+    min_rows: int = field(default=100, metadata={"help": 'fewer rows in the window: "insufficient data"'})
+    lab_z: float = 2.5                    #: the lab's z alert level
+    psi: float = 0.25                     #: PSI alert level (0.1-0.25 is "moderate")
+    min_mean_shift: float = 0.1           #: smallest mean shift that alarms, in reference std
+    min_ks: float = 0.05                  #: smallest KS distance that alarms
+    min_category_shift: float = 0.05      #: smallest total-variation distance of a category mix
+    max_unseen_share: float = 0.01        #: unseen categories alarm from this share
+    max_out_of_range_share: float = 0.01  #: out-of-range values alarm from this share
+    min_rate_shift: float = 0.05          #: smallest change of the predicted-positive rate
+
+    def __post_init__(self) -> None:
+        ok = {
+            "alpha": 0 < self.alpha < 1,
+            "min_rows": isinstance(self.min_rows, int) and not isinstance(self.min_rows, bool) and self.min_rows >= 2,
+        }
+        ok.update({k: getattr(self, k) >= 0 for k in ("lab_z", "psi", "min_mean_shift", "min_ks",
+                                                       "min_category_shift", "max_unseen_share",
+                                                       "max_out_of_range_share", "min_rate_shift")})
+        for name, good in ok.items():
+            if not good:
+                raise InvalidParameter(f"{name}={getattr(self, name)!r} is out of range", name=name)
+
+
+def _family_size(profile: Profile) -> int:
+    """Hypothesis tests in one model's family (the Bonferroni divisor m)."""
+    return 4 * len(profile.numeric) + 2 * len(profile.categorical) + 3
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """One statistic of one feature: its value, p-value, effect size, verdict and rule."""
+
+    feature: str
+    name: str
+    value: float
+    alert: bool
+    p_value: float | None = None
+    effect: float | None = None
+    rule: str = ""
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    """Reference and production proportions of one feature on the reference bins (for plots)."""
+
+    feature: str
+    kind: str  # numeric | categorical | probability
+    bins: list[str]
+    reference: list[float]
+    production: list[float]
+    n_reference: int
+    n_production: int
+
+
+@dataclass
+class ModelDrift:
+    """The drift verdict of one model version on its rows of the window."""
+
+    version: str
+    model_file: str
+    verdict: str
+    n_rows: int
+    message: str
+    first_ts: float | None = None
+    last_ts: float | None = None
+    n_tests: int = 0
+    alpha_per_test: float | None = None
+    statistics: list[Statistic] = field(default_factory=list)
+    features: list[FeatureDrift] = field(default_factory=list)
+
+    @property
+    def alerts(self) -> list[Statistic]:
+        return [s for s in self.statistics if s.alert]
+
+    def feature(self, name: str) -> FeatureDrift:
+        for f in self.features:
+            if f.feature == name:
+                return f
+        raise InvalidParameter(f"no feature {name!r} in the drift result of {self.version} "
+                               f"(features: {', '.join(f.feature for f in self.features) or 'none'})",
+                               name="feature")
+
+    def frame(self) -> pd.DataFrame:
+        """The statistics as a table (one row per feature and statistic)."""
+        cols = ["feature", "name", "value", "effect", "p_value", "alert", "rule"]
+        return pd.DataFrame([asdict(s) for s in self.statistics], columns=cols)
+
+
+# --- accumulation (bounded memory: sufficient statistics, not rows) ------------
+
+class _NumericAcc:
+    """Counts on the reference bins and grid, shifted sums, range counts."""
+
+    def __init__(self, ref: NumericReference) -> None:
+        self.ref = ref
+        self.edges = np.asarray(ref.edges)
+        self.grid = np.asarray(ref.grid)
+        self._bins = np.zeros(len(self.edges) + 1, dtype=np.int64)
+        self.grid_counts = np.zeros(len(self.grid) + 1, dtype=np.int64)
+        pos = np.searchsorted(self.grid, self.edges)
+        # bin counts follow from the grid counts when every edge is a grid point (one pass, not two)
+        self._edge_pos = pos if len(self.grid) and np.all(pos < len(self.grid)) and np.array_equal(
+            self.grid[np.minimum(pos, len(self.grid) - 1)], self.edges) else None
+        self.n = 0
+        self.sum = 0.0    # of x - ref.mean (no cancellation in the variance)
+        self.sumsq = 0.0
+        self.outside = 0
+
+    def add(self, x: np.ndarray) -> None:
+        x = x[np.isfinite(x)]  # a missing value (filled in by the model) is not part of the distribution
+        if not len(x):
+            return
+        d = x - self.ref.mean
+        self.n += len(x)
+        self.sum += float(d.sum())
+        self.sumsq += float(d @ d)
+        self.grid_counts += np.bincount(np.searchsorted(self.grid, x, side="left"), minlength=len(self.grid_counts))
+        if self._edge_pos is None:
+            self._bins += np.bincount(np.searchsorted(self.edges, x, side="left"), minlength=len(self._bins))
+        self.outside += int(np.count_nonzero((x < self.ref.min) | (x > self.ref.max)))
+
+    @property
+    def bins(self) -> np.ndarray:
+        """Counts per reference bin."""
+        if self._edge_pos is None:
+            return self._bins
+        at_edges = np.cumsum(self.grid_counts)[self._edge_pos]  # rows <= each edge
+        return np.diff(np.concatenate([[0], at_edges, [self.n]]))
+
+    @property
+    def mean(self) -> float:
+        return self.ref.mean + self.sum / self.n
+
+    @property
+    def var(self) -> float:
+        return max((self.sumsq - self.sum ** 2 / self.n) / (self.n - 1), 0.0) if self.n > 1 else 0.0
+
+
+class _ModelAcc:
+    """Everything needed for one model's statistics, updated batch by batch."""
+
+    def __init__(self, profile: Profile | None) -> None:
+        self.profile = profile
+        self.n = 0
+        self.first_ts = math.inf
+        self.last_ts = -math.inf
+        if profile is not None:
+            self.numeric = {k: _NumericAcc(r) for k, r in profile.numeric.items()}
+            self.categorical = {k: Counter() for k in profile.categorical}
+            self.probability = _NumericAcc(profile.probability)
+            self.positives = 0
+
+    def add(self, batch: predlog.Batch) -> None:
+        if not len(batch):
+            return
+        self.n += len(batch)
+        self.first_ts = min(self.first_ts, float(batch.ts.min()))
+        self.last_ts = max(self.last_ts, float(batch.ts.max()))
+        if self.profile is None:
+            return
+        for k, acc in self.numeric.items():
+            acc.add(batch.numeric[k])
+        for k, counter in self.categorical.items():
+            values = batch.categorical[k]
+            if (values == None).any():  # noqa: E711 - elementwise
+                values = np.where(values == None, _contract.MISSING_CATEGORY, values)  # noqa: E711
+            counter.update(values.tolist())
+        self.probability.add(batch.probability)
+        self.positives += int(np.count_nonzero(batch.probability >= self.profile.threshold))
+
+
+# --- statistics ------------------------------------------------------------------
+
+def _psi(ref: np.ndarray, prod: np.ndarray) -> float:
+    q = np.maximum(ref, _PSI_FLOOR)
+    p = np.maximum(prod, _PSI_FLOOR)
+    return float(np.sum((p - q) * np.log(p / q)))
+
+
+def _chi2_two_sample(ref_counts: np.ndarray, prod_counts: np.ndarray) -> tuple[float, float]:
+    """Chi-square test of homogeneity of two count vectors over the same bins."""
+    from scipy.stats import chi2_contingency
+
+    table = np.vstack([ref_counts, prod_counts]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    if table.shape[1] < 2 or table[1].sum() == 0 or table[0].sum() == 0:
+        return 0.0, 1.0
+    res = chi2_contingency(table, correction=False)
+    return float(res.statistic), float(res.pvalue)
+
+
+def _binomial_excess(k: int, n: int, p0: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p0): how surprising k rare events are."""
+    from scipy.stats import binom
+
+    return 1.0 if k <= 0 else float(binom.sf(k - 1, n, p0))
+
+
+def _numeric_stats(name: str, ref: NumericReference, acc: _NumericAcc, th: Thresholds, a: float,
+                   *, with_mean: bool = True) -> tuple[list[Statistic], FeatureDrift]:
+    from scipy.stats import kstwo, t as t_dist
+
+    n = acc.n
+    out: list[Statistic] = []
+    if n < 2:  # every value of the window missing: nothing to compare
+        fd = FeatureDrift(name, "numeric" if with_mean else "probability", ref.bin_labels(),
+                          list(map(float, ref.proportions)), [0.0] * len(ref.proportions), ref.n, n)
+        return out, fd
+    if with_mean:
+        diff = acc.mean - ref.mean
+        z = abs(diff) / ref.std
+        out.append(Statistic(name, "lab_z", z, z >= th.lab_z, None, z,
+                             f"|mean - train mean| / train std >= {th.lab_z:g} (the lab's rule)"))
+        v_ref, v_prod = ref.std ** 2 / ref.n, acc.var / n
+        se = math.sqrt(v_ref + v_prod)
+        if se > 0:
+            t = diff / se
+            df = (v_ref + v_prod) ** 2 / (v_ref ** 2 / (ref.n - 1) + (v_prod ** 2 / (n - 1) if n > 1 else 0.0))
+            p = float(2 * t_dist.sf(abs(t), df))
+        else:
+            t, p = 0.0, 1.0
+        effect = diff / ref.std
+        out.append(Statistic(name, "mean_shift", float(t), p < a and abs(effect) >= th.min_mean_shift, p, effect,
+                             f"Welch t-test p < {a:.2g} and |shift| >= {th.min_mean_shift:g} std"))
+    prod_prop = acc.bins / n
+    ref_prop = np.asarray(ref.proportions)
+    psi = _psi(ref_prop, prod_prop)
+    _, p_bins = _chi2_two_sample(np.round(ref_prop * ref.n), acc.bins)
+    out.append(Statistic(name, "psi", psi, psi >= th.psi and p_bins < a, p_bins, psi,
+                         f"PSI >= {th.psi:g} and chi-square on its bins p < {a:.2g}"))
+    cdf_prod = np.cumsum(acc.grid_counts)[:-1] / n
+    d = float(np.max(np.abs(cdf_prod - np.asarray(ref.cdf)))) if len(ref.cdf) else 0.0
+    n_eff = n * ref.n / (n + ref.n)
+    p_ks = float(kstwo.sf(d, max(int(round(n_eff)), 1)))
+    out.append(Statistic(name, "ks", d, p_ks < a and d >= th.min_ks, p_ks, d,
+                         f"two-sample KS p < {a:.2g} and D >= {th.min_ks:g}"))
+    if with_mean:
+        share = acc.outside / n
+        p_out = _binomial_excess(acc.outside, n, 2.0 / (ref.n + 1))
+        out.append(Statistic(name, "out_of_range", share, p_out < a and share >= th.max_out_of_range_share, p_out,
+                             share, f"outside the training [{ref.min:g}, {ref.max:g}]: binomial p < {a:.2g} "
+                                    f"and share >= {th.max_out_of_range_share:g}"))
+    fd = FeatureDrift(name, "numeric" if with_mean else "probability", ref.bin_labels(),
+                      list(map(float, ref_prop)), list(map(float, prod_prop)), ref.n, n)
+    return out, fd
+
+
+def _categorical_stats(name: str, ref: CategoricalReference, counts: Counter, n: int, th: Thresholds,
+                       a: float) -> tuple[list[Statistic], FeatureDrift]:
+    merged = counts  # logged categories are normalised at the way in
+    known = [c for c, k in ref.counts.items() if k > 0]
+    ref_counts = np.array([ref.counts[c] for c in known], dtype=float)
+    prod_counts = np.array([merged.get(c, 0) for c in known], dtype=float)
+    n_known = prod_counts.sum()
+    unseen = int(n - n_known)
+    ref_prop = ref_counts / ref.n
+    prod_prop = prod_counts / n_known if n_known else np.zeros(len(known))
+    stat, p = _chi2_two_sample(ref_counts, prod_counts)
+    tvd = float(0.5 * np.abs(prod_prop - ref_prop).sum()) if n_known else 0.0
+    psi = _psi(ref_prop, prod_prop) if n_known else 0.0
+    share = unseen / n
+    p_unseen = _binomial_excess(unseen, n, 1.0 / (ref.n + 1))
+    out = [
+        Statistic(name, "psi", psi, psi >= th.psi and p < a, p, psi,
+                  f"PSI >= {th.psi:g} and chi-square p < {a:.2g}"),
+        Statistic(name, "chi2", stat, p < a and tvd >= th.min_category_shift, p, tvd,
+                  f"chi-square p < {a:.2g} and total variation >= {th.min_category_shift:g}"),
+        Statistic(name, "unseen", share, p_unseen < a and share >= th.max_unseen_share, p_unseen, share,
+                  f"categories absent from training: binomial p < {a:.2g} and share >= {th.max_unseen_share:g}"),
+    ]
+    fd = FeatureDrift(name, "categorical", known + ["(unseen)"], list(map(float, ref_prop)) + [0.0],
+                      [float(k / n) for k in prod_counts] + [share], ref.n, n)
+    return out, fd
+
+
+def _evaluate(profile: Profile, acc: _ModelAcc, th: Thresholds) -> tuple[list[Statistic], list[FeatureDrift], float]:
+    from scipy.stats import norm
+
+    a = th.alpha / _family_size(profile)
+    stats: list[Statistic] = []
+    feats: list[FeatureDrift] = []
+    for name, ref in profile.numeric.items():
+        s, f = _numeric_stats(name, ref, acc.numeric[name], th, a)
+        stats += s
+        feats.append(f)
+    for name, ref in profile.categorical.items():
+        s, f = _categorical_stats(name, ref, acc.categorical[name], acc.n, th, a)
+        stats += s
+        feats.append(f)
+    n, n_ref = acc.n, profile.n_test
+    rate, rate_ref = acc.positives / n, profile.positive_rate
+    pooled = (acc.positives + rate_ref * n_ref) / (n + n_ref)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_ref))
+    p = float(2 * norm.sf(abs(rate - rate_ref) / se)) if se > 0 else (1.0 if rate == rate_ref else 0.0)
+    stats.append(Statistic(PREDICTION, "positive_rate", rate, p < a and abs(rate - rate_ref) >= th.min_rate_shift,
+                           p, rate - rate_ref, f"rate at threshold {profile.threshold:.2f} vs test split "
+                                               f"{rate_ref:.3f}: p < {a:.2g} and change >= {th.min_rate_shift:g}"))
+    s, f = _numeric_stats(PREDICTION, profile.probability, acc.probability, th, a, with_mean=False)
+    stats += [Statistic(x.feature, f"probability_{x.name}", x.value, x.alert, x.p_value, x.effect, x.rule)
+              for x in s]
+    feats.append(FeatureDrift("probability", "probability", f.bins, f.reference, f.production,
+                              f.n_reference, f.n_production))
+    return stats, feats, a
+
+
+def _model_drift(entry: Mapping[str, Any], acc: _ModelAcc, th: Thresholds) -> ModelDrift:
+    version, model_file = entry["version"], entry["model_file"]
+    first = acc.first_ts if acc.n else None
+    last = acc.last_ts if acc.n else None
+    if acc.profile is None:
+        return ModelDrift(version, model_file, NO_PROFILE, acc.n,
+                          "no reference profile (registered before drift monitoring): retrain to get one",
+                          first, last)
+    m = _family_size(acc.profile)
+    if acc.n < th.min_rows:
+        return ModelDrift(version, model_file, INSUFFICIENT, acc.n,
+                          f"{acc.n} rows in the window; at least {th.min_rows} are needed for a verdict (min_rows)",
+                          first, last, m, th.alpha / m)
+    stats, feats, a = _evaluate(acc.profile, acc, th)
+    alerts = [s for s in stats if s.alert]
+    verdict = DRIFT if alerts else NO_DRIFT
+    message = (f"{acc.n} rows; " + (f"{len(alerts)} of {len(stats)} statistics alert: "
+                                     + ", ".join(f"{s.feature}.{s.name}" for s in alerts)
+                                     if alerts else f"none of {len(stats)} statistics alerts")
+               + f" (family-wise false-alarm rate {th.alpha:g} over {m} tests)")
+    return ModelDrift(version, model_file, verdict, acc.n, message, first, last, m, a, stats, feats)
+
+
+def compare(frame: pd.DataFrame, profile: Profile, *, thresholds: Thresholds | None = None,
+            version: str = "frame", model_file: str = "") -> ModelDrift:
+    """Drift of the rows of ``frame`` (the features and ``probability``) against ``profile``.
+
+    The same statistics as :func:`check`, on rows already in memory (tests,
+    simulations, ad-hoc analyses).
+    """
+    th = thresholds or Thresholds()
+    missing = [c for c in (*profile.numeric, *profile.categorical, "probability") if c not in frame.columns]
+    if missing:
+        raise InvalidParameter(f"frame lacks columns {missing}", name="frame")
+    n = len(frame)
+    batch = predlog.Batch(
+        model=np.full(n, model_file or version, dtype=object),
+        ts=np.zeros(n),
+        probability=frame["probability"].to_numpy(dtype=float),
+        numeric={k: pd.to_numeric(frame[k]).to_numpy(dtype=float) for k in profile.numeric},
+        categorical={k: frame[k].astype(object).where(frame[k].notna(), None).to_numpy(dtype=object)
+                     for k in profile.categorical},
+    )
+    acc = _ModelAcc(profile)
+    acc.add(batch)
+    md = _model_drift({"version": version, "model_file": model_file}, acc, th)
+    md.first_ts = md.last_ts = None
+    return md
+
+

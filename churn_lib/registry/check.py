@@ -1,0 +1,179 @@
+"""Checking and repairing the registry: ``churn registry check [--repair]``.
+
+Every artifact's sha256 (models and their sidecars), and the agreement of
+metadata, pointer and history; repairs only what needs no guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .._io import atomic_write_text, file_stamp, sha256_file
+from ..exceptions import IntegrityError, RegistryError
+from ..home import Home
+from .store import (SIDECARS, _read_history, _reconcile, _refusals, current_file, load_entries, lock, model_path,
+                    sidecar_path, verify)
+
+
+#: Temporary files younger than this may belong to a registration in progress.
+INCOMING_GRACE_S = 60.0
+
+
+@dataclass
+class Problem:
+    """One thing wrong in the registry: the file, what is wrong, how to repair it."""
+
+    file: str
+    problem: str
+    repair: str
+    repairable: bool = False
+    repaired: bool = False
+
+
+@dataclass
+class CheckReport:
+    """The result of :func:`check`: ``ok`` when no problem is left."""
+
+    registry_dir: str
+    entries: int = 0
+    current: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(not p.repaired for p in self.problems)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def check(*, home: Home | str | None = None, repair: bool = False,
+          incoming_grace_s: float = INCOMING_GRACE_S) -> CheckReport:
+    """Verify every artifact's sha256 and the agreement of metadata, pointer and history.
+
+    With ``repair``, fixes only what needs no guessing: a history that lags the
+    pointer gets its ``reconcile`` line; an empty pointer is restored from the
+    history's last record (when that model is registered and intact); damaged
+    history lines are dropped (the original is saved as
+    ``history.jsonl.damaged-<time>``); temporary ``.incoming.*`` files older
+    than ``incoming_grace_s`` are removed. Everything else is reported with
+    what to do.
+
+    Examples
+    --------
+    >>> check(home=tmp_home).ok  # doctest: +SKIP
+    True
+    """
+    home = Home.resolve(home)
+    report = CheckReport(registry_dir=str(home.registry_dir))
+    if not home.registry_dir.is_dir():
+        report.notes.append("no registry yet")
+        return report
+    with lock(home=home):
+        _check(home, report, repair=repair, grace=incoming_grace_s)
+    return report
+
+
+def _check(home: Home, report: CheckReport, *, repair: bool, grace: float) -> None:
+    add = report.problems.append
+    meta = str(home.metadata_json)
+    try:
+        entries = load_entries(home=home)
+    except RegistryError as exc:
+        add(Problem(meta, str(exc).split(";")[0], "restore metadata.json from a backup; it cannot be rebuilt "
+                                                  "without guessing (the model files stay untouched)"))
+        entries = None
+    known: set[str] = set()
+    for e in entries or []:
+        report.entries += 1
+        version = e.get("version")
+        try:
+            path = model_path(e, home=home)
+        except IntegrityError as exc:
+            add(Problem(meta, str(exc), f"fix or remove the entry of {version} in metadata.json"))
+            continue
+        known.add(path.name)
+        try:
+            verify(e, home=home)
+        except IntegrityError as exc:
+            add(Problem(str(path), str(exc), f"restore the file of {version} from a backup, or retrain it; "
+                                             "it will never be loaded as it is"))
+        for kind in SIDECARS:
+            try:
+                side_path = sidecar_path(e, kind, home=home)
+            except IntegrityError as exc:
+                add(Problem(meta, str(exc), f"fix the entry of {version} in metadata.json"))
+                continue
+            if side_path is None:
+                continue
+            known.add(side_path.name)
+            if not side_path.is_file() or sha256_file(side_path) != e.get(f"{kind}_sha256"):
+                what = "drift profile" if kind == "profile" else "contract copy"
+                add(Problem(str(side_path), f"{what} of {version} is missing or does not match its sha256",
+                            f"restore it from a backup or retrain {version}"))
+    try:
+        current = current_file(home=home)
+    except RegistryError as exc:
+        add(Problem(str(home.current_txt), str(exc).split(";")[0], "run `churn promote VERSION` to rewrite it"))
+        current = "?"
+    records, bad = _read_history(home)
+    if bad:
+        p = Problem(str(home.history_jsonl), f"lines {', '.join(map(str, bad[:10]))} are not history records",
+                    "`churn registry check --repair` keeps the readable lines and saves the file aside",
+                    repairable=True)
+        add(p)
+        if repair:
+            stamp = file_stamp()
+            aside = home.history_jsonl.with_name(f"history.jsonl.damaged-{stamp}")
+            os.replace(home.history_jsonl, aside)
+            atomic_write_text(home.history_jsonl, "".join(json.dumps(r) + "\n" for r in records))
+            p.repaired = True
+            report.notes.append(f"the damaged history was saved as {aside}")
+    last = records[-1]["to"] if records else None
+    by_file = {e["model_file"]: e for e in entries or []}
+    if current not in (None, "?") and entries is not None:
+        report.current = current
+        if current not in by_file:
+            add(Problem(str(home.current_txt), f"names {current!r}, which is not registered",
+                        "run `churn promote VERSION` to rewrite it"))
+        elif last != current:
+            p = Problem(str(home.history_jsonl), f"the last record ({last}) lags the pointer ({current}), "
+                                                 "an interrupted command or a hand edit",
+                        "`churn registry check --repair` appends the missing `reconcile` line", repairable=True)
+            add(p)
+            if repair:
+                p.repaired = _reconcile(home) is not None
+    elif current is None and last is not None and entries is not None:
+        target = by_file.get(last)
+        ok = target is not None and not _refusals(target, home, force=True)
+        p = Problem(str(home.current_txt), f"is missing or empty, but the history's last record made {last} current",
+                    "`churn registry check --repair` restores it" if ok else "run `churn promote VERSION`",
+                    repairable=ok)
+        add(p)
+        if repair and ok:
+            atomic_write_text(home.current_txt, last + "\n")
+            p.repaired = True
+    if current is not None and current != "?":
+        report.current = current
+    if home.models_dir.is_dir():
+        now = time.time()
+        for path in sorted(home.models_dir.iterdir()):
+            if path.name in known or not path.is_file():
+                continue
+            if path.name.startswith(".incoming."):
+                old = now - path.stat().st_mtime >= grace
+                p = Problem(str(path), "a temporary file of an interrupted registration",
+                            "`churn registry check --repair` removes it" if old
+                            else "a registration may be writing it; check again in a minute", repairable=old)
+                add(p)
+                if repair and old:
+                    path.unlink(missing_ok=True)
+                    p.repaired = True
+            elif entries is not None:
+                report.notes.append(f"{path} is not registered (left by an interrupted registration or copied in); "
+                                    "delete it if you do not need it")

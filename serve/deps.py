@@ -1,0 +1,23 @@
+"""Dependencies of the routes: the app's service, its model refreshed when the registry pointer moved.
+
+Tests replace them through ``app.dependency_overrides``.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from churn_lib.serving import Service
+
+
+async def get_service(request: Request) -> Service:
+    """The app's :class:`~churn_lib.serving.Service`, its model refreshed if the registry pointer moved.
+
+    The reload (sha256 check, unpickling, compiling: tens of ms) runs in a
+    worker thread; requests arriving meanwhile keep the model being served.
+    """
+    service: Service = request.app.state.service
+    if service.holder.needs_refresh():
+        await run_in_threadpool(service.holder.refresh, wait=False)
+    return service

@@ -1,0 +1,86 @@
+"""Running the HTTP service: ``churn serve`` starts uvicorn on :func:`serve.app.create_app`.
+
+The launcher lives beside the app it runs (serve/ imports churn_lib, never the
+reverse): the ``churn`` command finds :func:`run` through the entry point
+``churn_mlops.launchers: serve`` that this package declares in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+
+from churn_lib import ChurnError, Home, InvalidParameter
+from churn_lib.serving import METRICS_DIR_ENV
+
+#: The uvicorn factory this launcher runs.
+APP = "serve.app:create_app"
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is out of range or already taken, before uvicorn starts workers."""
+    if not 1 <= port <= 65535:
+        raise InvalidParameter(f"--port must be between 1 and 65535, got {port}", name="port")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise InvalidParameter(f"--host {host!r} cannot be resolved: {exc.strerror}", name="host") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise ChurnError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                             "(choose another --port, or stop the process using it)") from None
+
+
+def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+        access_log: bool = False, log_level: str = "info") -> None:
+    """Serve the home's current model over HTTP with uvicorn until interrupted.
+
+    Parameters
+    ----------
+    home : Home or path, optional
+        Exported to the workers as ``CHURN_HOME``.
+    host : str, default="127.0.0.1"
+    port : int, default=8000
+    workers : int, default=1
+        Worker processes; they share the port, the prediction log (lines never
+        interleave) and the metrics (prometheus_client multi-process mode).
+    access_log : bool, default=False
+        One line per request on stderr (every prediction is in the prediction log anyway).
+    log_level : str, default="info"
+
+    Raises
+    ------
+    InvalidParameter
+        Bad port, host or worker count.
+    ChurnError
+        The port is taken.
+    """
+    import uvicorn
+
+    home = Home.resolve(home)
+    if workers < 1:
+        raise InvalidParameter(f"--workers must be at least 1, got {workers}", name="workers")
+    check_port(host, port)
+    saved = {k: os.environ.get(k) for k in ("CHURN_HOME", METRICS_DIR_ENV)}
+    metrics_dir = None
+    os.environ["CHURN_HOME"] = str(home.root)
+    if workers > 1:
+        metrics_dir = tempfile.mkdtemp(prefix="churn-metrics-")
+        os.environ[METRICS_DIR_ENV] = metrics_dir
+    try:
+        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, access_log=access_log,
+                    log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
