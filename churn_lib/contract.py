@@ -355,8 +355,8 @@ def _feature_dict(f: Feature) -> dict[str, Any]:
         if f.clip_low is not None or f.clip_high is not None:
             d["clip"] = [f.clip_low, f.clip_high]
     elif f.type == BOOLEAN:
-        d["true"] = list(f.true_values)
-        d["false"] = list(f.false_values)
+        d["true_values"] = list(f.true_values)
+        d["false_values"] = list(f.false_values)
     else:
         d["values"] = list(f.values)
         d["strip"] = f.strip
@@ -471,7 +471,7 @@ def _pair(value: Any, what: str) -> tuple[float | None, float | None]:
 
 
 _FEATURE_KEYS = {"type", "description", "missing", "on_missing", "range", "clip", "values", "strip", "case",
-                 "unseen", "true", "false"}
+                 "unseen", "true_values", "false_values"}
 _TOP_KEYS = {"format", "name", "description", "source", "id", "target", "features", "dropped", "gate", "examples"}
 
 
@@ -553,9 +553,11 @@ def _feature_from(name: str, spec: Any, where: str) -> Feature:
         spec = {"type": spec}
     if not isinstance(spec, Mapping) or "type" not in spec:
         raise ContractError(f"{where}: features.{name} needs a type ({', '.join(TYPES)})", key=name)
-    unknown = sorted(set(spec) - _FEATURE_KEYS)
+    unknown = sorted(map(str, set(spec) - _FEATURE_KEYS))
     if unknown:
-        raise ContractError(f"{where}: features.{name}: unknown key(s) {', '.join(map(str, unknown))}; the keys "
+        hint = " (an unquoted yes/no/true/false key reads as a boolean in YAML: quote it)" \
+            if any(isinstance(k, bool) for k in spec) else ""
+        raise ContractError(f"{where}: features.{name}: unknown key(s) {', '.join(unknown)}{hint}; the keys "
                             f"are {', '.join(sorted(_FEATURE_KEYS))}", key=name)
     kind = spec["type"]
     kwargs: dict[str, Any] = {"name": name, "type": kind}
@@ -568,12 +570,12 @@ def _feature_from(name: str, spec: Any, where: str) -> Feature:
     if kind in (INTEGER, FLOAT):
         kwargs["low"], kwargs["high"] = _pair(spec.get("range"), f"features.{name}.range")
         kwargs["clip_low"], kwargs["clip_high"] = _pair(spec.get("clip"), f"features.{name}.clip")
-        extra = set(spec) & {"values", "strip", "case", "unseen", "true", "false"}
+        extra = set(spec) & {"values", "strip", "case", "unseen", "true_values", "false_values"}
     elif kind == BOOLEAN:
-        if "true" in spec:
-            kwargs["true_values"] = _tuple_of_str(spec["true"], f"features.{name}.true")
-        if "false" in spec:
-            kwargs["false_values"] = _tuple_of_str(spec["false"], f"features.{name}.false")
+        if "true_values" in spec:
+            kwargs["true_values"] = _tuple_of_str(spec["true_values"], f"features.{name}.true_values")
+        if "false_values" in spec:
+            kwargs["false_values"] = _tuple_of_str(spec["false_values"], f"features.{name}.false_values")
         extra = set(spec) & {"values", "strip", "case", "unseen", "range", "clip"}
     elif kind == CATEGORICAL:
         kwargs["values"] = _tuple_of_str(spec.get("values"), f"features.{name}.values")
@@ -582,7 +584,7 @@ def _feature_from(name: str, spec: Any, where: str) -> Feature:
                 kwargs[key] = spec[key]
         if not isinstance(kwargs.get("strip", True), bool):
             raise ContractError(f"{where}: features.{name}.strip must be true or false", key=name)
-        extra = set(spec) & {"range", "clip", "true", "false"}
+        extra = set(spec) & {"range", "clip", "true_values", "false_values"}
     else:
         raise ContractError(f"{where}: features.{name}: type {kind!r} is not one of {', '.join(TYPES)}", key=name)
     if extra:

@@ -130,7 +130,8 @@ class ColumnStats:
         if len(self.sketch) < SKETCH_K:
             return len(self.sketch)
         kth = float(self.sketch[-1]) / float(2 ** 64)
-        return int(round((SKETCH_K - 1) / kth)) if kth > 0 else self.present
+        estimate = int(round((SKETCH_K - 1) / kth)) if kth > 0 else self.present
+        return min(estimate, self.present)
 
     def missing_tokens(self) -> tuple[str, ...]:
         """Non-numeric tokens of a mostly numeric column that mean "missing" (None: the column is text)."""
@@ -500,8 +501,10 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
     DataError
         The file cannot be read.
     """
+    import yaml
+
     from ._io import atomic_write_text, utc_now
-    from .home import Home, MARKER
+    from .home import MARKER, Home
 
     root = Path(root).expanduser().resolve()
     path = _contract.path_in(root)
@@ -523,7 +526,7 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
         text = render_yaml(contract, comments=inferred.comments,
                            provenance=f"Written by `churn init` from {data} ({inferred.rows:,} rows) on "
                                       f"{utc_now()[:10]}.")
-    if _contract.from_dict(__import__("yaml").safe_load(text)) != contract:  # pragma: no cover - a bug in rendering
+    if _contract.from_dict(yaml.safe_load(text)) != contract:  # pragma: no cover - a bug in rendering
         raise AssertionError("the rendered dataset.yaml does not read back as the inferred contract")
     home = Home(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -464,5 +464,10 @@ def load(target: str | None = None, *, home: Home | str | None = None, fast: boo
             raise NoCurrentModel("no model is current: train one that passes the gate, or `churn promote VERSION`")
     else:
         entry = registry.get(target, home=home)
+    return from_entry(entry, home=home, fast=fast)
+
+
+def from_entry(entry: dict[str, Any], *, home: Home | str | None = None, fast: bool = True) -> Scorer:
+    """A :class:`Scorer` for a registry entry: its artifact and its contract copy, both sha256-checked."""
     return build(entry, registry.load_model(entry, home=home), contract=registry.load_contract(entry, home=home),
                  fast=fast)

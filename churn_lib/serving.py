@@ -154,7 +154,7 @@ class ModelHolder:
             return False
         try:
             entry = registry.find(name, registry.load_entries(home=self.home))
-            scorer = scoring.build(entry, registry.load_model(entry, home=self.home), fast=self.fast)
+            scorer = scoring.from_entry(entry, home=self.home, fast=self.fast)
         except ChurnError as exc:
             return self._failed(signature, name, f"cannot load {name}: {exc}")
         except Exception as exc:  # a broken target must never take the service down

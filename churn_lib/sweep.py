@@ -383,17 +383,20 @@ def describe_params(params: Mapping[str, Any]) -> str:
 # --- one run (a Dask task) -------------------------------------------------------------
 
 def _run_set(root: str, data_dir: str, params: dict[str, Any], stages: tuple[str, ...], index: int,
-             topic: str | None, on_event: Callable[[str, str, float | None], None] | None = None) -> RunOutcome:
+             topic: str | None, on_event: Callable[[str, str, float | None], None] | None = None,
+             source: str | None = None) -> RunOutcome:
     """Execute one parameter set as a full notebook run; never raises a ChurnError (it becomes the outcome).
 
     Stage events go to ``on_event`` in this process, or to the Dask event ``topic`` on a worker.
+    ``source`` is the file the run's stage 01 reads (a file source's pool), None for the contract's own.
     """
     outcome = RunOutcome(index=index, params=params, data_dir=data_dir, status="running")
     home = Home(Path(root), data_root=Path(data_dir))
     publish = on_event or _publisher(topic, index)
     started = time.perf_counter()
+    run_params = {**params, "source": source} if source else params
     try:
-        record = runner.run(home=home, stages=stages, params=params, on_event=publish, promote=False)
+        record = runner.run(home=home, stages=stages, params=run_params, on_event=publish, promote=False)
     except StageFailed as exc:
         outcome.status, outcome.error = "failed", str(exc)
         outcome.version, outcome.report = getattr(exc, "version", None), getattr(exc, "report_path", None)
@@ -545,12 +548,12 @@ def run_sweep(spec: SweepSpec, *, home: Home | str | None = None, scheduler: str
     promote = spec.promote if promote is None else promote
     sweep_id = _new_id()
     base = home.data_dir / "sweeps" / sweep_id
-    sets = [dict(p) for p in spec.sets]
+    pool = None
     if spec.holdout.from_file:  # the runs read the pool; the holdout stays out of every run
         base.mkdir(parents=True, exist_ok=True)
         spec = replace(spec, holdout=_split_source(contract, spec.holdout, home, base))
-        sets = [{**p, "source": str(base / "pool.csv")} for p in sets]
-    runs = [RunOutcome(index=i, params=p, data_dir=str(base / f"set-{i:03d}")) for i, p in enumerate(sets)]
+        pool = str(base / "pool.csv")
+    runs = [RunOutcome(index=i, params=dict(p), data_dir=str(base / f"set-{i:03d}")) for i, p in enumerate(spec.sets)]
     current = registry.current_entry(home=home)
     result = SweepResult(sweep_id=sweep_id, name=spec.name, metric=spec.metric, holdout=spec.holdout, runs=runs,
                          where="this process, one run at a time" if serial else "", spec=spec.to_dict(),
@@ -570,7 +573,7 @@ def run_sweep(spec: SweepSpec, *, home: Home | str | None = None, scheduler: str
                     state.stage(index, stage, status, seconds)
 
                 state.finished(_run_set(str(home.root), r.data_dir, r.params, spec.stages, r.index, None,
-                                        on_event))
+                                        on_event, pool))
                 _save(result, record)
         else:
             with cluster.connect(scheduler, n_workers=n_workers) as client:
@@ -581,7 +584,7 @@ def run_sweep(spec: SweepSpec, *, home: Home | str | None = None, scheduler: str
                                 "process each (start workers with --nthreads 1)")
                 state.slots = max(1, sum(threads.values()))
                 _save(result, record)
-                _run_on_cluster(client, home, spec, runs, state, sweep_id, lambda: _save(result, record))
+                _run_on_cluster(client, home, spec, runs, state, sweep_id, lambda: _save(result, record), pool)
     except BaseException:  # interrupted or the cluster went away: the record says so, then the error goes on
         result.status = "interrupted"
         _save(result, record)
@@ -640,14 +643,14 @@ class _Tracker:
 
 
 def _run_on_cluster(client: Any, home: Home, spec: SweepSpec, runs: list[RunOutcome], state: _Tracker,
-                    sweep_id: str, save: Callable[[], None]) -> None:
+                    sweep_id: str, save: Callable[[], None], pool: str | None = None) -> None:
     from distributed import as_completed
 
     topic = f"churn-{sweep_id}"
     events: queue.Queue = queue.Queue()
     client.subscribe_topic(topic, lambda event: events.put(event[1]))
-    futures = {client.submit(_run_set, str(home.root), r.data_dir, r.params, spec.stages, r.index, topic,
-                             key=f"{sweep_id}-set-{r.index:03d}", pure=False): r for r in runs}
+    futures = {client.submit(_run_set, str(home.root), r.data_dir, r.params, spec.stages, r.index, topic, None,
+                             pool, key=f"{sweep_id}-set-{r.index:03d}", pure=False): r for r in runs}
 
     def drain() -> None:
         while True:

@@ -21,10 +21,11 @@ Field names are the contract's column names (any text), carried as aliases.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, WithJsonSchema, create_model
 
 from churn_lib import contract as _contract
 
@@ -43,7 +44,7 @@ def _short(value: Any) -> str:
 
 def _whole(value: Any) -> Any:
     # 6.0 is an integer to JSON Schema; the strict int check that follows refuses "6", true and 6.5
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 63:
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
@@ -60,6 +61,8 @@ def _boolean(feature: _contract.Feature, value: Any) -> Any:
 def _category(feature: _contract.Feature, value: Any) -> Any:
     if not isinstance(value, str):
         return value  # the str check that follows names the type
+    if len(value) > MAX_CATEGORY_LENGTH:
+        raise ValueError(f"{_short(value)} is longer than {MAX_CATEGORY_LENGTH} characters")
     normalised = feature.normalise(value)
     if not normalised:
         raise ValueError(f"{_short(value)} is empty after normalisation")
@@ -71,9 +74,42 @@ def _category(feature: _contract.Feature, value: Any) -> Any:
 def _id_text(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, str):
-        return value.strip()
     return value
+
+
+def _spelled(text: str, case: str) -> str:
+    """A regex matching ``text`` in any case the contract's normalisation folds to it."""
+    if case == "none":
+        return re.escape(text)
+    out = []
+    for ch in text:
+        lo, up = ch.lower(), ch.upper()
+        out.append(f"[{re.escape(lo)}{re.escape(up)}]" if lo != up and len(lo) == len(up) == 1 else re.escape(ch))
+    return "".join(out)
+
+
+def _one_of(texts: tuple[str, ...], *, strip: bool, case: str) -> str:
+    """The regex (JSON Schema ``pattern``) of exactly the texts that normalise to one of ``texts``."""
+    space = r"\s*" if strip else ""
+    return f"^{space}(?:{'|'.join(_spelled(t, case) for t in texts)}){space}$"
+
+
+def _category_schema(f: _contract.Feature) -> dict[str, Any]:
+    """The JSON schema of a category as validation sees it: the raw text, before normalisation."""
+    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": MAX_CATEGORY_LENGTH,
+                              "description": allowed_text(f)}
+    if f.unseen == "reject":
+        schema["pattern"] = _one_of(f.values, strip=f.strip, case=f.case)
+        schema["examples"] = list(f.values)
+    else:
+        schema["pattern"] = r"\S" if f.strip else "."
+    return schema
+
+
+def _boolean_schema(f: _contract.Feature) -> dict[str, Any]:
+    words = tuple(dict.fromkeys(t.strip() for t in (*f.true_values, *f.false_values)))
+    return {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": _one_of(words, strip=True, case="lower")}],
+            "description": allowed_text(f)}
 
 
 def _range_words(f: _contract.Feature, kind: str) -> str:
@@ -110,21 +146,25 @@ def allowed_text(f: _contract.Feature) -> str:
 
 
 def _annotation(f: _contract.Feature) -> Any:
+    """The pydantic type of a feature. Field constraints come before the validator, so that they
+    appear in the JSON schema; where validation takes more than the type says (a boolean's
+    spellings, a category's case and spaces), the schema says exactly what it takes."""
     desc = allowed_text(f)
     if f.type == _contract.INTEGER:
         bounds = {k: int(v) for k, v in (("ge", f.low), ("le", f.high)) if v is not None}
-        ann: Any = Annotated[int, BeforeValidator(_whole), Field(strict=True, description=desc, **bounds)]
-    elif f.type == _contract.FLOAT:
+        return Annotated[int, Field(strict=True, description=desc, **bounds), BeforeValidator(_whole)]
+    if f.type == _contract.FLOAT:
         bounds = {k: float(v) for k, v in (("ge", f.low), ("le", f.high)) if v is not None}
-        ann = Annotated[float, Field(strict=True, allow_inf_nan=False, description=desc, **bounds)]
-    elif f.type == _contract.BOOLEAN:
-        ann = Annotated[bool, BeforeValidator(functools.partial(_boolean, f)), Field(strict=True, description=desc)]
-    else:
-        extra = {"enum": list(f.values)} if f.unseen == "reject" else {}
-        ann = Annotated[str, BeforeValidator(functools.partial(_category, f)),
-                        Field(min_length=1, max_length=MAX_CATEGORY_LENGTH, description=desc,
-                              json_schema_extra=extra or None)]
-    return ann
+        return Annotated[float, Field(strict=True, allow_inf_nan=False, description=desc, **bounds)]
+    if f.type == _contract.BOOLEAN:
+        return Annotated[bool, Field(strict=True, description=desc), BeforeValidator(functools.partial(_boolean, f)),
+                         WithJsonSchema(_boolean_schema(f))]
+    return Annotated[str, Field(min_length=1, description=desc), BeforeValidator(functools.partial(_category, f)),
+                     WithJsonSchema(_category_schema(f))]
+
+
+_ID_SCHEMA = {"anyOf": [{"type": "string", "minLength": 1, "maxLength": _contract.MAX_TEXT_LENGTH},
+                        {"type": "integer"}, {"type": "null"}]}
 
 
 @dataclass(frozen=True)
@@ -161,9 +201,10 @@ class Schemas:
         for k, name in enumerate(contract.id):
             attr = f"id{k}"
             self._attr[name] = attr
-            fields[attr] = (Optional[Annotated[str, BeforeValidator(_id_text),
-                                               Field(min_length=1, max_length=_contract.MAX_TEXT_LENGTH)]],
-                            Field(default=None, alias=name, description=self.allowed[name]))
+            fields[attr] = (Annotated[Optional[Annotated[str, Field(min_length=1, max_length=_contract.MAX_TEXT_LENGTH),
+                                                         BeforeValidator(_id_text)]],
+                                      WithJsonSchema(_ID_SCHEMA | {"description": self.allowed[name]})],
+                            Field(default=None, alias=name))
         fields["request_id"] = (Optional[Annotated[str, Field(min_length=1, max_length=REQUEST_ID_MAX_LENGTH)]],
                                 Field(default=None, description=self.allowed["request_id"] + "; generated when absent"))
         self.examples = [dict(e) for e in contract.examples] or [contract.example()]

@@ -67,6 +67,15 @@ def test_min_f1_refusal_registers_but_does_not_promote(trained_home):
     assert registry.get("v2", home=trained_home)["passed_gate"] is False
 
 
+def test_no_regression_leaves_out_the_rows_the_current_model_trained_on(trained_home):
+    """Same file, another split: the current model saw most of the new test rows; only the unseen ones count."""
+    result = train(home=trained_home, params=TrainParams(seed=7))
+    crit = {c["name"]: c for c in result.entry["gate"]["criteria"]}["no_regression"]
+    rows = int(crit["reason"].split("on the ")[1].split(" test rows")[0])
+    assert 40 < rows < 120  # about a quarter of the 300 test rows were also in v1's test split
+    assert crit["value"] != result.entry["metrics"]["f1"]  # the new model is judged on the same rows
+
+
 def test_baseline_margin_refuses_a_model_that_barely_beats_always_1(trained_home):
     result = train(home=trained_home, params=TrainParams(baseline_margin=0.01))
     failed = [c["name"] for c in result.entry["gate"]["criteria"] if not c["passed"]]
@@ -77,7 +86,8 @@ def test_no_regression_against_the_current_model(trained_home):
     # v2 is much more regularised; the current v1 re-scored on the same split is better.
     result = train(home=trained_home, params=TrainParams(C=1e-4, gate_f1=0.0, regression_tolerance=0.0))
     crit = {c["name"]: c for c in result.entry["gate"]["criteria"]}
-    assert "current v1 re-scored on the same test split" in crit["no_regression"]["reason"]
+    assert "vs current v1" in crit["no_regression"]["reason"]
+    assert "on the 300 test rows neither model trained on" in crit["no_regression"]["reason"]
     assert crit["no_regression"]["passed"] == (result.entry["metrics"]["f1"] >= crit["no_regression"]["required"])
     tolerant = train(home=trained_home, params=TrainParams(C=1e-4, gate_f1=0.0, regression_tolerance=1.0))
     assert {c["name"]: c for c in tolerant.entry["gate"]["criteria"]}["no_regression"]["passed"]
