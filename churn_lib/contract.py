@@ -344,6 +344,13 @@ def _example_value(f: Feature) -> Any:
     return int(round(value)) if f.type == INTEGER else round(float(value), 2)
 
 
+def _bound(f: Feature, v: float | None) -> float | int | None:
+    """A bound in its canonical spelling (an integer feature's as an integer), so the sha256 is stable."""
+    if v is None:
+        return None
+    return int(v) if f.type == INTEGER and float(v).is_integer() else float(v)
+
+
 def _feature_dict(f: Feature) -> dict[str, Any]:
     d: dict[str, Any] = {"type": f.type}
     if f.description:
@@ -351,9 +358,9 @@ def _feature_dict(f: Feature) -> dict[str, Any]:
     d["missing"] = list(f.missing)
     d["on_missing"] = f.on_missing
     if f.type in (INTEGER, FLOAT):
-        d["range"] = [f.low, f.high]
+        d["range"] = [_bound(f, f.low), _bound(f, f.high)]
         if f.clip_low is not None or f.clip_high is not None:
-            d["clip"] = [f.clip_low, f.clip_high]
+            d["clip"] = [_bound(f, f.clip_low), _bound(f, f.clip_high)]
     elif f.type == BOOLEAN:
         d["true_values"] = list(f.true_values)
         d["false_values"] = list(f.false_values)

@@ -19,7 +19,8 @@ a role and a type:
   rejected up to 20 values, scored as "no category" above); one value is a
   constant (dropped); a column whose values are all different is an id
   candidate (the id, when ``--id`` is not given) or near-unique free text
-  (dropped), and other many-valued text is dropped with the reason.
+  (dropped), and other many-valued text is dropped with the reason; a column
+  empty in more than half of the rows is dropped as mostly empty.
 
 A feature with missing values is filled in by the model (``on_missing:
 impute``); one without is required (``drop``). :func:`render_yaml` writes the
@@ -50,6 +51,8 @@ MAX_TRACKED = 200
 MAX_CATEGORIES = 50
 #: Categoricals with up to this many values reject unseen ones; larger ones score them as "no category".
 REJECT_UP_TO = 20
+#: Columns missing in a larger share of rows are dropped (the prepare stage's max_imputed_rate).
+MOSTLY_EMPTY = 0.5
 #: Rows read per chunk.
 CHUNK_ROWS = 100_000
 #: Size of the distinct-count sketch (relative error about 1 / sqrt(K)).
@@ -321,6 +324,8 @@ def _decide(s: ColumnStats, rows: int, *, auto_id: bool) -> tuple[_contract.Feat
     present = s.present
     if present == 0:
         return None, "empty: no value in any row"
+    if s.blank > MOSTLY_EMPTY * s.rows:
+        return None, f"mostly empty ({s.blank / s.rows:.0%} of the rows have no value)"
     impute = "impute" if s.blank or (s.is_numeric and s.missing_tokens()) else "drop"
     if s.is_numeric:
         tokens = tuple(sorted({"", *s.missing_tokens()}))

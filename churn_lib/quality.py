@@ -12,9 +12,10 @@ computes them); this module holds the thresholds over their counts
 
 * ``schema``: the header names the contract's columns, no more (blocking).
 * ``missing_rate``: per column, counted on the raw values before any
-  conversion; above ``max_missing_rate`` blocks; below it the rows are dropped
-  (``on_missing: drop``, the target, ids) or kept for the model to fill in
-  (``on_missing: impute``).
+  conversion; above ``max_missing_rate`` (5 %) blocks, below it the rows are
+  dropped (``on_missing: drop``, the target, ids); a feature the model fills
+  in (``on_missing: impute``) keeps its rows and blocks above
+  ``max_imputed_rate`` (50 %).
 * ``numeric_type``, ``range``, ``allowed_categories``, ``target_values``,
   ``id_values``: rows that break them are dropped when they are at most
   ``max_invalid_rate`` of the rows of that column, else the stage stops.
@@ -55,13 +56,15 @@ class Thresholds:
     """Quality thresholds (rates are shares of rows, 0..1); the prepare stage's parameters."""
 
     max_missing_rate: float = _help(0.05, "block when a column has a larger share of empty values")
+    max_imputed_rate: float = _help(0.5, "block when a feature the model fills in is empty in a larger share "
+                                         "of rows")
     max_invalid_rate: float = _help(0.01, "block when a rule would drop a larger share of rows")
     max_duplicate_rate: float = _help(1.0, "block above this share of duplicate rows (1.0: never)")
     drop_duplicates: bool = _help(False, "drop exact duplicate rows (and repeated ids)")
     min_rows: int = _help(100, "rows needed after cleaning")
 
     def __post_init__(self) -> None:
-        for name in ("max_missing_rate", "max_invalid_rate", "max_duplicate_rate"):
+        for name in ("max_missing_rate", "max_imputed_rate", "max_invalid_rate", "max_duplicate_rate"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise InvalidParameter(f"{name} must be between 0 and 1, got {value!r}", name=name)
@@ -188,9 +191,11 @@ def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None, *,
         col = cols[name]
         k = int(col.missing.sum())
         rate = _pct(k, n)
-        ok = rate <= t.max_missing_rate
+        limit = t.max_missing_rate if col.missing_is_invalid else t.max_imputed_rate
+        ok = rate <= limit
         detail = (f"missing_rate on {name}: {k} of {n} rows ({rate:.1%}) are empty; "
-                  f"allowed at most {t.max_missing_rate:.1%}")
+                  f"allowed at most {limit:.1%}" + ("" if col.missing_is_invalid else " for a feature the model "
+                                                                                       "fills in (max_imputed_rate)"))
         if ok:
             fate = "rows dropped" if col.missing_is_invalid else "kept, filled in by the model"
             detail = f"{k} empty values ({rate:.1%}), {fate}" if k else "no empty values"

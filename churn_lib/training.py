@@ -199,6 +199,18 @@ def split(df: pd.DataFrame, contract: _contract.Contract | None = None, *, test_
     return train_test_split(X, y, test_size=test_size, stratify=y, random_state=seed)
 
 
+def _check_classes(y: pd.Series, *, test_size: float, cv_folds: int, path: str) -> None:
+    """Refuse data whose rarer class cannot fill the split and the threshold's cross-validation."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=2)
+    rare = int(counts.min())
+    need = max(2, int(np.ceil(cv_folds / (1 - test_size))) + 1)
+    if rare < need:
+        which = "churned" if counts[1] < counts[0] else "staying"
+        raise DataError(f"{path} has only {rare} {which} customer(s); the test split and the {cv_folds}-fold "
+                        f"cross-validation that chooses the threshold need at least {need} of each class "
+                        "(more data, or a smaller cv_folds)", path=path)
+
+
 def choose_threshold(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, seed: int = 42,
                      cv_folds: int = 5) -> tuple[float, pd.DataFrame]:
     """Pick the F1-best threshold on out-of-fold predictions of the training split.
@@ -415,6 +427,8 @@ def train(*, home: Home | str | None = None, version: str | None = None,
         raise DataError(f"{data_path} lacks columns {missing} of the contract {contract.name!r}: re-run "
                         "`churn prepare`", path=str(data_path))
     data_sha = sha256_file(data_path)
+    _check_classes(df[contract.target.column], test_size=params.test_size, cv_folds=params.cv_folds,
+                   path=str(data_path))
     X_train, X_test, y_train, y_test = split(df, contract, test_size=params.test_size, seed=params.seed)
     pipe = build_pipeline(contract, seed=params.seed, C=params.C)
     threshold, curve = choose_threshold(pipe, X_train, y_train, seed=params.seed, cv_folds=params.cv_folds)

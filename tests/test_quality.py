@@ -27,6 +27,9 @@ def test_default_data_prepares_with_the_lab_stats(home):
         assert stats[col] == {"mean": pytest.approx(mean, abs=1e-6), "std": pytest.approx(std, abs=1e-6)}
     processed = read_csv(home.processed_csv)
     assert (processed.region == "NA").sum() == 307  # North America kept, not "missing"
+    from .test_data import LAB_SHA256
+    import hashlib
+    assert hashlib.sha256(home.processed_csv.read_bytes()).hexdigest() == LAB_SHA256  # the lab's clean file, as is
     assert json.loads(home.quality_report_json.read_text())["passed"] is True
 
 

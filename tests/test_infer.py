@@ -1,0 +1,108 @@
+"""`churn init`: a contract inferred from a CSV, refusals in one line, a file read in bounded chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from churn_lib import DataError, InvalidParameter, cli, contract, infer
+
+from . import datasets
+
+
+@pytest.fixture
+def telecom_csv(tmp_path):
+    frame = datasets.telecom(1200, seed=1)
+    frame["notes"] = [f"called on day {i}: {'x' * (i % 7)}" for i in range(len(frame))]  # free text
+    frame["country"] = "NL"  # constant
+    frame["region"] = np.random.default_rng(0).choice(["NA", "EU", "AS"], size=len(frame))  # NA is a value
+    return datasets.write(frame, tmp_path / "telecom.csv")
+
+
+def test_a_telecom_export_gets_the_contract_a_person_would_write(telecom_csv):
+    result = infer.infer(telecom_csv, target="Churn")
+    c = result.contract
+    assert c.id == ("customerID",) and c.target == contract.Target("Churn", ("Yes",), ("No",))
+    kinds = {f.name: f.type for f in c.features}
+    assert kinds["SeniorCitizen"] == kinds["Partner"] == "boolean" and kinds["tenure"] == "integer"
+    assert kinds["MonthlyCharges"] == kinds["TotalCharges"] == "float" and kinds["Contract"] == "categorical"
+    total = c.feature("TotalCharges")
+    assert total.on_missing == "impute" and total.low == 0 and total.high > 8000  # text with blanks: a number
+    assert c.feature("tenure").on_missing == "drop"
+    assert set(c.feature("region").values) == {"NA", "EU", "AS"}  # NA is North America, not a gap
+    dropped = {d.column: d.reason for d in c.dropped}
+    assert "near-unique text" in dropped["notes"] and "constant" in dropped["country"]
+    assert len(c.features) == 20 and c.gate.min_f1 is None and c.gate.baseline_margin == 0.02
+
+
+def test_the_written_contract_reads_back_and_is_commented_for_review(telecom_csv, tmp_path):
+    result = infer.init_home(tmp_path / "home", data=telecom_csv, target="Churn")
+    text = open(result.contract_path, encoding="utf-8").read()
+    assert contract.load_file(result.contract_path) == result.contract
+    assert "# observed 0 .. 72, no missing values" in text and "Review it" in text and "on_missing" in text
+    assert yaml.safe_load(text)["features"]["region"]["values"]  # "NA" quoted: a value, not a null
+    with pytest.raises(InvalidParameter, match="exists already; pass --force"):
+        infer.init_home(tmp_path / "home", data=telecom_csv, target="Churn")
+    infer.init_home(tmp_path / "home", data=telecom_csv, target="Churn", force=True)
+
+
+def test_reading_in_small_chunks_infers_the_same_contract(telecom_csv):
+    """Statistics merge across chunks: memory is one chunk, whatever the file's size."""
+    assert infer.infer(telecom_csv, target="Churn", chunk_rows=97).contract == \
+        infer.infer(telecom_csv, target="Churn").contract
+
+
+def test_tokens_like_NA_are_missing_only_in_a_numeric_column(tmp_path):
+    rows = ["amount,region,left"] + [f"{i}.5,NA,{'yes' if i % 3 else 'no'}" for i in range(60)] + ["NA,EU,no", "?,EU,yes"]
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(rows) + "\n")
+    c = infer.infer(path, target="left").contract
+    assert c.feature("amount").type == "float" and set(c.feature("amount").missing) == {"", "?", "NA"}
+    assert c.feature("region").values == ("NA", "EU")
+    assert c.target.positive == ("yes",)
+
+
+def _write(tmp_path, text, name="x.csv", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+@pytest.mark.parametrize("content, args, message", [
+    ("a,b,churn\n1,2,x\n3,4,y\n5,6,z\n", ["--target", "churn"], "has 3 labels (x, y, z): a churn target must be binary"),
+    ("a,b,churn\n1,2,x\n3,4,x\n", ["--target", "churn"], "has only 1 label"),
+    ("a,b,churn\n1,2,stay\n3,4,go\n", ["--target", "churn"], "cannot tell which label of churn means churned"),
+    ("a,b,churn\n1,2,yes\n3,4,no\n", ["--target", "churn", "--positive", "Y"], "positive label 'Y' does not occur"),
+    ("a,b,churn\n1,2,yes\n3,4,no\n", ["--target", "left"], "target column 'left' is not in"),
+    ("a,b,churn\n1,2,yes\n3,4,no\n", ["--target", "churn", "--id", "cust"], "id column 'cust' is not in"),
+    ("", ["--target", "churn"], "is empty or has no header line"),
+    ("a,b,churn\n", ["--target", "churn"], "has a header but no rows"),
+    ("a;b;churn\n1;2;yes\n", ["--target", "churn"], "looks separated by semicolons"),
+    ("a,a,churn\n1,2,yes\n", ["--target", "churn"], "names the column(s) a more than once"),
+    (b"a,b,churn\n1,\xff\xfe,yes\n2,3,no\n", ["--target", "churn"], "is not UTF-8 text"),
+    ('a,b,churn\n1,"2,yes\n', ["--target", "churn"], "cannot parse"),
+])
+def test_a_file_init_cannot_use_is_refused_in_one_line(tmp_path, capsys, content, args, message):
+    path = _write(tmp_path, content)
+    code = cli.main(["init", "--home", str(tmp_path / "home"), "--data", str(path), *args])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith("churn: error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "home" / "dataset.yaml").exists()
+
+
+def test_data_and_target_go_together(tmp_path, capsys):
+    assert cli.main(["init", "--home", str(tmp_path / "h"), "--target", "churn"]) == 1
+    assert "--data and --target go together" in capsys.readouterr().err
+
+
+def test_init_prints_what_it_decided(telecom_csv, tmp_path, capsys):
+    code = cli.main(["init", "--home", str(tmp_path / "h"), "--data", str(telecom_csv), "--target", "Churn"])
+    out = capsys.readouterr().out
+    assert code == 0 and "target Churn (churned: Yes), id customerID, 20 features" in out
+    assert "customerID" in out and "dropped" in out and "near-unique text" in out
+
+
+def test_a_missing_file_is_a_data_error(tmp_path):
+    with pytest.raises(DataError, match="cannot read|does not exist|No such file"):
+        infer.infer(tmp_path / "nothing.csv", target="churn")
