@@ -1,10 +1,10 @@
 """Inferring a dataset contract from a CSV file (``churn init --data FILE --target COLUMN``).
 
-The file is read once, in chunks of rows, every cell as text; per column only
-bounded sufficient statistics are kept (counts, min, max, sum, up to
-:data:`MAX_TRACKED` distinct values, a k-minimum-values sketch of the
-distinct count), so memory does not grow with the file. Then each column gets
-a role and a type:
+The whole file is profiled, every cell as text, by DuckDB in two streaming
+passes (:func:`profile_file`); per column only bounded statistics come back
+(counts, min, max, sum, up to :data:`MAX_TRACKED` distinct values, an
+approximate distinct count), and DuckDB works within :data:`MEMORY_LIMIT`, so
+memory does not grow with the file. Then each column gets a role and a type:
 
 * the target: exactly two labels; the positive one given (``--positive``) or
   recognised (``yes``, ``true``, ``1``, ``churned`` ...);
@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from . import contract as _contract
@@ -51,12 +50,14 @@ MAX_TRACKED = 200
 MAX_CATEGORIES = 50
 #: Categoricals with up to this many values reject unseen ones; larger ones score them as "no category".
 REJECT_UP_TO = 20
+#: A text column with at least this share of distinct values is an id candidate (or free text).
+NEAR_UNIQUE = 0.9
 #: Columns missing in a larger share of rows are dropped (the prepare stage's max_imputed_rate).
 MOSTLY_EMPTY = 0.5
-#: Rows read per chunk.
-CHUNK_ROWS = 100_000
-#: Size of the distinct-count sketch (relative error about 1 / sqrt(K)).
-SKETCH_K = 2048
+#: Rows of the head of the file that decide which columns are parsed as numbers.
+SAMPLE_ROWS = 20_000
+#: DuckDB's memory for profiling (it spills beyond): the profile's memory does not grow with the file.
+MEMORY_LIMIT = "512MB"
 #: Tokens that may mean "missing" in an otherwise numeric column (compared case-folded).
 MISSING_WORDS = ("na", "n/a", "nan", "null", "none", "?", "-", "--", "missing", "#n/a")
 _POSITIVE_WORDS = ("1", "yes", "y", "true", "t", "churn", "churned", "left", "lost", "lapsed", "cancelled",
@@ -67,7 +68,7 @@ _ID_NAME = re.compile(r"(^|[_\s-])id$|^id([_\s-]|$)|[a-z]Id$|ID$", re.IGNORECASE
 
 @dataclass
 class ColumnStats:
-    """Bounded statistics of one column of text cells."""
+    """Bounded statistics of one column of text cells (what :func:`profile_file` gathers)."""
 
     name: str
     rows: int = 0
@@ -77,49 +78,12 @@ class ColumnStats:
     low: float = math.inf
     high: float = -math.inf
     total: float = 0.0
-    values: Counter = field(default_factory=Counter)   # up to MAX_TRACKED distinct (stripped) values
-    overflow: bool = False
-    others: Counter = field(default_factory=Counter)   # non-numeric, non-blank values (bounded)
+    values: Counter = field(default_factory=Counter)   # every (stripped) value with its count, when few
+    overflow: bool = False                             # more than MAX_TRACKED distinct values: not listed
+    others: Counter = field(default_factory=Counter)   # non-numeric, non-blank values of a numeric candidate
     others_overflow: bool = False
     max_length: int = 0
-    sketch: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
-
-    def add(self, column: pd.Series) -> None:
-        self.rows += len(column)
-        stripped = column.str.strip()
-        blank = (stripped == "").to_numpy()
-        self.blank += int(blank.sum())
-        counts = stripped[~blank].value_counts(sort=False)
-        if len(counts):
-            self.max_length = max(self.max_length, int(counts.index.str.len().max()))
-        if not self.overflow:
-            for value, k in counts.items():
-                self.values[value] += int(k)
-            if len(self.values) > MAX_TRACKED:
-                self.overflow = True
-                self.values = Counter(dict(self.values.most_common(MAX_TRACKED)))
-        else:
-            for value, k in counts.items():
-                if value in self.values:
-                    self.values[value] += int(k)
-        numbers = pd.to_numeric(stripped.where(~blank), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        finite = np.isfinite(numbers)
-        self.numeric += int(finite.sum())
-        if finite.any():
-            x = numbers[finite]
-            self.whole += int((x == np.round(x)).sum())
-            self.low = min(self.low, float(x.min()))
-            self.high = max(self.high, float(x.max()))
-            self.total += float(x.sum())
-        if not self.others_overflow:
-            other = stripped[~blank & ~finite]
-            if len(other):
-                self.others.update(other.value_counts(sort=False).to_dict())
-                if len(self.others) > 50:
-                    self.others_overflow = True
-        hashes = pd.util.hash_array(stripped[~blank].to_numpy(dtype=object))
-        merged = np.unique(np.concatenate([self.sketch, hashes]))
-        self.sketch = merged[:SKETCH_K]
+    approx_distinct: int = 0
 
     @property
     def present(self) -> int:
@@ -127,17 +91,13 @@ class ColumnStats:
 
     @property
     def distinct(self) -> int:
-        """Distinct non-blank values: exact when few, else estimated from the sketch."""
+        """Distinct non-blank values: exact when few, else estimated (HyperLogLog, about 2 % error)."""
         if not self.overflow:
             return len(self.values)
-        if len(self.sketch) < SKETCH_K:
-            return len(self.sketch)
-        kth = float(self.sketch[-1]) / float(2 ** 64)
-        estimate = int(round((SKETCH_K - 1) / kth)) if kth > 0 else self.present
-        return min(estimate, self.present)
+        return min(self.approx_distinct, self.present)
 
     def missing_tokens(self) -> tuple[str, ...]:
-        """Non-numeric tokens of a mostly numeric column that mean "missing" (None: the column is text)."""
+        """Non-numeric tokens of a mostly numeric column that mean "missing" (none: the column is text)."""
         if self.others_overflow or not self.present:
             return ()
         words = [v for v in self.others if v.casefold() in MISSING_WORDS]
@@ -176,33 +136,108 @@ class Inferred:
                             columns=["column", "role", "type", "missing", "distinct", "note"])
 
 
-def profile_file(path: Path, *, chunk_rows: int = CHUNK_ROWS) -> tuple[tuple[str, ...], dict[str, ColumnStats], int]:
-    """Read ``path`` in chunks (every cell as text); return its columns, their statistics and the row count.
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> tuple[tuple[str, ...], dict[str, ColumnStats], int]:
+    """Profile every column of ``path`` (all cells as text) in two streaming passes; return the columns,
+    their statistics and the row count.
+
+    DuckDB scans the CSV (vectorised, both cores, within :data:`MEMORY_LIMIT`):
+    the first pass counts blanks, lengths and distinct values of every column,
+    and parses as numbers the columns whose first ``sample_rows`` rows look
+    numeric (parsing every text column costs more than the rest together);
+    the second lists the values of the columns with few of them, and the words
+    in the numeric ones.
 
     Raises
     ------
     DataError
         Not UTF-8, not comma-separated, unreadable, or no rows.
     """
+    import duckdb
+
     header = read_header(path)
-    stats = {c: ColumnStats(c) for c in header.columns}
-    rows = 0
+    columns = header.columns
+    con = duckdb.connect()
     try:
-        reader = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=chunk_rows,
-                             skipinitialspace=False, on_bad_lines="error")
-        for chunk in reader:
-            rows += len(chunk)
-            for c in header.columns:
-                stats[c].add(chunk[c].fillna(""))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} near row "
-                        f"{rows + 1}); save it as UTF-8", path=str(path)) from None
-    except (pd.errors.ParserError, ValueError) as exc:
-        raise DataError(f"cannot parse {path} as CSV near row {rows + 1}: {str(exc).splitlines()[0]}",
-                        path=str(path)) from None
+        con.execute(f"SET memory_limit='{MEMORY_LIMIT}'")
+        con.execute("SET enable_progress_bar=false")  # it draws on stdout, where --json output goes
+        con.execute("SET preserve_insertion_order=false")
+        src = ("read_csv($path, header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
+               "strict_mode=true, auto_detect=false, columns=$columns)")
+        spec = {c: "VARCHAR" for c in columns}
+        args = {"path": str(path), "columns": spec}
+        t = [f"trim({_ident(c)})" for c in columns]
+        d = [f"TRY_CAST({x} AS DOUBLE)" for x in t]
+        try:
+            sample = con.execute(
+                "SELECT " + ", ".join(f"count(*) FILTER (WHERE {x} <> '' AND isfinite({y}) IS NOT TRUE), "
+                                      f"count(*) FILTER (WHERE {x} <> '')" for x, y in zip(t, d))
+                + f" FROM (SELECT * FROM {src} LIMIT {int(sample_rows)})", args).fetchone()
+            # numbers in the head, give or take a few missing-value words (or nothing seen yet)
+            candidates = [k for k in range(len(columns))
+                          if sample[2 * k + 1] == 0 or sample[2 * k] <= max(3, 0.05 * sample[2 * k + 1])]
+            aggs = ["count(*)"]
+            for k, c in enumerate(columns):
+                aggs += [f"count(*) FILTER (WHERE {t[k]} IS NULL OR {t[k]} = '')",
+                         f"max(length({_ident(c)}))", f"approx_count_distinct({t[k]})"]
+            for k in candidates:
+                x = f"n{k}"
+                aggs += [f"count({x}) FILTER (WHERE isfinite({x}))",
+                         f"count({x}) FILTER (WHERE isfinite({x}) AND {x} = round({x}))",
+                         f"min({x}) FILTER (WHERE isfinite({x}))", f"max({x}) FILTER (WHERE isfinite({x}))",
+                         f"sum({x}) FILTER (WHERE isfinite({x}))"]
+            inner = ", ".join([_ident(c) for c in columns] + [f"{d[k]} AS n{k}" for k in candidates])
+            first = con.execute(f"SELECT {', '.join(aggs)} FROM (SELECT {inner} FROM {src})", args).fetchone()
+            rows = int(first[0])
+            stats = {}
+            for k, c in enumerate(columns):
+                blank, length, approx = first[1 + 3 * k: 4 + 3 * k]
+                stats[c] = ColumnStats(c, rows=rows, blank=int(blank), max_length=int(length or 0),
+                                       approx_distinct=int(approx or 0))
+            base = 1 + 3 * len(columns)
+            for j, k in enumerate(candidates):
+                numeric, whole, low, high, total = first[base + 5 * j: base + 5 * j + 5]
+                s = stats[columns[k]]
+                s.numeric, s.whole = int(numeric), int(whole)
+                if numeric:
+                    s.low, s.high, s.total = float(low), float(high), float(total)
+            few = [k for k, c in enumerate(columns) if stats[c].approx_distinct <= MAX_TRACKED * 1.1]
+            parts = [f"SELECT {k} AS col, {t[k]} AS value, count(*) AS n FROM scan WHERE {t[k]} <> '' GROUP BY ALL"
+                     for k in few]
+            parts += [f"SELECT {-1 - k} AS col, {t[k]} AS value, count(*) AS n FROM scan WHERE {t[k]} <> '' "
+                      f"AND isfinite({d[k]}) IS NOT TRUE GROUP BY ALL" for k in candidates]
+            found = con.execute(f"WITH scan AS (SELECT * FROM {src}) " + " UNION ALL ".join(parts), args).fetchall() \
+                if parts else []
+        except duckdb.Error as exc:
+            raise _csv_error(path, exc) from None
+    finally:
+        con.close()
     if rows == 0:
         raise DataError(f"{path} has a header but no rows", path=str(path))
-    return header.columns, stats, rows
+    for k, value, n in found:
+        s = stats[columns[k if k >= 0 else -1 - k]]
+        (s.values if k >= 0 else s.others)[value] = int(n)
+    for c in columns:
+        s = stats[c]
+        s.overflow = columns.index(c) not in few or len(s.values) > MAX_TRACKED
+        if s.overflow:
+            s.values = Counter()
+        if len(s.others) > 50:
+            s.others_overflow, s.others = True, Counter(dict(s.others.most_common(50)))
+    return columns, stats, rows
+
+
+def _csv_error(path: Path, exc: Exception) -> DataError:
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "unicode" in text.lower() or "utf-8" in text.lower() or "utf8" in text.lower():
+        return DataError(f"{path} is not UTF-8 text ({first}); save it as UTF-8", path=str(path))
+    line = re.search(r"[Ll]ine:? ?(\d+)", text)
+    where = f" near line {line.group(1)}" if line else ""
+    return DataError(f"cannot parse {path} as CSV{where}: {first}", path=str(path))
 
 
 def _nice(x: float, up: bool) -> float:
@@ -249,7 +284,7 @@ def _target(s: ColumnStats, positive: Sequence[str] | None) -> _contract.Target:
 
 
 def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = None, ids: Sequence[str] = (),
-          name: str | None = None, source: str | None = None, chunk_rows: int = CHUNK_ROWS) -> Inferred:
+          name: str | None = None, source: str | None = None, sample_rows: int = SAMPLE_ROWS) -> Inferred:
     """Infer a contract from a CSV file.
 
     Parameters
@@ -275,7 +310,7 @@ def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = Non
         The file cannot be read as CSV.
     """
     path = Path(path)
-    columns, stats, rows = profile_file(path, chunk_rows=chunk_rows)
+    columns, stats, rows = profile_file(path, sample_rows=sample_rows)
     for col, what in ([(target, "target")] + [(i, "id") for i in ids]):
         if col not in columns:
             raise InvalidParameter(f"{what} column {col!r} is not in {path} (columns: {', '.join(columns)})",
@@ -337,7 +372,7 @@ def _decide(s: ColumnStats, rows: int, *, auto_id: bool) -> tuple[_contract.Feat
         if not s.overflow and len(numeric_values) == 1:
             return None, f"constant: every value is {next(iter(numeric_values))}"
         integer = s.whole == s.numeric
-        if integer and s.distinct >= 0.98 * present and present > 50 and _ID_NAME.search(s.name):
+        if integer and s.distinct >= NEAR_UNIQUE * present and present > 50 and _ID_NAME.search(s.name):
             if auto_id:
                 return None, "id"
             return None, "an id-like number (every value different)"
@@ -364,7 +399,7 @@ def _decide(s: ColumnStats, rows: int, *, auto_id: bool) -> tuple[_contract.Feat
         return _contract.Feature(s.name, _contract.CATEGORICAL, on_missing=impute, values=tuple(norm), case=case,
                                  unseen=unseen), ""
     distinct = s.distinct
-    if distinct >= 0.98 * present:
+    if distinct >= NEAR_UNIQUE * present:
         if auto_id and s.blank == 0 and s.max_length <= _contract.MAX_TEXT_LENGTH:
             return None, "id"
         return None, f"near-unique text ({distinct:,} distinct values of {present:,}): an id or free text"

@@ -47,10 +47,17 @@ def test_the_written_contract_reads_back_and_is_commented_for_review(telecom_csv
     infer.init_home(tmp_path / "home", data=telecom_csv, target="Churn", force=True)
 
 
-def test_reading_in_small_chunks_infers_the_same_contract(telecom_csv):
-    """Statistics merge across chunks: memory is one chunk, whatever the file's size."""
-    assert infer.infer(telecom_csv, target="Churn", chunk_rows=97).contract == \
-        infer.infer(telecom_csv, target="Churn").contract
+def test_the_whole_file_counts_not_just_its_head(telecom_csv):
+    """A word in the last row makes a column text; blanks late in the file make it imputed."""
+    lines = telecom_csv.read_text().splitlines()
+    head = lines[0].split(",")
+    last = lines[-1].split(",")
+    last[head.index("MonthlyCharges")] = "unknown"
+    last[head.index("tenure")] = ""
+    telecom_csv.write_text("\n".join(lines[:-1] + [",".join(last)]) + "\n")
+    c = infer.infer(telecom_csv, target="Churn", sample_rows=100).contract
+    assert "MonthlyCharges" in {d.column for d in c.dropped}  # ~all different text values: not a category
+    assert c.feature("tenure").on_missing == "impute" and c.feature("tenure").type == "integer"
 
 
 def test_tokens_like_NA_are_missing_only_in_a_numeric_column(tmp_path):
