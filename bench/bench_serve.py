@@ -1,16 +1,19 @@
 """Serving throughput and scorer speed, in one run on this machine.
 
     .venv/bin/python bench/bench_serve.py [--duration 5] [--rounds 3] [--workers 1] [--home PATH]
+                                          [--contract lab|telecom]
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Starts the real app under
 uvicorn on 127.0.0.1 (a free port, loopback only) in a temporary project home
-with the default v1 model (or a copy of ``--home``), then prints:
+with the default v1 model (or a copy of ``--home``; ``--contract telecom``: a
+home inited from the tests' 21-column telecom-like table, 7,043 rows, 19
+features), then prints:
 
 * requests/s and p50 / p99 latency at 1 and 10 connections for an empty
-  endpoint of the same app (``GET /bench/empty``, added only here),
-  ``POST /predict`` (the lab's req-001, logged) and ``POST /predict/batch``
-  of 1000 rows; aim: ``/predict`` at 10 connections >= half the empty
-  endpoint's requests/s;
+  endpoint of the same app (``GET /bench/empty``, added only here), the app's
+  own ``GET /health``, ``POST /predict`` (the contract's first example,
+  logged) and ``POST /predict/batch`` of 1000 rows; aim: ``/predict`` at 10
+  connections >= half of ``/health``'s requests/s;
 * the compiled numpy scorer against the scikit-learn pipeline, per row and per
   million rows; aim: >= 50 times faster per row.
 
@@ -139,21 +142,22 @@ def _per_call(fn, *, min_time: float = 1.0) -> float:
 def bench_scorer(home: Path) -> dict:
     import pandas as pd
 
-    from churn_lib import contract as schema, scoring
+    from churn_lib import scoring
 
     scorer = scoring.load(home=home)
-    row = {k: v for k, v in schema.LAB_EXAMPLES[0].items() if k != "request_id"}
-    frame1 = pd.DataFrame([row])
+    row = scorer.contract.example()
+    frame1 = scoring.model_frame(pd.DataFrame([row]), scorer.contract)
     out = {
         "engine": scorer.engine,
         "row_numpy": _per_call(lambda: scorer.compiled.proba_one(row)),
         "row_sklearn": _per_call(lambda: scorer.pipeline.predict_proba(frame1)),
-        "row_sklearn_lab": _per_call(lambda: scorer.pipeline.predict_proba(pd.DataFrame([row]))),
+        "row_sklearn_lab": _per_call(lambda: scorer.pipeline.predict_proba(
+            scoring.model_frame(pd.DataFrame([row]), scorer.contract))),
     }
-    sample = scoring.sample_rows(scorer.compiled)
+    sample = scoring.sample_rows(scorer.compiled, scorer.contract)
     big = sample.sample(n=1_000_000, replace=True, random_state=0).reset_index(drop=True)
     out["million_numpy"] = min(_timed(lambda: scorer.compiled.proba(big)) for _ in range(3))
-    out["million_sklearn"] = _timed(lambda: scorer.pipeline.predict_proba(big))
+    out["million_sklearn"] = _timed(lambda: scorer.pipeline.predict_proba(scoring.model_frame(big, scorer.contract)))
     return out
 
 
@@ -175,17 +179,25 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of every run; the best is kept (default 3)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (default 1)")
     parser.add_argument("--home", help="copy this project home instead of training the default v1")
+    parser.add_argument("--contract", choices=("lab", "telecom"), default="lab",
+                        help="lab: the default v1; telecom: a 19-feature contract inited from the tests' table")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu), then run again")
     sys.path.insert(0, str(HERE.parent))
-    from churn_lib import contract as schema
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     home = tmp / "home"
     try:
         if args.home:
             shutil.copytree(args.home, home, ignore=shutil.ignore_patterns("logs"))
+        elif args.contract == "telecom":
+            from churn_lib import infer, runner
+            from tests import datasets
+
+            source = datasets.write(datasets.telecom(7043, seed=1), tmp / "telecom.csv")
+            infer.init_home(home, data=source, target="Churn")
+            runner.run_direct(home=home, stages=("generate", "prepare", "train"))
         else:
             from churn_lib import runner
 
@@ -203,9 +215,15 @@ def main() -> None:
         print(f"  ratio sklearn / numpy      {row_ratio:12.0f}x  {s['million_sklearn'] / s['million_numpy']:13.1f}x"
               f"   (aim per row: >= 50x: {'met' if row_ratio >= 50 else 'NOT met'})")
 
-        lab = dict(schema.LAB_EXAMPLES[0])
-        batch = [dict(schema.LAB_EXAMPLES[i % 3], request_id=f"bench-{i}") for i in range(BATCH_ROWS)]
+        from churn_lib import contract as _contract
+
+        c = _contract.load(home)
+        examples = list(c.examples) or [c.example()]
+        lab = dict(examples[0])
+        batch = [dict(examples[i % len(examples)], request_id=f"bench-{i}") for i in range(BATCH_ROWS)]
+        print(f"contract {c.name!r}: {len(c.features)} features ({', '.join(sorted({f.type for f in c.features}))})")
         scenarios = [("empty endpoint (GET /bench/empty)", "/bench/empty", None),
+                     ("GET /health", "/health", None),
                      ("POST /predict (logged)", "/predict", json.dumps(lab)),
                      (f"POST /predict/batch ({BATCH_ROWS} rows)", "/predict/batch", json.dumps(batch))]
         proc, url = _start(home, args.workers)
@@ -234,9 +252,11 @@ def main() -> None:
                 print(f"  {name:<36} {c:>5} {r['rps']:9.1f} {_ms(r['p50'])} {_ms(r['p99'])} {r['errors']:>6}"
                       + (f"  socket errors: {r['socket_errors']}" if r["socket_errors"] else ""))
         rows_s = results[("/predict/batch", 10)]["rps"] * BATCH_ROWS
-        ratio = results[("/predict", 10)]["rps"] / results[("/bench/empty", 10)]["rps"]
+        ratio = results[("/predict", 10)]["rps"] / results[("/health", 10)]["rps"]
+        empty = results[("/predict", 10)]["rps"] / results[("/bench/empty", 10)]["rps"]
         print(f"  batch throughput at 10 connections: {rows_s:,.0f} rows/s")
-        print(f"  /predict / empty at 10 connections: {ratio:.2f} (aim >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})")
+        print(f"  /predict / /health at 10 connections: {ratio:.2f} (aim >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}); "
+              f"/predict / empty endpoint: {empty:.2f}")
         lines = sum(1 for _ in open(home / "logs" / "predictions.log", "rb"))
         print(f"  prediction log: {lines:,} lines written")
     finally:

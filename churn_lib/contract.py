@@ -33,6 +33,7 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -312,7 +313,12 @@ class Contract:
         return out
 
     def sha256(self) -> str:
-        """Fingerprint of the contract's content (canonical JSON, not the file's bytes)."""
+        """Fingerprint of the contract's content (canonical JSON, not the file's bytes); computed once."""
+        return self._fingerprint
+
+    @cached_property
+    def _fingerprint(self) -> str:
+        # cached in the instance's __dict__ (a frozen dataclass forbids attribute assignment, not this)
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
