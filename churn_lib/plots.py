@@ -4,6 +4,11 @@ Each function takes a result (a frame, a TrainResult, an Evaluation) and an
 optional ``ax`` (or ``axes``), draws, and returns what it drew on, in the
 manner of scikit-learn's display objects. Plots of large data are drawn from
 aggregates (histograms, rates), so a million rows plot as fast as a thousand.
+
+Figures are laid out with fixed margins in inches (:func:`_grid`), not with a
+layout engine: matplotlib's constrained layout measured every label again and
+cost nearly half of each figure's time, and a report's figures are most of a
+notebook run's own time (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -17,11 +22,30 @@ import pandas as pd
 from . import contract as _contract
 
 
-def _axes(n: int, axes: Sequence[Any] | None, *, width: float = 4.0, height: float = 3.0):
+def _grid(rows: int, cols: int, *, width: float, height: float, left: float = 0.6, right: float = 0.25,
+          bottom: float = 0.55, top: float = 0.4, wspace: float = 0.7, hspace: float = 0.9):
+    """A figure of ``rows x cols`` axes, each ``width x height`` inches, with margins and gaps in inches."""
+    fig_w = left + right + cols * width + (cols - 1) * wspace
+    fig_h = bottom + top + rows * height + (rows - 1) * hspace
+    fig, axes = plt.subplots(rows, cols, figsize=(fig_w, fig_h), squeeze=False)
+    fig.subplots_adjust(left=left / fig_w, right=1 - right / fig_w, bottom=bottom / fig_h, top=1 - top / fig_h,
+                        wspace=wspace / width, hspace=hspace / height)
+    return fig, axes
+
+
+def _axes(n: int, axes: Sequence[Any] | None, *, width: float = 3.6, height: float = 2.6, **margins):
     if axes is not None:
         return list(np.ravel(axes))
-    _, new = plt.subplots(1, n, figsize=(width * n, height), layout="constrained")
+    _, new = _grid(1, n, width=width, height=height, **margins)
     return list(np.ravel(new))
+
+
+def _ticks(ax, nbins: int = 5) -> None:
+    """Fewer ticks on numeric axes: enough to read a small chart, and each tick costs drawing time."""
+    for axis in ("x", "y"):
+        locator = (ax.xaxis if axis == "x" else ax.yaxis).get_major_locator()
+        if hasattr(locator, "set_params") and type(locator).__name__ in ("MaxNLocator", "AutoLocator"):
+            ax.locator_params(axis=axis, nbins=nbins)
 
 
 def feature_distributions(df: pd.DataFrame, contract: _contract.Contract | None = None, axes: Sequence[Any] | None = None,
@@ -32,7 +56,7 @@ def feature_distributions(df: pd.DataFrame, contract: _contract.Contract | None 
     if axes is None:
         cols = min(len(features), 5)
         rows = -(-len(features) // cols)
-        _, grid = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), layout="constrained", squeeze=False)
+        _, grid = _grid(rows, cols, width=2.6, height=2.0, bottom=0.9, hspace=1.3, wspace=0.6)
         axes = list(np.ravel(grid))
         for ax in axes[len(features):]:
             ax.set_axis_off()
@@ -44,9 +68,11 @@ def feature_distributions(df: pd.DataFrame, contract: _contract.Contract | None 
             values = values[np.isfinite(values)]
             counts, edges = np.histogram(values, bins=30)
             ax.stairs(counts, edges, fill=True, alpha=0.7)
+            _ticks(ax, 4)
         else:
-            counts = df[f.name].astype(object).where(df[f.name].notna(), "(missing)").value_counts().head(15)
-            ax.bar([str(i)[:12] for i in counts.index], counts.to_numpy(), alpha=0.7)
+            counts = df[f.name].value_counts(dropna=False).head(15)  # counted in C, then labelled
+            labels = ["(missing)" if pd.isna(i) else str(i)[:12] for i in counts.index]
+            ax.bar(labels, counts.to_numpy(), alpha=0.7)
             ax.tick_params(axis="x", labelrotation=45 if len(counts) > 4 else 0, labelsize=8)
         ax.set_title(f.name, fontsize=10)
     return axes
@@ -58,30 +84,39 @@ def churn_rate_by(df: pd.DataFrame, contract: _contract.Contract | None = None, 
 
     ``df`` holds the target as 0/1 (processed data) or as the contract's labels (raw data).
     """
-    from .data import target_rates
+    from .data import target01, target_rates
 
     c = contract or _contract.lab()
     columns = list(columns) if columns is not None else [f.name for f in c.features if not f.is_numeric
                                                          or f.type == _contract.BOOLEAN][:max_plots]
     if not columns:
         return []
-    axes = _axes(len(columns), axes)
+    if axes is None:
+        cols = min(len(columns), 4)
+        fig, grid = _grid(-(-len(columns) // cols), cols, width=3.0, height=2.2, bottom=0.9, hspace=1.3)
+        axes = list(np.ravel(grid))
+        for ax in axes[len(columns):]:
+            ax.set_axis_off()
+    else:
+        axes = list(np.ravel(axes))
+    target = target01(df, c)  # once for every chart
     for ax, col in zip(axes, columns):
-        rates = target_rates(df, col, c)
+        rates = target_rates(df, col, c, target=target)
         overall = float((rates["churn_rate"] * rates["rows"]).sum() / rates["rows"].sum())
         rates = rates.sort_values("rows", ascending=False).head(15)
         ax.bar([str(i)[:12] for i in rates.index], rates["churn_rate"].to_numpy(), alpha=0.7)
         ax.axhline(overall, color="k", lw=1, ls="--", label=f"overall {overall:.1%}")
         ax.set_ylim(0, 1)
+        _ticks(ax, 4)
         ax.set_title(f"churn rate by {col}", fontsize=10)
         ax.tick_params(axis="x", labelrotation=45 if len(rates) > 4 else 0, labelsize=8)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="upper right", fontsize=8)
     return axes
 
 
 def confusion_matrix(metrics: dict[str, Any], ax=None):
     """The confusion matrix stored in a metrics dict (rows: truth, columns: prediction)."""
-    ax = ax or _axes(1, None, width=3.5)[0]
+    ax = ax or _axes(1, None, width=2.6, height=2.6, left=0.8)[0]
     cm = np.asarray(metrics["confusion_matrix"])
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
@@ -98,50 +133,67 @@ def roc_and_pr(y: np.ndarray, proba: np.ndarray, threshold: float, axes=None):
     """ROC and precision-recall curves, with the operating point of ``threshold`` marked."""
     from sklearn.metrics import precision_recall_curve, roc_curve  # sklearn is slow to import; only here
 
-    ax_roc, ax_pr = _axes(2, axes)
+    ax_roc, ax_pr = _axes(2, axes, width=3.4, height=2.8, left=0.7)
     fpr, tpr, thr = roc_curve(y, proba)
-    ax_roc.plot(fpr, tpr)
+    ax_roc.plot(*_thin(fpr, tpr))
     ax_roc.plot([0, 1], [0, 1], "k--", lw=1)
     i = int(np.argmin(np.abs(thr - threshold)))
     ax_roc.plot(fpr[i], tpr[i], "o", color="C3", label=f"threshold {threshold:.2f}")
     ax_roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    _ticks(ax_roc)
     ax_roc.legend(loc="lower right")
     prec, rec, thr = precision_recall_curve(y, proba)
-    ax_pr.plot(rec, prec)
+    ax_pr.plot(*_thin(rec, prec))
     ax_pr.axhline(float(np.mean(y)), color="k", ls="--", lw=1, label="prevalence")
     j = int(np.argmin(np.abs(thr - threshold)))
     ax_pr.plot(rec[j], prec[j], "o", color="C3", label=f"threshold {threshold:.2f}")
     ax_pr.set(xlabel="recall", ylabel="precision", title="precision-recall")
+    _ticks(ax_pr)
     ax_pr.legend(loc="lower left")
     return [ax_roc, ax_pr]
 
 
+def _thin(x: np.ndarray, y: np.ndarray, points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``points`` vertices of a curve, ends kept: a test split of 250,000 rows gives
+    curves of 250,000 points, which draw slowly and look the same thinned."""
+    if len(x) <= points:
+        return x, y
+    keep = np.unique(np.concatenate([np.linspace(0, len(x) - 1, points).astype(int), [len(x) - 1]]))
+    return x[keep], y[keep]
+
+
 def threshold_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: str | None = None):
     """F1, precision and recall against the threshold, the chosen one marked."""
-    ax = ax or _axes(1, None, width=6)[0]
+    ax = ax or _axes(1, None, width=5.5, height=2.8)[0]
     for col in ("f1", "precision", "recall"):
         ax.plot(curve["threshold"], curve[col], label=col)
     ax.axvline(threshold, color="C3", ls="--", label=f"chosen {threshold:.2f}")
     ax.set(xlabel="threshold", ylim=(0, 1.02), title=title or "F1 against threshold")
+    _ticks(ax)
     ax.legend(loc="lower left")
     return ax
 
 
-def coefficients(pipeline: Any, ax=None):
-    """The logistic regression's coefficients per (scaled / one-hot) feature."""
-    ax = ax or _axes(1, None, width=6)[0]
-    names = [n.split("__", 1)[-1] for n in pipeline[:-1].get_feature_names_out()]
+def coefficients(pipeline: Any, ax=None, *, top: int = 30):
+    """The logistic regression's coefficients per (scaled / one-hot) feature; the ``top`` largest by size."""
+    names = np.array([n.split("__", 1)[-1] for n in pipeline[:-1].get_feature_names_out()])
     coef = pipeline[-1].coef_.ravel()
-    order = np.argsort(coef)
-    ax.barh(np.array(names)[order], coef[order], color=["C3" if c > 0 else "C0" for c in coef[order]])
+    keep = np.argsort(-np.abs(coef))[:top]
+    order = keep[np.argsort(coef[keep])]
+    if ax is None:
+        longest = max((len(n) for n in names[order]), default=4)
+        ax = _axes(1, None, width=4.5, height=max(1.6, 0.22 * len(order)), left=min(0.3 + 0.075 * longest, 3.5))[0]
+    ax.barh(names[order], coef[order], color=["C3" if c > 0 else "C0" for c in coef[order]])
     ax.axvline(0, color="k", lw=1)
-    ax.set_title("coefficients (positive: more churn)")
+    _ticks(ax)
+    shown = "" if len(order) == len(coef) else f", the {len(order)} largest of {len(coef)}"
+    ax.set_title(f"coefficients (positive: more churn{shown})", fontsize=10)
     return ax
 
 
 def version_comparison(table: pd.DataFrame, ax=None, *, metrics: Sequence[str] = ("f1", "roc_auc", "accuracy")):
     """Bars of each version's metrics on the same test split; the current one hatched."""
-    ax = ax or _axes(1, None, width=max(5, 1.2 * len(table)))[0]
+    ax = ax or _axes(1, None, width=max(4.5, 1.1 * len(table)), height=2.8)[0]
     width = 0.8 / len(metrics)
     x = np.arange(len(table))
     for k, m in enumerate(metrics):
@@ -153,7 +205,8 @@ def version_comparison(table: pd.DataFrame, ax=None, *, metrics: Sequence[str] =
     labels = [f"{v}{' *' if c else ''}" for v, c in zip(table["version"], table["current"])]
     ax.set_xticks(x + width * (len(metrics) - 1) / 2, labels)
     ax.set(ylim=(0, 1), title="versions on the same test split (* current)")
-    ax.legend(loc="lower right")
+    _ticks(ax)
+    ax.legend(loc="lower right", fontsize=8)
     return ax
 
 
@@ -167,13 +220,14 @@ def drift_feature(result: Any, feature: str, *, version: str | None = None, ax=N
     md = result.model(version) if isinstance(result, DriftResult) else result
     fd = md.feature(feature)
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+        ax = _axes(1, None, width=5.0, height=2.6, bottom=1.0, left=0.8)[0]
     x = np.arange(len(fd.bins))
     ax.bar(x - 0.2, fd.reference, 0.4, label=f"reference (n={fd.n_reference})", color="#9aa7b8")
     ax.bar(x + 0.2, fd.production, 0.4, label=f"production (n={fd.n_production})", color="#d9822b")
     ax.set_xticks(x, fd.bins, rotation=45 if len(fd.bins) > 5 else 0, ha="right" if len(fd.bins) > 5 else "center",
                   fontsize=8)
     ax.set_ylabel("share of rows")
+    _ticks(ax, 4)
     key = PREDICTION if fd.kind == "probability" else fd.feature
     alerts = [s.name for s in md.statistics if s.feature == key and s.alert]
     state = (f"DRIFT ({', '.join(alerts)})" if alerts else "no alert") if md.statistics else md.verdict
@@ -189,8 +243,7 @@ def drift_features(result: Any, *, version: str | None = None, axes=None):
     md = result.model(version) if isinstance(result, DriftResult) else result
     if axes is None:
         n = max(len(md.features), 1)
-        _, axes = plt.subplots((n + 2) // 3, 3, figsize=(15, 3.8 * ((n + 2) // 3)), constrained_layout=True,
-                               squeeze=False)
+        _, axes = _grid((n + 2) // 3, 3, width=4.0, height=2.4, left=0.8, bottom=1.0, hspace=1.6, wspace=0.9)
     flat = np.asarray(axes).ravel()
     for ax, fd in zip(flat, md.features):
         drift_feature(md, fd.feature, ax=ax)

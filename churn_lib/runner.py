@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from . import contract as _contract
-from . import registry, reports, training
+from . import kernels, registry, reports, training
 from . import stages as _stages
 from ._io import atomic_write_json, atomic_write_text, file_stamp, sha256_file, utc_now
 from .exceptions import InvalidParameter, StageFailed
@@ -68,98 +68,6 @@ def check_parameters(stage_list: tuple[str, ...], params: Mapping[str, Any], *,
 
 # --- execution ----------------------------------------------------------------
 
-#: Run silently (no output, no execution count) in each kernel prepared ahead
-#: of its stage: the heavy imports and matplotlib's first figure, so the next
-#: stage's kernel gets ready on the other core while the current stage computes.
-_WARM_UP = ("import pandas, sklearn.linear_model, sklearn.metrics, churn_lib.data, churn_lib.quality, "
-            "churn_lib.training, churn_lib.evaluation, churn_lib.plots, churn_lib.stages\n"
-            "import matplotlib.pyplot as _plt\n"
-            "_fig = _plt.figure(); _fig.canvas.draw(); _plt.close(_fig); del _fig, _plt")
-
-
-class _KernelPool:
-    """Keeps one started, warmed-up ``python3`` kernel ready for the next stage.
-
-    Kernel start plus the heavy imports cost about 3 s per notebook here;
-    preparing the next kernel on the other core while a stage runs hides most
-    of it. Kernels are used once (each stage starts clean), then shut down.
-    """
-
-    def __init__(self, env: dict[str, str], executor: ThreadPoolExecutor) -> None:
-        import tempfile
-
-        self.env = env
-        self.executor = executor
-        self.pending: Future | None = None
-        # Kernels talk over Unix sockets in a private folder: no TCP ports, no
-        # "running over TCP without encryption" warning on every start.
-        self.sockets = tempfile.mkdtemp(prefix="churn-kernels-")
-        self.count = 0
-
-    def prepare(self, warm_up: str | None = _WARM_UP) -> None:
-        if self.pending is None:
-            self.pending = self.executor.submit(self._start, warm_up)
-
-    def take(self):
-        # A kernel nobody prepared is on the critical path: start it bare, the
-        # notebook's own import cell does the rest.
-        self.prepare(warm_up=None)
-        future, self.pending = self.pending, None
-        return future.result()
-
-    def close(self) -> None:
-        import shutil
-
-        if self.pending is not None:
-            try:
-                self._shutdown(self.pending.result())
-            except Exception:  # a kernel that never started needs no shutdown
-                pass
-            self.pending = None
-        shutil.rmtree(self.sockets, ignore_errors=True)
-
-    def _start(self, warm_up: str | None):
-        import asyncio
-
-        from jupyter_client.manager import AsyncKernelManager
-
-        self.count += 1
-        ip = os.path.join(self.sockets, f"k{self.count}")
-
-        async def start():
-            km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=ip)
-            await km.start_kernel(env=self.env)
-            if not warm_up:
-                return km
-            kc = km.client()
-            kc.start_channels()
-            try:
-                await kc.wait_for_ready(timeout=60)
-                msg_id = kc.execute(warm_up, silent=True, store_history=False)
-                while True:
-                    reply = await kc.get_shell_msg(timeout=120)
-                    if reply["parent_header"].get("msg_id") == msg_id:
-                        break
-            finally:
-                kc.stop_channels()
-            return km
-
-        return asyncio.run(start())
-
-    @staticmethod
-    def _shutdown(km) -> None:
-        import asyncio
-
-        async def stop():
-            if await km.is_alive():
-                await km.shutdown_kernel(now=True)
-
-        try:
-            asyncio.run(stop())
-        except Exception as exc:  # pragma: no cover - best effort
-            log.warning("kernel shutdown failed: %s", exc)
-
-
 def _engine() -> str:
     """Register (once) a papermill engine that runs a notebook on a given, started kernel."""
     from papermill.clientwrap import PapermillNotebookClient
@@ -173,29 +81,50 @@ def _engine() -> str:
         @classmethod
         def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
                                      stderr_file=None, start_timeout=60, execution_timeout=None,
-                                     km=None, **kwargs):
+                                     km=None, setup=None, **kwargs):
             kwargs.pop("input_path", None)
             client = PapermillNotebookClient(
                 nb_man, km=km, kernel_name=kernel_name, log=logging.getLogger("papermill"),
                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
                 startup_timeout=start_timeout, timeout=execution_timeout, shutdown_kernel="immediate", **kwargs)
-            return client.execute(cleanup_kc=True)  # the kernel is ours to stop after its one notebook
+            if setup:
+                async def run_setup(**_):  # on papermill's own connection, before the first cell
+                    await client.async_wait_for_reply(client.kc.execute(setup, silent=True, store_history=False))
+
+                client.on_notebook_start = run_setup
+            try:
+                return client.execute(cleanup_kc=False)  # the kernel is the run's: _Kernel stops it
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
 
     papermill_engines.register(name, _Engine)
     return name
 
 
+def _exporter():
+    """The HTML exporter (template loaded once per process: it costs about a second)."""
+    global _EXPORTER
+    if _EXPORTER is None:
+        from nbconvert import HTMLExporter
+
+        exporter = HTMLExporter(template_name="lab", embed_images=True)
+        # Reports are read offline: no script from a CDN (plain tables and PNGs need none).
+        for trait in ("mathjax_url", "require_js_url", "jquery_url", "widget_renderer_url", "mermaid_js_url"):
+            if exporter.has_trait(trait):
+                setattr(exporter, trait, "")
+        _EXPORTER = exporter
+    return _EXPORTER
+
+
+_EXPORTER = None
+
+
 def export_html(ipynb: Path) -> Path:
     """Export an executed notebook to self-contained HTML beside it (images inline, no CDN scripts)."""
     import nbformat
-    from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(template_name="lab", embed_images=True)
-    # Reports are read offline: no script from a CDN (plain tables and PNGs need none).
-    for trait in ("mathjax_url", "require_js_url", "jquery_url", "widget_renderer_url", "mermaid_js_url"):
-        if exporter.has_trait(trait):
-            setattr(exporter, trait, "")
-    body, _ = exporter.from_notebook_node(nbformat.read(ipynb, as_version=4))
+    body, _ = _exporter().from_notebook_node(nbformat.read(ipynb, as_version=4))
     body = _strip_remote_scripts(body)
     html = ipynb.with_suffix(".html")
     atomic_write_text(html, body)
@@ -254,15 +183,26 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages: A
         A stage failed; its executed notebook and HTML are kept
         (``.report_path``), ``run.json`` records it, the registry is unchanged.
     """
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
     home = Home.resolve(home)
     params = dict(params or {})
     folder = folder or notebooks_dir()
     stage_list = resolve_stages(stages)
     contract = _contract.load(home)
     per_stage = check_parameters(stage_list, params, contract=contract)
+    kernel = kernels.claim(_kernel_env(home))  # started already by `churn run`, or now: it starts while we prepare
+    try:
+        return _run(home, version, stage_list, params, per_stage, contract, folder, log_output, on_event, promote,
+                    kernel)
+    finally:
+        kernel.close()
+
+
+def _run(home: Home, version: str | None, stage_list: tuple[str, ...], params: dict[str, Any],
+         per_stage: dict[str, dict[str, Any]], contract: _contract.Contract, folder: Path, log_output: bool,
+         on_event: EventHandler | None, promote: bool, kernel: kernels.RunKernel) -> dict[str, Any]:
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
     version = _run_version(home, version or params.get("version"), stage_list)
     home.ensure()
     out_dir = home.reports_dir / version
@@ -290,10 +230,12 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages: A
     engine = _engine()
     failed: StageRecord | None = None
     start_all = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool, ThreadPoolExecutor(max_workers=1) as starter:
-        # HTML export of a stage and the next stage's kernel both overlap the current stage.
-        kernels = _KernelPool(_kernel_env(home), starter)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # HTML export of a stage overlaps the next stage, except a training stage: its linear algebra
+        # uses both cores, and an export beside it slowed it more than the export took alone.
+        pool.submit(_exporter)  # loads nbconvert's template while the kernel starts
         exports: list[tuple[StageRecord, Future]] = []
+        held: list[tuple[StageRecord, Path]] = []
         try:
             for k, stage in enumerate(stage_list):
                 rec = StageRecord(stage, NOTEBOOKS[stage], parameters=per_stage[stage])
@@ -304,32 +246,31 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages: A
                 rec.ipynb = str(ipynb.relative_to(home.root))
                 emit(stage, "start", None)
                 t0 = time.perf_counter()
-                km = None
                 try:
-                    km = kernels.take()
-                    if k + 1 < len(stage_list):
-                        kernels.prepare()
+                    km, setup = kernel.take()
                     papermill.execute_notebook(
                         str(folder / f"{NOTEBOOKS[stage]}.ipynb"), str(ipynb), parameters=per_stage[stage],
                         engine_name=engine, kernel_name="python3", progress_bar=False, log_output=log_output,
-                        km=km)
+                        km=km, setup=setup)  # saved cell by cell (0.3 s a run): a dying kernel leaves its report
                     rec.status = "ok"
                 except PapermillExecutionError as exc:
                     rec.status, rec.error = "failed", f"{exc.ename}: {exc.evalue}"
                 except Exception as exc:  # a kernel that died or never started
                     rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
-                finally:
-                    if km is not None:  # normally stopped by the engine already; make sure
-                        starter.submit(_KernelPool._shutdown, km)
                 rec.seconds = round(time.perf_counter() - t0, 3)
                 emit(stage, rec.status, rec.seconds)
                 if ipynb.exists():
-                    exports.append((rec, pool.submit(export_html, ipynb)))
+                    held.append((rec, ipynb))
                 if rec.status == "failed":
                     failed = rec
                     break
+                if k + 1 < len(stage_list) and stage_list[k + 1] == "train":
+                    continue  # the exports wait until the training stage is done
+                exports += [(r, pool.submit(export_html, path)) for r, path in held]
+                held = []
         finally:
-            kernels.close()
+            kernel.close()
+            exports += [(r, pool.submit(export_html, path)) for r, path in held]
         for rec, fut in exports:
             try:
                 rec.html = str(fut.result().relative_to(home.root))
@@ -360,7 +301,7 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages: A
 
 
 def _kernel_env(home: Home) -> dict[str, str]:
-    """The kernels' environment: this home, and its own data folder when it has one."""
+    """The kernel's environment: this home, and its own data folder when it has one."""
     from .home import DATA_ENV_VAR, ENV_VAR
 
     env = {**os.environ, ENV_VAR: str(home.root)}

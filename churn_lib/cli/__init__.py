@@ -24,17 +24,32 @@ import logging
 import sys
 from typing import Sequence
 
+from .. import kernels
 from ..exceptions import ChurnError
 from ..home import Home
-from .commands import (EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,
-                       EXIT_SWEEP_FAILURES, EXIT_USAGE, UsageError)
-from .parser import build_parser
+from .exits import (EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,
+                    EXIT_SWEEP_FAILURES, EXIT_USAGE)
+
+# The parser and the commands import the library (pandas among it): only when main() runs, after
+# `churn run` has started its kernel.
+
+
+def build_parser():
+    """The ``churn`` argument parser (see :mod:`churn_lib.cli.parser`)."""
+    from .parser import build_parser as build
+
+    return build()
 
 __all__ = ["EXIT_DRIFT", "EXIT_ERROR", "EXIT_GATE_REFUSED", "EXIT_INSUFFICIENT_DATA", "EXIT_OK",
            "EXIT_SWEEP_FAILURES", "EXIT_USAGE", "build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["run"] and not {"--direct", "-h", "--help"} & set(argv):
+        kernels.start_early()  # the notebooks' kernel starts on the other core while this command prepares
+    from .commands import UsageError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,

@@ -19,10 +19,8 @@ from .. import data, drift, evaluation, quality, registry, reports, runner, simu
 from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
 from ..home import Home
 from . import render
-
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_REFUSED = 0, 1, 2, 3
-EXIT_DRIFT, EXIT_INSUFFICIENT_DATA = 4, 5
-EXIT_SWEEP_FAILURES = 6
+from .exits import (EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
+                    EXIT_SWEEP_FAILURES, EXIT_USAGE)
 
 _table = render.table
 

@@ -143,6 +143,11 @@ def _write_digest(path: Path) -> str:
 
 # --- the data overview ----------------------------------------------------------------
 
+def target01(df: pd.DataFrame, contract: _contract.Contract | None = None) -> pd.Series:
+    """The target of ``df`` as 1.0 (churned) / 0.0 (stayed) / NaN, whatever its labels."""
+    return pd.Series(_target01(df, contract or _contract.lab()), index=df.index)
+
+
 def _target01(df: pd.DataFrame, contract: _contract.Contract) -> np.ndarray:
     """The target as 1.0 / 0.0 (NaN for anything else), whatever its labels."""
     col = _contract.check_frame(df[[contract.target.column]], contract, ids=False, features=()).columns
@@ -178,9 +183,15 @@ def summary(df: pd.DataFrame, contract: _contract.Contract | None = None) -> pd.
     return pd.DataFrame(rows).set_index("column")
 
 
-def target_rates(df: pd.DataFrame, by: str, contract: _contract.Contract | None = None) -> pd.DataFrame:
-    """Rows and churn rate per value of ``by`` (a categorical or boolean column)."""
+def target_rates(df: pd.DataFrame, by: str, contract: _contract.Contract | None = None, *,
+                 target: pd.Series | None = None) -> pd.DataFrame:
+    """Rows and churn rate per value of ``by`` (a categorical or boolean column).
+
+    ``target``: the target as 1.0 / 0.0 when already mapped (several columns of one frame).
+    """
     contract = contract or _contract.lab()
-    target = pd.Series(_target01(df, contract), index=df.index)
-    out = target.groupby(df[by].astype(str), observed=True).agg(["size", "mean"])
+    if target is None:
+        target = pd.Series(_target01(df, contract), index=df.index)
+    out = target.groupby(df[by], observed=True, dropna=False).agg(["size", "mean"])  # grouped in C
+    out.index = ["(missing)" if pd.isna(v) else str(v) for v in out.index]
     return out.rename(columns={"size": "rows", "mean": "churn_rate"}).sort_index()

@@ -14,6 +14,7 @@ from typing import Any
 
 import joblib
 
+from .. import contract as _contract
 from .._io import atomic_write, atomic_write_json, sha256_file, utc_now
 from ..exceptions import IntegrityError, ModelNotFound
 from ..home import Home
@@ -25,30 +26,39 @@ def _candidate_paths(version: str, home: Home) -> tuple[Path, Path]:
     return home.candidates_dir / f"{version}.joblib", home.candidates_dir / f"{version}.json"
 
 
-def stage_candidate(version: str, *, home: Home | str | None = None, **register_kwargs: Any) -> Path:
-    """Keep the arguments of a later :func:`register` call as candidate ``version``.
-
-    The payload's sha256 is kept beside it and checked before it is loaded.
-    """
+def stage_candidate(version: str, *, home: Home | str | None = None, model: Any, fields: dict[str, Any],
+                    profile: dict[str, Any] | None = None, contract: _contract.Contract | None = None) -> Path:
+    """Stage candidate ``version``: its artifact (the model, serialised here, once) and what
+    :func:`register` will need, with the artifact's sha256, checked when it is registered or loaded."""
     home = Home.resolve(home)
     blob, meta = _candidate_paths(version, home)
     blob.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(blob, lambda tmp: joblib.dump(register_kwargs, tmp))
-    atomic_write_json(meta, {"version": version, "sha256": sha256_file(blob), "staged_at_utc": utc_now()})
+    atomic_write(blob, lambda tmp: joblib.dump(model, tmp))
+    atomic_write_json(meta, {"version": version, "sha256": sha256_file(blob), "staged_at_utc": utc_now(),
+                             "fields": fields, "profile": profile,
+                             "contract": contract.to_dict() if contract is not None else None})
     return blob
 
 
-def load_candidate(version: str, *, home: Home | str | None = None) -> dict[str, Any]:
-    """The staged arguments of candidate ``version`` (``model``, ``fields``, ...), hash-checked."""
-    home = Home.resolve(home)
+def _staged(version: str, home: Home) -> tuple[Path, dict[str, Any]]:
     blob, meta = _candidate_paths(version, home)
     try:
-        expected = json.loads(meta.read_text(encoding="utf-8"))["sha256"]
+        staged = json.loads(meta.read_text(encoding="utf-8"))
+        staged["sha256"], staged["fields"]  # noqa: B018 - the keys a staged candidate has
     except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError):
         raise ModelNotFound(f"no candidate {version!r} is staged", target=version) from None
-    if not blob.is_file() or sha256_file(blob) != expected:
+    if not blob.is_file() or sha256_file(blob) != staged["sha256"]:
         raise IntegrityError(f"candidate {version} is missing or altered: {blob}", version=version)
-    return joblib.load(blob)
+    return blob, staged
+
+
+def load_candidate(version: str, *, home: Home | str | None = None) -> dict[str, Any]:
+    """Candidate ``version``: ``model`` (unpickled after its sha256 matched), ``fields``, ``profile``, ``contract``."""
+    home = Home.resolve(home)
+    blob, staged = _staged(version, home)
+    contract = _contract.from_dict(staged["contract"]) if staged.get("contract") else None
+    return {"model": joblib.load(blob), "fields": staged["fields"], "profile": staged.get("profile"),
+            "contract": contract}
 
 
 def has_candidate(version: str, *, home: Home | str | None = None) -> bool:
@@ -64,8 +74,10 @@ def register_candidate(version: str, *, home: Home | str | None = None,
     (a sweep promotes only its winner, once every run is done).
     """
     home = Home.resolve(home)
-    kwargs = load_candidate(version, home=home)
-    result = register(home=home, version=version, promote_if_passed=promote_if_passed, **kwargs)
+    blob, staged = _staged(version, home)  # the artifact is moved, never unpickled here
+    contract = _contract.from_dict(staged["contract"]) if staged.get("contract") else None
+    result = register(None, staged["fields"], home=home, version=version, promote_if_passed=promote_if_passed,
+                      profile=staged.get("profile"), contract=contract, artifact=blob)
     discard_candidate(version, home=home)
     return result
 

@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -257,8 +258,8 @@ def next_version(entries: list[dict[str, Any]]) -> str:
 
 def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = None,
              version: str | None = None, promote_if_passed: bool = True,
-             profile: dict[str, Any] | None = None,
-             contract: _contract.Contract | None = None) -> tuple[dict[str, Any], bool]:
+             profile: dict[str, Any] | None = None, contract: _contract.Contract | None = None,
+             artifact: Path | None = None) -> tuple[dict[str, Any], bool]:
     """Save ``model`` and register it; make it current when ``fields['passed_gate']``.
 
     The artifact is written before the lock is taken; the version label, the
@@ -267,7 +268,8 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
     reference, :func:`churn_lib.drift.build_profile`) and ``contract`` (the
     dataset contract the model was trained on) are written the same way as
     sidecars ``<model>.profile.json`` and ``<model>.contract.json``; the entry
-    records each one's name and sha256.
+    records each one's name and sha256. ``artifact``, a file already holding
+    the serialised model (a staged candidate), is copied instead of ``model``.
 
     Returns
     -------
@@ -287,7 +289,10 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
         payloads["contract"] = _contract.to_json(contract)
     sides: dict[str, tuple[Path, str]] = {}
     try:
-        joblib.dump(model, tmp_path)
+        if artifact is not None:
+            shutil.copyfile(artifact, tmp_path)
+        else:
+            joblib.dump(model, tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         digest = sha256_file(tmp_path)

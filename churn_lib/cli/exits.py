@@ -1,0 +1,5 @@
+"""Exit statuses of the ``churn`` command (the table is in :mod:`churn_lib.cli`)."""
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_GATE_REFUSED = 0, 1, 2, 3
+EXIT_DRIFT, EXIT_INSUFFICIENT_DATA = 4, 5
+EXIT_SWEEP_FAILURES = 6
