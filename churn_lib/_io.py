@@ -50,14 +50,25 @@ def file_stamp(when: datetime | None = None, *, micro: bool = False) -> str:
     return when.strftime("%Y%m%d_%H%M%S" + ("_%f" if micro else ""))
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp_path)``, fsync, then rename ``tmp_path`` onto ``path``."""
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            return next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):  # not Linux: the usual default
+        return 0o022
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path``; when the block ends without error it is fsynced and renamed onto
+    ``path`` (with the mode a new file gets, not mkstemp's 0600: reports are read by others)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        write(tmp_path)
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
@@ -67,22 +78,17 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(tmp_path)``, fsync, then rename ``tmp_path`` onto ``path``."""
+    with _replacing(path) as tmp:
+        write(tmp)
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
     """An open temporary file beside ``path``, renamed onto it when the block ends without error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp_path = Path(tmp)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    with _replacing(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
+        yield fh
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -162,15 +162,16 @@ class Feature:
             return False
         return None
 
-    def range_text(self) -> str:
-        """``0..200``, ``>= 0``, ``any`` (for messages)."""
-        if self.low is not None and self.high is not None:
-            return f"{_num(self.low)}..{_num(self.high)}"
-        if self.low is not None:
-            return f">= {_num(self.low)}"
-        if self.high is not None:
-            return f"<= {_num(self.high)}"
-        return "any"
+    def range_text(self, kind: str | None = None) -> str:
+        """The valid range in words: ``0..200``, ``>= 0``, ``any``; with ``kind``: ``a JSON integer
+        from 0 to 200``, ``a JSON integer >= 0``, ``any JSON integer``."""
+        low, high = (None if v is None else _num(v) for v in (self.low, self.high))
+        a = f"a {kind} " if kind else ""
+        if low is not None and high is not None:
+            return f"{a}from {low} to {high}" if kind else f"{low}..{high}"
+        if low is not None or high is not None:
+            return f"{a}{'>=' if low is not None else '<='} {low if low is not None else high}"
+        return f"any {kind}" if kind else "any"
 
     def allows(self, category: str) -> bool:
         """True when a normalised category is accepted (listed, or unseen ones are ignored)."""

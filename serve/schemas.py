@@ -50,6 +50,8 @@ def _whole(value: Any) -> Any:
 
 
 def _boolean(feature: _contract.Feature, value: Any) -> Any:
+    if type(value) is int and value in (0, 1):  # a 0/1 number (not true/false, which pass as they are)
+        return bool(value)
     if isinstance(value, str):
         b = feature.boolean(value)
         if b is None:
@@ -108,28 +110,19 @@ def _category_schema(f: _contract.Feature) -> dict[str, Any]:
 
 def _boolean_schema(f: _contract.Feature) -> dict[str, Any]:
     words = tuple(dict.fromkeys(t.strip() for t in (*f.true_values, *f.false_values)))
-    return {"anyOf": [{"type": "boolean"}, {"type": "string", "pattern": _one_of(words, strip=True, case="lower")}],
+    return {"anyOf": [{"type": "boolean"}, {"type": "integer", "enum": [0, 1]},
+                      {"type": "string", "pattern": _one_of(words, strip=True, case="lower")}],
             "description": allowed_text(f)}
-
-
-def _range_words(f: _contract.Feature, kind: str) -> str:
-    if f.low is not None and f.high is not None:
-        return f"a {kind} from {_contract._num(f.low)} to {_contract._num(f.high)}"
-    if f.low is not None:
-        return f"a {kind} >= {_contract._num(f.low)}"
-    if f.high is not None:
-        return f"a {kind} <= {_contract._num(f.high)}"
-    return f"any {kind}"
 
 
 def allowed_text(f: _contract.Feature) -> str:
     """What a request field accepts, in JSON's words (every 422 message quotes it)."""
     if f.type == _contract.INTEGER:
-        text = _range_words(f, "JSON integer")
+        text = f.range_text("JSON integer")
     elif f.type == _contract.FLOAT:
-        text = _range_words(f, "finite JSON number")
+        text = f.range_text("finite JSON number")
     elif f.type == _contract.BOOLEAN:
-        text = f"true or false (or the text {', '.join(f.true_values + f.false_values)})"
+        text = f"true or false (or 1 / 0, or the text {', '.join(f.true_values + f.false_values)})"
     else:
         how = ["stripping spaces"] if f.strip else []
         if f.case != "none":

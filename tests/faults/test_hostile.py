@@ -70,3 +70,13 @@ def test_the_api_never_answers_500_and_always_matches_its_spec(trained_home, mod
                                                content_type_conformance, response_schema_conformance])
 
             fuzz()
+
+
+def test_schemathesis_checks_all_finds_nothing_on_the_labs_service(trained_home):
+    """The CLI as the issue runs it: `schemathesis run URL/openapi.json --checks all` against `churn serve`."""
+    from ..e2e.test_own_data import _schemathesis
+    from ..serve.conftest import running_server
+
+    with running_server(trained_home) as url:
+        result = _schemathesis(url)
+    assert result.returncode == 0, result.stdout[-3000:]
