@@ -32,7 +32,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -142,13 +142,6 @@ class Feature:
             return text.upper()
         return text
 
-    def is_missing_token(self, text: str) -> bool:
-        return text.strip() in self._missing_set
-
-    @property
-    def _missing_set(self) -> frozenset[str]:
-        return frozenset(t.strip() for t in self.missing)
-
     def boolean(self, value: Any) -> bool | None:
         """The boolean a value spells (None when it spells neither)."""
         if isinstance(value, bool):
@@ -176,26 +169,6 @@ class Feature:
     def allows(self, category: str) -> bool:
         """True when a normalised category is accepted (listed, or unseen ones are ignored)."""
         return self.unseen == "ignore" or category in self.values
-
-    def accepts_text(self) -> str:
-        """What this feature accepts, in words (422 messages, rejects, docs)."""
-        optional = "; may be missing (filled in by the model)" if self.imputed else ""
-        if self.type == INTEGER:
-            return f"a whole number in {self.range_text()}{optional}"
-        if self.type == FLOAT:
-            return f"a finite number in {self.range_text()}{optional}"
-        if self.type == BOOLEAN:
-            return f"true or false (or {'/'.join(self.true_values[:3])} / {'/'.join(self.false_values[:3])}){optional}"
-        how = []
-        if self.strip:
-            how.append("stripping spaces")
-        if self.case != "none":
-            how.append(f"{self.case}-casing")
-        after = f" (compared after {' and '.join(how)})" if how else ""
-        if self.unseen == "ignore":
-            listed = f"; known: {', '.join(self.values[:20])}" if self.values else ""
-            return f"a text of 1 to {MAX_TEXT_LENGTH} characters{after}; unseen values score as no category{listed}{optional}"
-        return f"one of {', '.join(self.values)}{after}{optional}"
 
 
 @dataclass(frozen=True)
@@ -1076,8 +1049,3 @@ def _check_id(s: pd.Series, name: str) -> ColumnCheck:
     values[missing | bad] = None
     return ColumnCheck(name, "id", None, s, values, missing, {RULE_ID: bad},
                        {RULE_ID: f"ids longer than {MAX_TEXT_LENGTH} characters"})
-
-
-def with_source(contract: Contract, path: str) -> Contract:
-    """The same contract reading another file (a sweep's pool, ``-p source=...``)."""
-    return replace(contract, source=Source(generator=None, path=path))
