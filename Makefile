@@ -25,13 +25,16 @@ $(VENV)/.installed-test: $(VENV)/.installed-run
 install: $(VENV)/.installed-run
 install-test: $(VENV)/.installed-test
 
-## system-deps: Debian packages the tests need (headless Chromium renders the HTML reports)
+## system-deps: Debian packages the tests need: headless Chromium renders the HTML reports, and
+## LightGBM's wheel links the system's OpenMP runtime (libgomp1)
 system-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
+	@NEED=""; command -v chromium >/dev/null 2>&1 || NEED="chromium"; \
+	  { ldconfig -p 2>/dev/null || /sbin/ldconfig -p; } | grep -q 'libgomp\.so\.1' || NEED="$$NEED libgomp1"; \
+	  [ -z "$$NEED" ] || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$NEED \
 	  || { $$SUDO apt-get update && \
-	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }; }
+	       $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$NEED; }; }
 
 ## run: the main job on the embedded defaults: the stage notebooks 01-04 for one new version, with HTML reports
 run: install

@@ -1,21 +1,25 @@
 """Serving throughput and scorer speed, in one run on this machine.
 
     .venv/bin/python bench/bench_serve.py [--duration 5] [--rounds 3] [--workers 1] [--home PATH]
-                                          [--contract lab|telecom]
+                                          [--contract lab|telecom] [--model logreg|lightgbm]
 
 Needs ``wrk`` (Debian: ``apt-get install -y wrk``). Starts the real app under
 uvicorn on 127.0.0.1 (a free port, loopback only) in a temporary project home
 with the default v1 model (or a copy of ``--home``; ``--contract telecom``: a
 home inited from the tests' 21-column telecom-like table, 7,043 rows, 19
-features), then prints:
+features; ``--model lightgbm``: the model trained is LightGBM), then prints:
 
 * requests/s and p50 / p99 latency at 1 and 10 connections for an empty
   endpoint of the same app (``GET /bench/empty``, added only here), the app's
   own ``GET /health``, ``POST /predict`` (the contract's first example,
-  logged) and ``POST /predict/batch`` of 1000 rows; aim: ``/predict`` at 10
-  connections >= half of ``/health``'s requests/s;
-* the compiled numpy scorer against the scikit-learn pipeline, per row and per
-  million rows; aim: >= 50 times faster per row.
+  logged), ``POST /predict?explain=3`` (with its top 3 reasons) and
+  ``POST /predict/batch`` of 1000 rows; aims: ``/predict`` at 10 connections
+  >= half of ``/health``'s requests/s; ``/predict?explain=3`` >= 0.6x
+  ``/health`` with the logistic regression, >= 0.3x with LightGBM and its
+  p50 at 1 connection under 1 ms;
+* the compiled scorer against the model itself (scikit-learn pipeline, or
+  LightGBM's scikit-learn wrapper), per row and per million rows, and one
+  row's explanation; aim: >= 50 times faster per row.
 
 Every wrk run is bounded (``--duration`` seconds, 6 runs per round, 3 rounds:
 about 100 s in all); the rounds interleave the scenarios and each keeps its
@@ -150,11 +154,12 @@ def bench_scorer(home: Path) -> dict:
     out = {
         "engine": scorer.engine,
         "row_numpy": _per_call(lambda: scorer.compiled.proba_one(row)),
+        "row_explain": _per_call(lambda: scorer.explain_one(row, 3)),
         "row_sklearn": _per_call(lambda: scorer.pipeline.predict_proba(frame1)),
         "row_sklearn_lab": _per_call(lambda: scorer.pipeline.predict_proba(
             scoring.model_frame(pd.DataFrame([row]), scorer.contract))),
     }
-    sample = scoring.sample_rows(scorer.compiled, scorer.contract)
+    sample = scoring.sample_rows(scorer.contract, scorer.compiled.known_categories)
     big = sample.sample(n=1_000_000, replace=True, random_state=0).reset_index(drop=True)
     out["million_numpy"] = min(_timed(lambda: scorer.compiled.proba(big)) for _ in range(3))
     out["million_sklearn"] = _timed(lambda: scorer.pipeline.predict_proba(scoring.model_frame(big, scorer.contract)))
@@ -181,6 +186,8 @@ def main() -> None:
     parser.add_argument("--home", help="copy this project home instead of training the default v1")
     parser.add_argument("--contract", choices=("lab", "telecom"), default="lab",
                         help="lab: the default v1; telecom: a 19-feature contract inited from the tests' table")
+    parser.add_argument("--model", choices=("logreg", "lightgbm"), default="logreg",
+                        help="the model family trained (default logreg)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (Debian/Ubuntu), then run again")
@@ -197,22 +204,23 @@ def main() -> None:
 
             source = datasets.write(datasets.telecom(7043, seed=1), tmp / "telecom.csv")
             infer.init_home(home, data=source, target="Churn")
-            runner.run_direct(home=home, stages=("generate", "prepare", "train"))
+            runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"model": args.model})
         else:
             from churn_lib import runner
 
             home.mkdir()
-            runner.run_direct(home=home, stages=("generate", "prepare", "train"))
+            runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"model": args.model})
         print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
               f"{subprocess.run(['wrk', '--version'], capture_output=True, text=True).stdout.split()[1]}")
 
         s = bench_scorer(home)
-        print(f"\nscorer ({s['engine']} engine)        per row (us)   per 1M rows (s)")
-        print(f"  compiled numpy scorer      {s['row_numpy'] * 1e6:12.2f}   {s['million_numpy']:14.3f}")
-        print(f"  sklearn pipeline           {s['row_sklearn'] * 1e6:12.2f}   {s['million_sklearn']:14.3f}")
-        print(f"  sklearn + 1-row DataFrame  {s['row_sklearn_lab'] * 1e6:12.2f}   (the lab's way per request)")
+        print(f"\nscorer ({args.model}, {s['engine']} engine)  per row (us)   per 1M rows (s)")
+        print(f"  compiled scorer            {s['row_numpy'] * 1e6:12.2f}   {s['million_numpy']:14.3f}")
+        print(f"  + explanation (top 3)      {s['row_explain'] * 1e6:12.2f}")
+        print(f"  the model itself           {s['row_sklearn'] * 1e6:12.2f}   {s['million_sklearn']:14.3f}")
+        print(f"  model + 1-row DataFrame    {s['row_sklearn_lab'] * 1e6:12.2f}   (the lab's way per request)")
         row_ratio = s["row_sklearn"] / s["row_numpy"]
-        print(f"  ratio sklearn / numpy      {row_ratio:12.0f}x  {s['million_sklearn'] / s['million_numpy']:13.1f}x"
+        print(f"  ratio model / compiled     {row_ratio:12.0f}x  {s['million_sklearn'] / s['million_numpy']:13.1f}x"
               f"   (aim per row: >= 50x: {'met' if row_ratio >= 50 else 'NOT met'})")
 
         from churn_lib import contract as _contract
@@ -225,6 +233,7 @@ def main() -> None:
         scenarios = [("empty endpoint (GET /bench/empty)", "/bench/empty", None),
                      ("GET /health", "/health", None),
                      ("POST /predict (logged)", "/predict", json.dumps(lab)),
+                     ("POST /predict?explain=3 (logged)", "/predict?explain=3", json.dumps(lab)),
                      (f"POST /predict/batch ({BATCH_ROWS} rows)", "/predict/batch", json.dumps(batch))]
         proc, url = _start(home, args.workers)
         results: dict = {}
@@ -257,6 +266,12 @@ def main() -> None:
         print(f"  batch throughput at 10 connections: {rows_s:,.0f} rows/s")
         print(f"  /predict / /health at 10 connections: {ratio:.2f} (aim >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'}); "
               f"/predict / empty endpoint: {empty:.2f}")
+        explained = results[("/predict?explain=3", 10)]["rps"] / results[("/health", 10)]["rps"]
+        aim = 0.3 if args.model == "lightgbm" else 0.6
+        p50 = results[("/predict?explain=3", 1)]["p50"]
+        print(f"  /predict?explain=3 / /health at 10 connections: {explained:.2f} "
+              f"(aim >= {aim}: {'met' if explained >= aim else 'NOT met'}); p50 at 1 connection {p50 * 1000:.2f} ms"
+              + (f" (aim < 1 ms: {'met' if p50 < 1e-3 else 'NOT met'})" if args.model == "lightgbm" else ""))
         lines = sum(1 for _ in open(home / "logs" / "predictions.log", "rb"))
         print(f"  prediction log: {lines:,} lines written")
     finally:

@@ -13,6 +13,11 @@ the file's size (about 200 MiB in all with the defaults).
 The output keeps every valid input row byte for byte, in input order, and adds
 three columns: ``probability`` (6 decimals, like the API), ``prediction`` (at
 the threshold stored with the model) and ``version`` (the model's label).
+With ``explain=N`` it adds the API's explanation as columns (:func:`explain_columns`):
+``explain_base``, then ``reason_k`` (a feature's name) and ``contribution_k``
+(its contribution to the log-odds, 6 decimals) for the top N features by
+|contribution|, then ``explain_other`` (the rest's sum); the reasons' values are
+the row's own columns.
 Rows that cannot be scored are never dropped silently: they go, unchanged, to
 a rejects file (default ``<output>.rejects.csv``) after two columns, ``line``
 (the line number in the input, the header being line 1) and ``reason``. Output
@@ -67,6 +72,14 @@ log = logging.getLogger(__name__)
 
 #: Columns added to every output row, in order.
 OUTPUT_COLUMNS: tuple[str, ...] = ("probability", "prediction", "version")
+
+
+def explain_columns(n: int) -> tuple[str, ...]:
+    """Columns ``--explain N`` adds after :data:`OUTPUT_COLUMNS`: the base log-odds, each of the top N
+    reasons' feature and contribution, and the sum of the other contributions (the API's explanation)."""
+    return ("explain_base", *(c for k in range(1, n + 1) for c in (f"reason_{k}", f"contribution_{k}")),
+            "explain_other")
+
 #: Columns of the rejects file placed before the input's own columns.
 REJECT_COLUMNS: tuple[str, ...] = ("line", "reason")
 DEFAULT_CHUNK_BYTES = 2 << 20
@@ -157,9 +170,15 @@ class _Layout:
     newline: bytes
     data_start: int
     size: int
+    explain: int = 0  # reasons added to each output row (0: none)
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        """The columns the output adds."""
+        return OUTPUT_COLUMNS + (explain_columns(self.explain) if self.explain else ())
 
 
-def _read_layout(path: Path, contract: _contract.Contract) -> _Layout:
+def _read_layout(path: Path, contract: _contract.Contract, explain: int = 0) -> _Layout:
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
@@ -188,11 +207,13 @@ def _read_layout(path: Path, contract: _contract.Contract) -> _Layout:
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
         raise DataError(f"{path} names the column(s) {', '.join(dupes)} more than once", path=str(path))
-    taken = [c for c in OUTPUT_COLUMNS if c in columns]
+    layout = _Layout(header=header, columns=columns, newline=newline, data_start=data_start, size=size,
+                     explain=explain)
+    taken = [c for c in layout.added if c in columns]
     if taken:
         raise DataError(f"{path} already has column(s) {', '.join(taken)}, which the output adds; "
                         "rename them in the input", path=str(path))
-    return _Layout(header=header, columns=columns, newline=newline, data_start=data_start, size=size)
+    return layout
 
 
 # --- validation ------------------------------------------------------------------
@@ -287,6 +308,72 @@ def _suffixes(proba: np.ndarray, pred: np.ndarray, version: bytes) -> np.ndarray
     return out
 
 
+def _decimals(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``-12.345678`` per value (6 decimals) as a padded byte matrix and the mask of its bytes, vectorised."""
+    q = np.rint(np.abs(values) * 1e6).astype(np.int64)
+    whole = q // 1_000_000
+    digits = np.maximum(1, np.floor(np.log10(np.maximum(whole, 1))).astype(np.int64) + 1)
+    width = int(digits.max()) if len(digits) else 1
+    n = len(q)
+    out = np.empty((n, 1 + width + 7), dtype=np.uint8)
+    mask = np.ones(out.shape, dtype=bool)
+    out[:, 0] = ord("-")
+    mask[:, 0] = (values < 0) & (q > 0)
+    for k in range(width):
+        out[:, 1 + k] = 48 + (whole // 10 ** (width - 1 - k)) % 10
+        mask[:, 1 + k] = digits >= width - k
+    out[:, 1 + width] = ord(".")
+    for k in range(6):
+        out[:, 2 + width + k] = 48 + (q // 10 ** (5 - k)) % 10
+    return out, mask
+
+
+def _explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, contrib: np.ndarray,
+                        other: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed suffix, then ``,base,name_1,c_1,...,other`` per row: ``(bytes of every row, length per row)``.
+
+    Numbers and names vary in width, so each row's bytes are built as a padded
+    matrix and a mask (every piece vectorised) and flattened in row order.
+    """
+    n = len(suffix)
+    encoded = [name.encode() for name in names]
+    longest = max(len(e) for e in encoded)
+    table = np.zeros((len(encoded), longest), dtype=np.uint8)
+    for k, e in enumerate(encoded):
+        table[k, :len(e)] = np.frombuffer(e, dtype=np.uint8)
+    lengths = np.array([len(e) for e in encoded])
+    comma = (np.full((n, 1), _COMMA, dtype=np.uint8), np.ones((n, 1), dtype=bool))
+    pieces = [(suffix, np.ones(suffix.shape, dtype=bool)), comma, _decimals(base)]
+    for j in range(top.shape[1]):
+        which = top[:, j]
+        pieces += [comma, (table[which], np.arange(longest) < lengths[which][:, None]), comma,
+                   _decimals(contrib[:, j])]
+    pieces += [comma, _decimals(other)]
+    matrix = np.concatenate([m for m, _ in pieces], axis=1)
+    mask = np.concatenate([k for _, k in pieces], axis=1)
+    return matrix[mask], mask.sum(axis=1)
+
+
+def _with_ragged_suffixes(kept: np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """:func:`_with_suffixes` for suffixes of different lengths (``flat``: all of them, row after row)."""
+    n = len(lengths)
+    before = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=before[1:])
+    is_nl = kept == _NL
+    ending = is_nl.copy()
+    ending[:-1] |= (kept[:-1] == _CR) & is_nl[1:]
+    line = np.cumsum(is_nl, dtype=np.int64)
+    line -= is_nl
+    shift = before[line] + ending * lengths[np.minimum(line, n - 1)] + np.arange(len(kept), dtype=np.int64)
+    out = np.empty(len(kept) + int(before[-1]), dtype=np.uint8)
+    out[shift] = kept
+    first = np.flatnonzero(ending & ~np.concatenate(([False], ending[:-1])))
+    dest = np.repeat(first + before[:-1], lengths) + (np.arange(int(before[-1]), dtype=np.int64)
+                                                      - np.repeat(before[:-1], lengths))
+    out[dest] = flat
+    return out
+
+
 def _with_suffixes(kept: np.ndarray, suffix: np.ndarray) -> np.ndarray:
     """Lines (bytes, each ending in ``\\n`` or ``\\r\\n``) with row i's suffix inserted before its line ending.
 
@@ -352,10 +439,16 @@ def _score_block(block: bytes, first_line: int, layout: _Layout, scorer: scoring
     result = _BlockResult(lines=n, scored=int(ok.sum()), rejected=int(n - ok.sum()),
                           counts=Counter({k: v for k, v in counts.items() if v}))
     if result.scored:
-        proba, pred = scorer.predict(features)
-        suffix = _suffixes(proba, pred, scorer.version.encode())
         kept = buf if result.scored == n else buf[np.repeat(ok, nl - starts + 1)]
-        out.write(_with_suffixes(kept, suffix).tobytes())
+        if layout.explain:
+            proba, base, top, contrib, other = scorer.explain(features, layout.explain)
+            suffix = _suffixes(proba, (proba >= scorer.threshold).astype(int), scorer.version.encode())
+            flat, lengths = _explained_suffixes(suffix, base, top, contrib, other, scorer.features)
+            out.write(_with_ragged_suffixes(kept, flat, lengths).tobytes())
+        else:
+            proba, pred = scorer.predict(features)
+            suffix = _suffixes(proba, pred, scorer.version.encode())
+            out.write(_with_suffixes(kept, suffix).tobytes())
     if result.rejected:
         reasons = np.full(n, "", dtype=object)
         reasons[good] = reasons_good
@@ -479,7 +572,7 @@ def _check_paths(src: Path, dst: Path, rej: Path) -> None:
 def score_file(input: str | os.PathLike, output: str | os.PathLike, *, home: Home | str | None = None,
                model: str | None = None, rejects: str | os.PathLike | None = None,
                chunk_bytes: int = DEFAULT_CHUNK_BYTES, scheduler: str | None = None, n_workers: int | None = None,
-               partition_bytes: int = DEFAULT_PARTITION_BYTES,
+               partition_bytes: int = DEFAULT_PARTITION_BYTES, explain: int | None = None,
                on_progress: Callable[[BatchProgress], None] | None = None) -> BatchResult:
     """Score every row of a CSV file with a registered model; write scores and rejects.
 
@@ -508,6 +601,8 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, home: Hom
         Workers of a local cluster (default one per core).
     partition_bytes : int, default=32 MiB
         Bytes of input per Dask task.
+    explain : int, optional
+        Add each row's top ``explain`` reasons as columns (:func:`explain_columns`).
     on_progress : callable, optional
         Called with a :class:`BatchProgress` after each block (or partition on Dask).
 
@@ -533,13 +628,17 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, home: Hom
         if not isinstance(value, int) or value < _MIN_CHUNK_BYTES:
             raise InvalidParameter(f"{name} must be at least {_MIN_CHUNK_BYTES} bytes, got {value!r}", name=name)
     _check_paths(src, dst, rej)
+    n_explain = 0 if explain is None else scoring.check_explain(explain)
     scorer = scoring.load(model, home=home)  # sha256-checked by the registry, compiled and verified
-    layout = _read_layout(src, scorer.contract)
+    if n_explain and not scorer.explains:
+        raise InvalidParameter(f"explain: model {scorer.version} cannot explain its answers ({scorer.engine_note})",
+                               name="explain")
+    layout = _read_layout(src, scorer.contract, n_explain)
     result = BatchResult(input=str(src), output=str(dst), rejects=str(rej), version=scorer.version,
                          model_file=scorer.model_file, threshold=scorer.threshold, engine=scorer.engine,
                          engine_note=scorer.engine_note)
     bom = b"\xef\xbb\xbf"
-    header = layout.header + b"," + ",".join(OUTPUT_COLUMNS).encode() + layout.newline
+    header = layout.header + b"," + ",".join(layout.added).encode() + layout.newline
     rejects_header = (",".join(REJECT_COLUMNS).encode() + b"," + layout.header.removeprefix(bom) + layout.newline)
     with _atomic_outputs(rej, dst) as (rj, out):
         out.write(header)

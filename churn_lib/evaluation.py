@@ -37,6 +37,8 @@ class Evaluation:
     y_test: np.ndarray = field(repr=False)
     proba: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    X_test: pd.DataFrame | None = field(repr=False, default=None)
+    scorer: Any = field(repr=False, default=None)  # the evaluated version's (explanations)
 
     @property
     def threshold(self) -> float:
@@ -55,6 +57,15 @@ class Evaluation:
     def curve(self, version: str | None = None) -> pd.DataFrame:
         """F1 / precision / recall against the threshold on this test split (display only)."""
         return threshold_curve(self.y_test, self.proba[version or self.version])
+
+    def reasons(self, n: int = 3):
+        """Global importance and the riskiest decile's top reasons of the evaluated version on its test split
+        (:func:`churn_lib.explain.reasons`)."""
+        from .explain import reasons
+
+        if self.scorer is None or self.X_test is None:
+            raise ChurnError(f"{self.version} has no scorer to explain it with")
+        return reasons(self.scorer, self.X_test, n=n)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,11 +113,13 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
                                  seed=entry.get("seed", 42))
     current = registry.current_file(home=home)
     rows, probas, errors = [], {}, {}
+    evaluated = None
     for e in entries:
         same_split = (e.get("seed") == entry.get("seed") and e.get("data_sha256") == entry.get("data_sha256")
                       and e.get("params", {}).get("test_size") == entry.get("params", {}).get("test_size"))
         row = {"version": e["version"], "current": e["model_file"] == current,
                "evaluated": e is entry, "same_split": same_split, "passed_gate": e.get("passed_gate"),
+               "model": e.get("model_family", "logreg"), "calibration": (e.get("calibration") or {}).get("method"),
                "threshold": e.get("threshold", 0.5), "trained_at_utc": e.get("trained_at_utc")}
         try:
             model = models.get(e["version"]) or registry.load_model(e, home=home)
@@ -122,7 +135,11 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
         p = model.predict_proba(X_test[list(features)])[:, 1]
         probas[e["version"]] = p
         m = compute_metrics(y_test, p, row["threshold"])
-        row.update({k: m[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "brier")})
+        row.update({k: m[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "brier", "lift_top_decile")})
+        if e is entry:
+            from . import scoring
+
+            evaluated = scoring.build(e, model, contract=contract)
         rows.append(row)
     if entry["version"] in errors:
         raise IntegrityError(errors[entry["version"]], version=entry["version"])
@@ -130,7 +147,8 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
     cur = next((e["version"] for e in entries if e["model_file"] == current), None)
     data_matches = entry.get("data_sha256") == sha256_file(data_path)
     return Evaluation(version=entry["version"], current_version=cur, table=table,
-                      data_matches=data_matches, y_test=np.asarray(y_test), proba=probas, errors=errors)
+                      data_matches=data_matches, y_test=np.asarray(y_test), proba=probas, errors=errors,
+                      X_test=X_test[list(contract.feature_names)], scorer=evaluated)
 
 
 def _training_data(entry: dict, home: Home) -> Path:

@@ -258,7 +258,7 @@ def _range(s: ColumnStats, integer: bool) -> tuple[float, float]:
 
 
 def _target(s: ColumnStats, positive: Sequence[str] | None) -> _contract.Target:
-    labels = sorted(s.values, key=lambda v: -s.values[v])
+    labels = sorted(s.values, key=lambda v: (-s.values[v], v))  # most frequent first; ties by name
     if s.overflow or len(labels) > 2:
         shown = ", ".join(labels[:5]) + (" ..." if s.overflow or len(labels) > 5 else "")
         raise InvalidParameter(f"target {s.name} has {s.distinct if s.overflow else len(labels)} labels ({shown}): "

@@ -191,6 +191,90 @@ def coefficients(pipeline: Any, ax=None, *, top: int = 30):
     return ax
 
 
+def importance(values: dict[str, float], ax=None, *, top: int = 20, title: str = "feature importance",
+               xlabel: str | None = None):
+    """Horizontal bars of a per-feature importance (``{feature: value}``), the ``top`` largest."""
+    names = np.array(list(values))
+    v = np.array([float(values[n]) for n in names])
+    keep = np.argsort(-np.abs(v), kind="stable")[:top][::-1]
+    if ax is None:
+        longest = max((len(n) for n in names[keep]), default=4)
+        ax = _axes(1, None, width=4.5, height=max(1.6, 0.22 * len(keep)), left=min(0.3 + 0.075 * longest, 3.5))[0]
+    ax.barh(names[keep], v[keep], color="C0")
+    _ticks(ax)
+    shown = "" if len(keep) == len(v) else f", the {len(keep)} largest of {len(v)}"
+    ax.set_title(f"{title}{shown}", fontsize=10)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    return ax
+
+
+def describe(model: Any, contract: _contract.Contract | None = None, ax=None):
+    """What a trained model learned, drawn by its family: coefficients, or the trees' gain shares."""
+    from . import models
+    from .models.calibration import Calibrated
+
+    inner = model.model if isinstance(model, Calibrated) else model
+    return models.family(models.family_of(model)).describe(inner, contract or _contract.lab(), ax=ax)
+
+
+def profit_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: str | None = None):
+    """Expected profit per 1,000 customers against the threshold, the chosen one marked."""
+    ax = ax or _axes(1, None, width=5.5, height=2.8, left=0.9)[0]
+    ax.plot(curve["threshold"], curve["profit_per_1000"], label="profit per 1,000")
+    ax.axhline(0, color="k", lw=1)
+    i = int(np.argmin(np.abs(curve["threshold"].to_numpy() - threshold)))
+    ax.axvline(threshold, color="C3", ls="--",
+               label=f"chosen {threshold:.3g}: {curve['profit_per_1000'].iloc[i]:,.0f}")
+    ax.set(xlabel="threshold", title=title or "expected profit against threshold")
+    _ticks(ax)
+    ax.legend(loc="upper right", fontsize=8)
+    return ax
+
+
+def gains_and_lift(y: np.ndarray, proba: np.ndarray, threshold: float | None = None, axes=None):
+    """Cumulative gains (share of churners reached) and lift by riskiest share of customers."""
+    from .training import gains
+
+    ax_g, ax_l = _axes(2, axes, width=3.4, height=2.8, left=0.7)
+    g = gains(y, proba, bins=50)
+    ax_g.plot(np.r_[0, g["share"]], np.r_[0, g["gain"]], label="model")
+    ax_g.plot([0, 1], [0, 1], "k--", lw=1, label="random")
+    deciles = gains(y, proba)
+    ax_l.bar(deciles["share"] * 100, deciles["lift"], width=8, color="C0")
+    ax_l.axhline(1, color="k", lw=1, ls="--")
+    if threshold is not None:
+        share = float(np.mean(np.asarray(proba) >= threshold))
+        ax_g.axvline(share, color="C3", ls="--", label=f"threshold {threshold:.3g}: top {share:.0%}")
+    ax_g.set(xlabel="share of customers contacted (riskiest first)", ylabel="share of churners", title="gains")
+    ax_l.set(xlabel="riskiest decile (%)", ylabel="lift", title=f"lift (top decile {deciles['lift'].iloc[0]:.2f})")
+    _ticks(ax_g)
+    _ticks(ax_l)
+    ax_g.legend(loc="lower right", fontsize=8)
+    return [ax_g, ax_l]
+
+
+def reliability(y: np.ndarray, proba: np.ndarray, ax=None, *, bins: int = 10):
+    """Reliability diagram: the observed churn rate per bin of predicted probability, and the Brier score."""
+    y = np.asarray(y, dtype=float)
+    proba = np.asarray(proba, dtype=float)
+    ax = ax or _axes(1, None, width=3.4, height=3.0, left=0.7)[0]
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.searchsorted(edges, proba, side="right") - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    mean_p = np.bincount(which, weights=proba, minlength=bins) / np.maximum(count, 1)
+    rate = np.bincount(which, weights=y, minlength=bins) / np.maximum(count, 1)
+    used = count > 0
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
+    ax.plot(mean_p[used], rate[used], "o-", label="model")
+    brier = float(np.mean((proba - y) ** 2)) if len(y) else float("nan")
+    ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", xlim=(0, 1), ylim=(0, 1),
+           title=f"reliability (Brier {brier:.4f})")
+    _ticks(ax)
+    ax.legend(loc="upper left", fontsize=8)
+    return ax
+
+
 def version_comparison(table: pd.DataFrame, ax=None, *, metrics: Sequence[str] = ("f1", "roc_auc", "accuracy")):
     """Bars of each version's metrics on the same test split; the current one hatched."""
     ax = ax or _axes(1, None, width=max(4.5, 1.1 * len(table)), height=2.8)[0]

@@ -46,8 +46,9 @@ ID_KEY = "id"
 
 def record(*, request_id: str, model_file: str, version: str, threshold: float, probability: float,
            features: dict[str, Any], latency_ms: float, ts: float,
-           ids: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One prediction record, the lab's keys in order, then ``threshold``, ``version`` (and ``id``).
+           ids: dict[str, Any] | None = None, explanation: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One prediction record, the lab's keys in order, then ``threshold``, ``version`` (then ``explanation``
+    of an explained prediction, and ``id``).
 
     ``probability`` is rounded to 6 decimals (the lab's), ``prediction`` is
     ``probability >= threshold`` on the unrounded value.
@@ -55,6 +56,8 @@ def record(*, request_id: str, model_file: str, version: str, threshold: float, 
     rec = {"request_id": request_id, "model_version": model_file, "prediction": int(probability >= threshold),
            "probability": round(probability, 6), "latency_ms": latency_ms, "features": features, "ts": ts,
            "threshold": threshold, "version": version}
+    if explanation is not None:
+        rec["explanation"] = explanation
     if ids:
         rec[ID_KEY] = ids
     return rec

@@ -89,6 +89,7 @@ def index_rows(*, home: Home | str | None = None) -> list[dict[str, Any]]:
             "passed_gate": (e or {}).get("passed_gate"),
             "gate_reasons": (e or {}).get("gate_reasons", []),
             "threshold": (e or {}).get("threshold"),
+            "model": _family((e or {}) or (run.get("entry") or {})),
             "f1": m.get("f1"), "roc_auc": m.get("roc_auc"), "brier": m.get("brier"),
             "parameters": differing,
             "stages": [(s["notebook"], s.get("html"), s.get("status"), s.get("seconds"))
@@ -98,6 +99,14 @@ def index_rows(*, home: Home | str | None = None) -> list[dict[str, Any]]:
         })
     rows.sort(key=lambda r: r["time"], reverse=True)
     return rows
+
+
+def _family(entry: dict[str, Any]) -> str | None:
+    """``lightgbm``, ``logreg + sigmoid``: an entry's model family and calibration (None before training)."""
+    if not entry.get("metrics"):
+        return None
+    cal = (entry.get("calibration") or {}).get("method")
+    return entry.get("model_family", "logreg") + (f" + {cal}" if cal else "")
 
 
 def render_index(rows: list[dict[str, Any]], history: list[dict[str, Any]],
@@ -126,7 +135,8 @@ def render_index(rows: list[dict[str, Any]], history: list[dict[str, Any]],
         body.append(
             f"<tr class='{'current' if r['current'] else ''}'><td><b>{esc(r['version'])}</b>"
             f"{' &#9733; current' if r['current'] else ''}{_sweep_mark(r.get('sweep'))}</td><td>{esc(r['time'][:19].replace('T', ' '))}</td>"
-            f"<td>{esc(status)}</td><td>{params}</td><td>{_fmt(r['f1'])}</td><td>{_fmt(r['roc_auc'])}</td>"
+            f"<td>{esc(status)}</td><td>{esc(r.get('model') or '-')}</td><td>{params}</td><td>{_fmt(r['f1'])}</td>"
+            f"<td>{_fmt(r['roc_auc'])}</td>"
             f"<td>{_fmt(r['brier'])}</td><td>{_fmt(r['threshold'], 2)}</td><td>{gate}</td>"
             f"<td>{'<br>'.join(links) or '-'}</td></tr>")
     hist = "".join(
@@ -138,9 +148,9 @@ def render_index(rows: list[dict[str, Any]], history: list[dict[str, Any]],
 <html lang="en"><head><meta charset="utf-8"><title>churn-mlops reports</title><style>{_CSS}</style></head>
 <body><h1>churn-mlops: model versions</h1>
 <p class="muted">Newest first. Metrics are on each version's test split at its stored threshold.</p>
-<table><thead><tr><th>version</th><th>time (UTC)</th><th>run</th><th>parameters that differ</th><th>F1</th>
+<table><thead><tr><th>version</th><th>time (UTC)</th><th>run</th><th>model</th><th>parameters that differ</th><th>F1</th>
 <th>ROC AUC</th><th>Brier</th><th>threshold</th><th>gate</th><th>reports</th></tr></thead>
-<tbody>{''.join(body) or "<tr><td colspan='10'>no runs yet</td></tr>"}</tbody></table>
+<tbody>{''.join(body) or "<tr><td colspan='11'>no runs yet</td></tr>"}</tbody></table>
 {_sweeps_section(sweeps or [])}
 <h2>Changes of the current model</h2>
 <table><thead><tr><th>time (UTC)</th><th>action</th><th>version</th><th>reason</th></tr></thead>

@@ -344,8 +344,11 @@ class Service:
         return self._home_contract
 
     def predict(self, features: Mapping[str, Any], *, request_id: str | None = None,
-                ids: Mapping[str, Any] | None = None) -> Prediction:
+                ids: Mapping[str, Any] | None = None, explain: int | None = None) -> Prediction:
         """Score one row of validated, normalised features; log it.
+
+        ``explain=N`` adds the top N reasons (:meth:`churn_lib.scoring.Scorer.explain_one`)
+        to the record, and so to the log line.
 
         Returns
         -------
@@ -360,12 +363,16 @@ class Service:
         """
         start = time.perf_counter()
         scorer = self.holder.require()
-        proba = scorer.proba_one(features)
+        explanation = None
+        if explain is None:
+            proba = scorer.proba_one(features)
+        else:
+            proba, explanation = scorer.explain_one(features, scoring.check_explain(explain))
         record = predlog.record(
             request_id=request_id if request_id is not None else str(uuid.uuid4()), model_file=scorer.model_file,
             version=scorer.version, threshold=scorer.threshold, probability=proba, features=dict(features),
             latency_ms=round((time.perf_counter() - start) * 1000.0, 3), ts=round(time.time(), 3),
-            ids=dict(ids) if ids else None)
+            ids=dict(ids) if ids else None, explanation=explanation)
         line = predlog.format_line(record)
         error = self.log.write(line)
         if self.on_predict is not None:
@@ -374,15 +381,26 @@ class Service:
         return Prediction(record, line, error)
 
     def predict_batch(self, rows: Sequence[Mapping[str, Any]], request_ids: Sequence[str | None] | None = None,
-                      ids: Sequence[Mapping[str, Any] | None] | None = None) -> BatchPrediction:
+                      ids: Sequence[Mapping[str, Any] | None] | None = None,
+                      explain: int | None = None) -> BatchPrediction:
         """Score several rows with one model (one vectorised call); log them in one write.
 
         ``rows`` hold validated, normalised features; they are used as the
-        records' ``features`` (not copied).
+        records' ``features`` (not copied). ``explain=N`` adds each row's top N reasons.
         """
         start = time.perf_counter()
         scorer = self.holder.require()
-        proba = scorer.predict_proba(rows).tolist()
+        explanations: list[dict[str, Any] | None] = [None] * len(rows)
+        if explain is None:
+            proba = scorer.predict_proba(rows).tolist()
+        else:
+            values, base, top, contrib, other = scorer.explain(rows, scoring.check_explain(explain))
+            proba = values.tolist()
+            names = scorer.features
+            explanations = [
+                {"base": b, "contributions": [{"feature": names[k], "value": row[names[k]], "contribution": c}
+                                              for k, c in zip(ks, cs)], "other": o}
+                for row, b, ks, cs, o in zip(rows, base.tolist(), top.tolist(), contrib.tolist(), other.tolist())]
         latency_ms = round((time.perf_counter() - start) * 1000.0, 3)
         ts = round(time.time(), 3)
         threshold, model_file, version = scorer.threshold, scorer.model_file, scorer.version
@@ -392,8 +410,9 @@ class Service:
             request_ids_filled[i] = rid
         customer = list(ids) if ids is not None else [None] * len(rows)
         records = [predlog.record(request_id=rid, model_file=model_file, version=version, threshold=threshold,
-                                  probability=p, features=row, latency_ms=latency_ms, ts=ts, ids=cid)
-                   for row, rid, p, cid in zip(rows, request_ids_filled, proba, customer)]
+                                  probability=p, features=row, latency_ms=latency_ms, ts=ts, ids=cid,
+                                  explanation=e)
+                   for row, rid, p, cid, e in zip(rows, request_ids_filled, proba, customer, explanations)]
         lines = [predlog.format_line(r) for r in records]
         error = self.log.write(b"".join(lines))
         if self.on_predict is not None:

@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 
 #: Thresholds scanned for F1, as in the lab: 0.10 .. 0.90 by 0.01.
 THRESHOLD_GRID = np.round(np.arange(10, 91) / 100, 2)
+#: Thresholds scanned for profit: 0.005 .. 0.995 by 0.005 (cheap offers want thresholds below 0.10).
+PROFIT_GRID = np.round(np.arange(1, 200) / 200, 3)
+#: What the decision threshold may maximise.
+THRESHOLD_METRICS: tuple[str, ...] = ("f1", "profit")
 
 
 def _help(default: Any, text: str) -> Any:
@@ -58,15 +62,43 @@ def _help(default: Any, text: str) -> Any:
 
 
 @dataclass(frozen=True)
+class Costs:
+    """What a decision is worth: a churner kept is worth ``retention_value``, an offer costs ``offer_cost``,
+    and a contacted churner stays with probability ``offer_success``."""
+
+    retention_value: float
+    offer_cost: float
+    offer_success: float = 1.0
+
+    def profit(self, tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
+        """Expected profit of contacting ``tp`` churners and ``fp`` stayers (the rest: nothing spent, nothing kept)."""
+        return tp * (self.offer_success * self.retention_value - self.offer_cost) - fp * self.offer_cost
+
+
+@dataclass(frozen=True)
 class TrainParams:
     """Parameters of one training run: the train stage's parameters (notebook, CLI flags, run_direct).
 
-    The gate's three settings default to None: the contract's values
-    (``gate:`` in dataset.yaml; the lab's F1 floor 0.65, margin 0.0), see :meth:`resolved`.
+    The gate's settings default to None: the contract's values (``gate:`` in
+    dataset.yaml; the lab's F1 floor 0.65, margin 0.0), see :meth:`resolved`.
+    A family's hyperparameters default to None: the family's defaults
+    (:data:`churn_lib.models.logreg.PARAMS`, :data:`churn_lib.models.lightgbm.PARAMS`);
+    setting one of another family's is refused.
     """
 
     seed: int = _help(42, "split and model seed")
-    C: float = _help(1.0, "inverse regularisation strength")
+    model: str = _help("logreg", "model family: logreg (the lab's logistic regression) or lightgbm")
+    C: float | None = _help(None, "logreg: inverse regularisation strength; None: 1.0")
+    n_estimators: int | None = _help(None, "lightgbm: most trees (early stopping picks fewer); None: 400")
+    learning_rate: float | None = _help(None, "lightgbm: shrinkage per tree; None: 0.05")
+    num_leaves: int | None = _help(None, "lightgbm: leaves per tree; None: 31")
+    min_child_samples: int | None = _help(None, "lightgbm: fewest rows in a leaf; None: 20")
+    calibration: str = _help("none", "probability calibration fitted on out-of-fold predictions: none, sigmoid "
+                                     "or isotonic")
+    threshold_metric: str = _help("f1", "what the threshold maximises on out-of-fold predictions: f1 or profit")
+    retention_value: float | None = _help(None, "profit: value of keeping a customer who would have churned")
+    offer_cost: float | None = _help(None, "profit: cost of one retention offer")
+    offer_success: float = _help(1.0, "profit: share of contacted churners who stay")
     test_size: float = _help(0.25, "share of rows held out for the test split")
     cv_folds: int = _help(5, "folds of the out-of-fold predictions that choose the threshold")
     gate_f1: float | None = _help(None, "minimum test F1 at the stored threshold; None: the contract's "
@@ -75,26 +107,80 @@ class TrainParams:
                                                 "contract's gate.baseline_margin")
     regression_tolerance: float | None = _help(None, "allowed F1 drop against the current model on the same test "
                                                      "split; None: the contract's gate.regression_tolerance")
+    min_lift_top_decile: float | None = _help(None, "gate: least lift of the riskiest tenth of the test split "
+                                                    "(its churn rate over the overall rate); None: not checked")
 
     def __post_init__(self) -> None:
+        from . import models
+        from .models import calibration
+
         def number(v: Any) -> bool:
             return not isinstance(v, bool) and isinstance(v, (int, float))
+
+        def integer(v: Any, low: int) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool) and v >= low
 
         def rate(v: Any) -> bool:
             return v is None or (number(v) and 0 <= v <= 1)
 
+        def choice(name: str, options: tuple[str, ...]) -> None:
+            if getattr(self, name) not in options:
+                raise InvalidParameter(f"{name}={getattr(self, name)!r} is not one of {', '.join(options)}",
+                                       name=name)
+
+        choice("model", models.FAMILIES)
+        choice("calibration", calibration.METHODS)
+        choice("threshold_metric", THRESHOLD_METRICS)
+        for name, owner in models.PARAM_FAMILY.items():
+            if getattr(self, name) is not None and owner != self.model:
+                raise InvalidParameter(f"{name} is a parameter of model={owner}, not of model={self.model}; "
+                                       f"model={self.model} takes {', '.join(models.defaults_names(self.model))}",
+                                       name=name)
         checks = {
-            "C": number(self.C) and self.C > 0,
+            "C": self.C is None or (number(self.C) and self.C > 0),
+            "n_estimators": self.n_estimators is None or integer(self.n_estimators, 1),
+            "learning_rate": self.learning_rate is None or (number(self.learning_rate) and 0 < self.learning_rate <= 1),
+            "num_leaves": self.num_leaves is None or integer(self.num_leaves, 2),
+            "min_child_samples": self.min_child_samples is None or integer(self.min_child_samples, 1),
+            "retention_value": self.retention_value is None or (number(self.retention_value)
+                                                                and self.retention_value >= 0),
+            "offer_cost": self.offer_cost is None or (number(self.offer_cost) and self.offer_cost >= 0),
+            "offer_success": number(self.offer_success) and 0 < self.offer_success <= 1,
             "test_size": number(self.test_size) and 0 < self.test_size < 1,
-            "cv_folds": isinstance(self.cv_folds, int) and not isinstance(self.cv_folds, bool) and self.cv_folds >= 2,
+            "cv_folds": integer(self.cv_folds, 2),
             "gate_f1": rate(self.gate_f1),
             "baseline_margin": rate(self.baseline_margin),
             "regression_tolerance": rate(self.regression_tolerance),
-            "seed": isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0,
+            "min_lift_top_decile": self.min_lift_top_decile is None or (number(self.min_lift_top_decile)
+                                                                        and self.min_lift_top_decile >= 0),
+            "seed": integer(self.seed, 0),
         }
         for name, ok in checks.items():
             if not ok:
-                raise InvalidParameter(f"{name}={getattr(self, name)!r} is out of range", name=name)
+                value = getattr(self, name)
+                more = " (costs and values are >= 0)" if name in ("retention_value", "offer_cost") else ""
+                raise InvalidParameter(f"{name}={value!r} is out of range{more}", name=name)
+        if self.threshold_metric == "profit":
+            absent = [n for n in ("retention_value", "offer_cost") if getattr(self, n) is None]
+            if absent:
+                raise InvalidParameter(f"threshold_metric=profit needs {' and '.join(absent)} (the value of a "
+                                       "churner kept and the cost of one offer, both >= 0)", name=absent[0])
+
+    @property
+    def family_params(self) -> dict[str, Any]:
+        """The model family's hyperparameters: its defaults, overridden by those set here."""
+        from . import models
+
+        out = models.defaults(self.model)
+        out.update({k: getattr(self, k) for k in out if getattr(self, k, None) is not None})
+        return out
+
+    @property
+    def costs(self) -> Costs | None:
+        """The profit's costs when both are set (else None: the profit is not measured)."""
+        if self.retention_value is None or self.offer_cost is None:
+            return None
+        return Costs(float(self.retention_value), float(self.offer_cost), float(self.offer_success))
 
     def resolved(self, contract: _contract.Contract) -> "TrainParams":
         """These parameters with the gate settings left at None taken from ``contract``."""
@@ -125,7 +211,15 @@ class TrainResult:
     y_test: np.ndarray = field(repr=False)
     proba_test: np.ndarray = field(repr=False)
     threshold_curve: pd.DataFrame = field(repr=False)
-    pipeline: Pipeline = field(repr=False)
+    model: Any = field(repr=False)
+    y_train: np.ndarray = field(default=None, repr=False)
+    proba_oof: np.ndarray = field(default=None, repr=False)
+    profit_curve: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted model (the name the lab's notebooks use)."""
+        return self.model
 
     @property
     def version(self) -> str:
@@ -146,8 +240,11 @@ class TrainResult:
         else:
             fate = "registered, not current"
         m = self.entry["metrics"]
-        return (f"{self.version} {verdict}: test F1 {m['f1']:.4f} at threshold {m['threshold']:.2f}, "
-                f"ROC AUC {m['roc_auc']:.4f}; {fate}.")
+        auc = "n/a" if m["roc_auc"] is None else f"{m['roc_auc']:.4f}"
+        profit = ("" if m.get("profit_per_1000") is None
+                  else f", expected profit {m['profit_per_1000']:,.0f} per 1,000 customers")
+        return (f"{self.version} ({self.entry.get('model_family', 'logreg')}) {verdict}: test F1 {m['f1']:.4f} at "
+                f"threshold {m['threshold']:.2f}, ROC AUC {auc}{profit}; {fate}.")
 
     def gate_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.entry["gate"]["criteria"])
@@ -157,35 +254,13 @@ class TrainResult:
 
 
 def build_pipeline(contract: _contract.Contract | None = None, *, seed: int = 42, C: float = 1.0) -> Pipeline:
-    """The pipeline for a contract: scaled numbers + one-hot categories -> logistic regression.
+    """The logistic regression's pipeline for a contract (the lab's, step for step, on the lab's contract).
 
-    On the lab's contract it is the lab's pipeline, step for step. A feature
-    with ``on_missing: impute`` adds an imputer before its kind's transformer:
-    the median for numbers, the category ``(missing)`` for categories.
-    Booleans are 0/1 numbers. Unseen categories score as "no category"
-    (``handle_unknown="ignore"``); the contract decides whether they get that far.
+    See :func:`churn_lib.models.logreg.build`.
     """
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from .models import logreg
 
-    c = contract or _contract.lab()
-    parts = []
-    if c.numeric:
-        scale = StandardScaler()
-        if any(f.imputed for f in c.numeric):
-            scale = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", scale)])
-        parts.append(("num", scale, [f.name for f in c.numeric]))
-    if c.categorical:
-        onehot = OneHotEncoder(handle_unknown="ignore")
-        if any(f.imputed for f in c.categorical):
-            onehot = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=_contract.MISSING_CATEGORY)),
-                               ("onehot", onehot)])
-        parts.append(("cat", onehot, [f.name for f in c.categorical]))
-    return Pipeline([("pre", ColumnTransformer(parts)),
-                     ("clf", LogisticRegression(max_iter=200, random_state=seed, C=C))])
+    return logreg.build(contract or _contract.lab(), seed=seed, C=C)
 
 
 def split(df: pd.DataFrame, contract: _contract.Contract | None = None, *, test_size: float = 0.25,
@@ -211,46 +286,117 @@ def _check_classes(y: pd.Series, *, test_size: float, cv_folds: int, path: str) 
                         "(more data, or a smaller cv_folds)", path=path)
 
 
-def choose_threshold(pipeline: Pipeline, X: pd.DataFrame, y: pd.Series, *, seed: int = 42,
+def out_of_fold(model: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 42, cv_folds: int = 5) -> np.ndarray:
+    """Churn probabilities of the training rows, each predicted by a model fitted without its fold."""
+    from sklearn.base import clone
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    cv = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
+    return cross_val_predict(clone(model), X, y, cv=cv, method="predict_proba")[:, 1]
+
+
+def choose_threshold(pipeline: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 42,
                      cv_folds: int = 5) -> tuple[float, pd.DataFrame]:
     """Pick the F1-best threshold on out-of-fold predictions of the training split.
 
     Returns the threshold and the curve (threshold, f1, precision, recall) it
     was chosen from. Ties go to the lowest threshold, as in the lab's scan.
     """
-    from sklearn.base import clone
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    oof = out_of_fold(pipeline, X, y, seed=seed, cv_folds=cv_folds)
+    return pick_threshold(np.asarray(y), oof, "f1")[:2]
 
-    cv = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
-    oof = cross_val_predict(clone(pipeline), X, y, cv=cv, method="predict_proba")[:, 1]
-    curve = threshold_curve(np.asarray(y), oof)
-    best = int(np.argmax(curve["f1"].to_numpy()))
-    return float(curve["threshold"].iloc[best]), curve
+
+def pick_threshold(y: np.ndarray, proba: np.ndarray, metric: str = "f1",
+                   costs: Costs | None = None) -> tuple[float, pd.DataFrame, float]:
+    """The threshold that maximises ``metric`` on ``(y, proba)``: ``(threshold, curve, best value)``.
+
+    ``f1`` scans :data:`THRESHOLD_GRID` (the lab's); ``profit`` scans
+    :data:`PROFIT_GRID` with ``costs`` (:func:`profit_curve`). Ties go to the lowest threshold.
+    """
+    if metric == "profit":
+        if costs is None:
+            raise InvalidParameter("threshold_metric=profit needs retention_value and offer_cost",
+                                   name="threshold_metric")
+        curve = profit_curve(y, proba, costs)
+        column = "profit_per_1000"
+    else:
+        curve = threshold_curve(y, proba)
+        column = "f1"
+    values = curve[column].to_numpy()
+    best = int(np.argmax(values))
+    return float(curve["threshold"].iloc[best]), curve, float(values[best])
+
+
+def _counts(y: np.ndarray, proba: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """True and false positives at each threshold of ``grid`` (``proba >= t``), and the class sizes.
+
+    Two sorted arrays and ``searchsorted`` (O(n log n) once), not one pass per
+    threshold: a million rows take milliseconds.
+    """
+    y = np.asarray(y).astype(bool)
+    proba = np.asarray(proba, dtype=float)
+    pos, neg = np.sort(proba[y]), np.sort(proba[~y])
+    tp = len(pos) - np.searchsorted(pos, grid, side="left")
+    fp = len(neg) - np.searchsorted(neg, grid, side="left")
+    return tp, fp, len(pos), len(neg)
 
 
 def threshold_curve(y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
     """F1, precision and recall at each threshold of :data:`THRESHOLD_GRID`.
 
-    Counts come from two sorted arrays and ``searchsorted`` (O(n log n) once),
-    not from one metric call per threshold: a million rows take milliseconds.
     Values equal sklearn's ``f1_score`` etc. with ``zero_division=0``.
     """
-    y = np.asarray(y).astype(bool)
-    proba = np.asarray(proba, dtype=float)
-    pos, neg = np.sort(proba[y]), np.sort(proba[~y])
-    tp = len(pos) - np.searchsorted(pos, THRESHOLD_GRID, side="left")
-    fp = len(neg) - np.searchsorted(neg, THRESHOLD_GRID, side="left")
-    fn = len(pos) - tp
+    tp, fp, n_pos, _ = _counts(y, proba, THRESHOLD_GRID)
+    fn = n_pos - tp
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        recall = np.where(len(pos) > 0, tp / max(len(pos), 1), 0.0)
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
+        recall = np.where(n_pos > 0, tp / max(n_pos, 1), 0.0)
+        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
     return pd.DataFrame({"threshold": THRESHOLD_GRID.astype(float), "f1": f1, "precision": precision,
                          "recall": recall})
 
 
-def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, Any]:
-    """Classification metrics at ``threshold`` plus threshold-free ones."""
+def profit_curve(y: np.ndarray, proba: np.ndarray, costs: Costs) -> pd.DataFrame:
+    """Expected profit per 1,000 customers of contacting every one scored at or above each threshold.
+
+    Columns: ``threshold`` (:data:`PROFIT_GRID`), ``profit_per_1000``,
+    ``contacted`` (share of customers), ``recall``.
+    """
+    tp, fp, n_pos, n_neg = _counts(y, proba, PROFIT_GRID)
+    n = max(n_pos + n_neg, 1)
+    return pd.DataFrame({"threshold": PROFIT_GRID.astype(float),
+                         "profit_per_1000": costs.profit(tp, fp) * 1000.0 / n,
+                         "contacted": (tp + fp) / n, "recall": tp / max(n_pos, 1)})
+
+
+def gains(y: np.ndarray, proba: np.ndarray, *, bins: int = 10) -> pd.DataFrame:
+    """Cumulative gains and lift by riskiest share of customers (deciles by default).
+
+    ``share``: the riskiest ``share`` of customers (sorted by probability);
+    ``gain``: the share of all churners among them; ``lift``: their churn
+    rate over the overall churn rate.
+    """
+    y = np.asarray(y).astype(float)
+    order = np.argsort(-np.asarray(proba, dtype=float), kind="stable")
+    hits = np.cumsum(y[order])
+    n, total = len(y), max(float(y.sum()), 1.0)
+    share = np.arange(1, bins + 1) / bins
+    take = np.maximum(np.ceil(share * n).astype(int), 1)
+    gain = hits[take - 1] / total
+    return pd.DataFrame({"share": share, "gain": gain, "lift": gain / share})
+
+
+def lift_top_decile(y: np.ndarray, proba: np.ndarray) -> float | None:
+    """The churn rate of the riskiest tenth of customers over the overall rate (None without churners)."""
+    y = np.asarray(y)
+    if len(y) == 0 or y.sum() == 0:
+        return None
+    return float(gains(y, proba)["lift"].iloc[0])
+
+
+def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float,
+                    costs: Costs | None = None) -> dict[str, Any]:
+    """Classification metrics at ``threshold`` plus threshold-free ones (and the profit, given ``costs``)."""
     from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, confusion_matrix,
                                  f1_score, precision_score, recall_score, roc_auc_score)
 
@@ -268,6 +414,9 @@ def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict[
         "brier": float(brier_score_loss(y, proba)),
         "confusion_matrix": confusion_matrix(y, pred, labels=[0, 1]).tolist(),
         "positive_rate": float(pred.mean()),
+        "lift_top_decile": lift_top_decile(y, proba),
+        "profit_per_1000": None if costs is None else float(
+            costs.profit(np.sum(pred & (y == 1)), np.sum(pred & (y == 0))) * 1000.0 / max(len(y), 1)),
     }
 
 
@@ -319,6 +468,13 @@ def gate(metrics: dict[str, Any], base: dict[str, dict[str, float]], params: Tra
             ok = ok and metrics["brier"] < b["brier"]
             reason += f"; Brier {metrics['brier']:.4f} vs {b['brier']:.4f}"
         crit.append(Criterion(f"beats_{name}", ok, f1, need, reason))
+    if params.min_lift_top_decile is not None:
+        lift = metrics.get("lift_top_decile")
+        ok = lift is not None and lift >= params.min_lift_top_decile
+        shown = "n/a" if lift is None else f"{lift:.2f}"
+        crit.append(Criterion("min_lift_top_decile", ok, lift, params.min_lift_top_decile,
+                              f"top-decile lift {shown} {'>=' if ok else '<'} min_lift_top_decile "
+                              f"{params.min_lift_top_decile:.2f}"))
     if current is None:
         crit.append(Criterion("no_regression", True, None, None, "no current model to compare with"))
     elif "error" in current:
@@ -430,26 +586,52 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     _check_classes(df[contract.target.column], test_size=params.test_size, cv_folds=params.cv_folds,
                    path=str(data_path))
     X_train, X_test, y_train, y_test = split(df, contract, test_size=params.test_size, seed=params.seed)
-    pipe = build_pipeline(contract, seed=params.seed, C=params.C)
-    threshold, curve = choose_threshold(pipe, X_train, y_train, seed=params.seed, cv_folds=params.cv_folds)
-    pipe.fit(X_train, y_train)
-    proba = pipe.predict_proba(X_test)[:, 1]
-    metrics = compute_metrics(y_test, proba, threshold)
-    metrics_05 = compute_metrics(y_test, proba, 0.5)
+    from .models import calibration as _calibration
+    from .models import family
+
+    fam = family(params.model)
+    model = fam.build(contract, seed=params.seed, **params.family_params)
+    oof = out_of_fold(model, X_train, y_train, seed=params.seed, cv_folds=params.cv_folds)
+    cal = _calibration.fit(params.calibration, _calibration.logit(oof), y_train)
+    if cal is not None:
+        oof = cal.proba(_calibration.logit(oof))  # the threshold is chosen on the probabilities served
+    costs = params.costs
+    threshold, curve, best = pick_threshold(np.asarray(y_train), oof, params.threshold_metric, costs)
+    f1_curve = curve if params.threshold_metric == "f1" else threshold_curve(np.asarray(y_train), oof)
+    gains_curve = profit_curve(np.asarray(y_train), oof, costs) if costs is not None else None
+    model.fit(X_train, y_train)
+    if cal is not None:
+        model = _calibration.Calibrated(model, cal)
+    proba = model.predict_proba(X_test)[:, 1]
+    metrics = compute_metrics(y_test, proba, threshold, costs)
+    metrics_05 = compute_metrics(y_test, proba, 0.5, costs)
     base = baselines(y_train, y_test, seed=params.seed)
     criteria = gate(metrics, base, params, _rescore_current(home, df, X_test, y_test, proba, threshold, data_sha,
                                                             contract))
     passed = all(c.passed for c in criteria)
+    if params.threshold_metric == "profit":
+        source = (f"profit-best on out-of-fold predictions of the training split ({params.cv_folds} folds): "
+                  f"{best:,.0f} per 1,000 customers")
+    else:
+        source = f"F1-best on out-of-fold predictions of the training split ({params.cv_folds} folds)"
+    oof_profit = None if gains_curve is None else float(
+        gains_curve["profit_per_1000"].iloc[int(np.argmin(np.abs(gains_curve["threshold"].to_numpy() - threshold)))])
     entry = {
         "data_file": str(data_path.relative_to(home.root)) if data_path.is_relative_to(home.root) else str(data_path),
         "seed": params.seed,
+        "model_family": params.model,
+        "model_params": params.family_params,
+        "calibration": None if cal is None else cal.to_dict(),
         "metrics": metrics,
         "metrics_at_0_5": metrics_05,
         "gate_f1": params.gate_f1,
         "passed_gate": passed,
         "threshold": threshold,
-        "threshold_source": f"F1-best on out-of-fold predictions of the training split ({params.cv_folds} folds)",
-        "threshold_cv_f1": float(curve["f1"].max()),
+        "threshold_metric": params.threshold_metric,
+        "threshold_source": source,
+        "threshold_cv_f1": float(f1_curve["f1"].max()),
+        "costs": None if costs is None else asdict(costs),
+        "expected_profit_per_1000": oof_profit,
         "params": asdict(params),
         "params_changed": changed,
         "data_sha256": data_sha,
@@ -458,25 +640,25 @@ def train(*, home: Home | str | None = None, version: str | None = None,
         "baselines": base,
         "gate": {"passed": passed, "criteria": [asdict(c) for c in criteria]},
         "gate_reasons": [c.reason for c in criteria if not c.passed],
-        "libraries": library_versions(),
+        "libraries": library_versions(extra=("lightgbm",) if params.model == "lightgbm" else ()),
         "contract_name": contract.name,
     }
     profile = drift.build_profile(X_train, proba, threshold=threshold, contract=contract).to_dict()  # drift reference
+    result = dict(y_test=np.asarray(y_test), proba_test=proba, threshold_curve=f1_curve, model=model,
+                  y_train=np.asarray(y_train), proba_oof=oof, profit_curve=gains_curve)
     if not register:
-        registry.stage_candidate(version, home=home, model=pipe, fields=entry, profile=profile, contract=contract)
-        entry, promoted = {"version": version, **entry, "pending": True}, False
+        registry.stage_candidate(version, home=home, model=model, fields=entry, profile=profile, contract=contract)
         log.info("staged candidate %s (gate %s)", version, "passed" if passed else "refused")
-        return TrainResult(entry=entry, promoted=promoted, y_test=np.asarray(y_test), proba_test=proba,
-                           threshold_curve=curve, pipeline=pipe)
-    entry, promoted = registry.register(pipe, entry, home=home, version=version, profile=profile, contract=contract)
+        return TrainResult(entry={"version": version, **entry, "pending": True}, promoted=False, **result)
+    entry, promoted = registry.register(model, entry, home=home, version=version, profile=profile, contract=contract)
     log.info("registered %s (gate %s)", entry["version"], "passed" if passed else "refused")
-    return TrainResult(entry=entry, promoted=promoted, y_test=np.asarray(y_test), proba_test=proba,
-                       threshold_curve=curve, pipeline=pipe)
+    return TrainResult(entry=entry, promoted=promoted, **result)
 
 
 def metrics_frame(entry: dict[str, Any]) -> pd.DataFrame:
     """Test metrics of an entry at its threshold and at 0.5, side by side with the baselines."""
-    keys = ["accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "brier"]
+    keys = ["accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "brier", "lift_top_decile",
+            "profit_per_1000"]
     cols = {f"model @ {entry['threshold']:.2f}": entry["metrics"]}
     if "metrics_at_0_5" in entry:
         cols["model @ 0.50"] = entry["metrics_at_0_5"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
+from churn_lib.scoring import MAX_EXPLAIN
 from churn_lib.serving import STATUS_UNAVAILABLE, BatchPrediction, Prediction, Service
 
 from .body import BATCH_BODY, PREDICT_BODY
@@ -17,6 +18,9 @@ from .schemas import Row
 router = APIRouter()
 
 ServiceDep = Annotated[Service, Depends(get_service)]
+ExplainQuery = Annotated[int | None, Query(ge=1, le=MAX_EXPLAIN, description=(
+    "add the top N reasons: the features with the largest |contribution| to the log-odds, and the sum of the "
+    f"rest, so that sigmoid(base + sum + other) is the probability (1 to {MAX_EXPLAIN})"))]
 
 ERRORS = {
     413: {"model": MessageResponse, "description": "body too large"},
@@ -40,17 +44,22 @@ async def health(response: Response, service: ServiceDep) -> dict:
 # filled into the OpenAPI document by serve.app (they change when a promotion changes the contract).
 
 @router.post("/predict", responses=ERRORS)
-async def predict(rows: Annotated[list[Row], Depends(PREDICT_BODY)], service: ServiceDep) -> Response:
-    """Score one customer at the model's stored threshold; the result is appended to the prediction log."""
+async def predict(rows: Annotated[list[Row], Depends(PREDICT_BODY)], service: ServiceDep,
+                  explain: ExplainQuery = None) -> Response:
+    """Score one customer at the model's stored threshold (`?explain=N`: with its top N reasons); the result is
+    appended to the prediction log."""
     (row,) = rows
-    result = service.predict(row.features, request_id=row.request_id, ids=row.ids)
+    result = service.predict(row.features, request_id=row.request_id, ids=row.ids, explain=explain)
     return prediction_response(result, row.ignored)
 
 
 @router.post("/predict/batch", responses=ERRORS)
-async def predict_batch(rows: Annotated[list[Row], Depends(BATCH_BODY)], service: ServiceDep) -> Response:
-    """Score 1 to 1000 customers (MAX_BATCH_ROWS) with one model; one result and one log line per row, in order."""
-    result = service.predict_batch([r.features for r in rows], [r.request_id for r in rows], [r.ids for r in rows])
+async def predict_batch(rows: Annotated[list[Row], Depends(BATCH_BODY)], service: ServiceDep,
+                        explain: ExplainQuery = None) -> Response:
+    """Score 1 to 1000 customers (MAX_BATCH_ROWS) with one model (`?explain=N`: each with its top N reasons); one
+    result and one log line per row, in order."""
+    result = service.predict_batch([r.features for r in rows], [r.request_id for r in rows], [r.ids for r in rows],
+                                   explain=explain)
     ignored = tuple(dict.fromkeys(name for r in rows for name in r.ignored))
     return batch_response(result, ignored)
 

@@ -224,6 +224,19 @@ class Schemas:
             "threshold": (float, Field(description="the model's stored decision threshold")),
             "version": (str, Field(description="the model's version label")),
         }
+        reason = create_model(
+            "Contribution", __doc__="One feature's contribution to the log-odds of churn.",
+            feature=(Literal[tuple(contract.feature_names)], Field(description="the feature")),
+            value=(Any, Field(description="its value, as the model scored it (null: filled in)")),
+            contribution=(float, Field(description="its contribution to the log-odds (positive: towards churn)")))
+        self.explanation_model = create_model(
+            "Explanation", __doc__="Why: the base log-odds, the top N features by |contribution| and the sum of the "
+                                   "rest; sigmoid(base + sum of contributions + other) is the probability.",
+            base=(float, Field(description="log-odds of churn before any feature's contribution")),
+            contributions=(list[reason], Field(description="the top N, largest |contribution| first")),
+            other=(float, Field(description="the sum of every other feature's contribution")))
+        pred_fields["explanation"] = (Optional[self.explanation_model],
+                                      Field(default=None, description="with ?explain=N: the prediction's reasons"))
         if contract.id:
             self.id_model = create_model("CustomerId", __config__=ConfigDict(populate_by_name=False),
                                          **{self._attr[n]: (Optional[str], Field(default=None, alias=n))

@@ -113,3 +113,12 @@ def test_init_prints_what_it_decided(telecom_csv, tmp_path, capsys):
 def test_a_missing_file_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="cannot read|does not exist|No such file"):
         infer.infer(tmp_path / "nothing.csv", target="churn")
+
+
+def test_init_without_home_makes_the_home_churn_home_names(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "from-env"
+    monkeypatch.setenv("CHURN_HOME", str(target))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["init"]) == 0
+    assert (target / "dataset.yaml").is_file() and not (tmp_path / "dataset.yaml").exists()
+    capsys.readouterr()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from typing import Any, Callable
@@ -49,7 +50,10 @@ def stage_params(args: argparse.Namespace, stage: str) -> tuple[Any, ...]:
 def cmd_init(args: argparse.Namespace, home: Home) -> int:
     from .. import infer
 
-    result = infer.init_home(args.home or ".", data=args.data, target=args.target, positive=args.positive or None,
+    from ..home import ENV_VAR
+
+    # a home is made where --home says, else $CHURN_HOME (as every other command reads it), else here
+    result = infer.init_home(args.home or os.environ.get(ENV_VAR) or ".", data=args.data, target=args.target, positive=args.positive or None,
                              ids=args.id or (), name=args.name, force=args.force)
     payload = {"home": result.home, "contract_path": result.contract_path, "contract": result.contract.to_dict(),
                "decisions": result.inferred.table().to_dict(orient="records") if result.inferred else None}
@@ -86,8 +90,8 @@ def cmd_train(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
     ev = evaluation.evaluate(args.version, home=home)
-    cols = ["version", "current", "evaluated", "same_split", "passed_gate", "threshold", "f1", "precision",
-            "recall", "roc_auc", "brier"]
+    cols = ["version", "model", "current", "evaluated", "same_split", "passed_gate", "threshold", "f1",
+            "precision", "recall", "roc_auc", "brier", "lift_top_decile"]
     lines = [f"{ev.version} against every registered model on its test split "
              f"(current: {ev.current_version or 'none'})",
              _table(ev.table.to_dict(orient="records"), cols)]
@@ -107,7 +111,8 @@ def cmd_registry_list(args: argparse.Namespace, home: Home) -> int:
         current = None
     rows = [render.entry_row(e, current) for e in entries]
     _emit(args, {"current_model": current, "entries": entries},
-          _table(rows, ["current", "version", "trained_at_utc", "contract", "f1", "roc_auc", "threshold", "gate", "model_file"]))
+          _table(rows, ["current", "version", "trained_at_utc", "contract", "model", "f1", "roc_auc", "threshold", "gate",
+                        "model_file"]))
     return EXIT_OK
 
 
@@ -313,7 +318,7 @@ def cmd_score(args: argparse.Namespace, home: Home) -> int:
 
     result = batch.score_file(args.input, args.output, home=home, model=args.model, rejects=args.rejects,
                               chunk_bytes=args.chunk_mb, scheduler=args.scheduler, n_workers=args.workers,
-                              partition_bytes=args.partition_mb, on_progress=progress)
+                              partition_bytes=args.partition_mb, explain=args.explain, on_progress=progress)
     _emit(args, result.to_dict(), result.summary())
     return EXIT_OK
 

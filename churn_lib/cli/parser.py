@@ -114,7 +114,8 @@ def _add_scale_out_commands(add: Callable[..., argparse.ArgumentParser]) -> None
     p.add_argument("--no-promote", action="store_true", help="report the winner without promoting it")
     p = add("score", cmd_score, "score a CSV file of any size with a registered model, in chunks; bad rows go to "
                                 "a rejects file with the reason")
-    p.add_argument("input", metavar="INPUT", help="CSV with a header naming the five features (other columns kept)")
+    p.add_argument("input", metavar="INPUT", help="CSV with a header naming the model's features (other columns "
+                                                  "kept)")
     p.add_argument("output", metavar="OUTPUT", help="CSV: the valid input rows, in order, + probability, "
                                                     "prediction, version")
     p.add_argument("--model", metavar="VERSION", help="version label or model file (default: the current model)")
@@ -128,6 +129,9 @@ def _add_scale_out_commands(add: Callable[..., argparse.ArgumentParser]) -> None
                    help=f"input read per block, bounds memory (default {batch.DEFAULT_CHUNK_BYTES >> 20})")
     p.add_argument("--partition-mb", type=_megabytes, default=batch.DEFAULT_PARTITION_BYTES, metavar="MIB",
                    help=f"input per Dask task (default {batch.DEFAULT_PARTITION_BYTES >> 20})")
+    p.add_argument("--explain", type=_positive_int, metavar="N",
+                   help="add each row's top N reasons: explain_base, reason_k and contribution_k (log-odds) for "
+                        "k = 1..N, explain_other")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ def entry_row(e: dict[str, Any], current: str | None) -> dict[str, Any]:
     m = e.get("metrics", {})
     return {"current": "*" if e["model_file"] == current else "", "version": e["version"],
             "trained_at_utc": e.get("trained_at_utc", "")[:19], "contract": e.get("contract_name", "lab"),
+            "model": e.get("model_family", "logreg"),
             "f1": m.get("f1"), "roc_auc": m.get("roc_auc"), "threshold": e.get("threshold", 0.5),
             "gate": "passed" if e.get("passed_gate") else "refused", "model_file": e["model_file"]}
 
@@ -46,11 +47,22 @@ def trained(entry: dict[str, Any], promoted: bool) -> str:
     auc = m.get("roc_auc")
     return "\n".join([
         f"{entry['version']} ({entry['model_file']}) {verdict}",
-        f"threshold {entry['threshold']:.2f} ({entry['threshold_source']})",
+        f"model {family(entry)}",
+        f"threshold {entry['threshold']:.3g} ({entry['threshold_source']})",
         f"test F1 {m['f1']:.4f} at the threshold, {m5.get('f1', float('nan')):.4f} at 0.5; "
-        f"ROC AUC {auc if auc is None else format(auc, '.4f')}; Brier {m['brier']:.4f}",
+        f"ROC AUC {auc if auc is None else format(auc, '.4f')}; Brier {m['brier']:.4f}"
+        + ("" if m.get("lift_top_decile") is None else f"; top-decile lift {m['lift_top_decile']:.2f}")
+        + ("" if m.get("profit_per_1000") is None else f"; profit {m['profit_per_1000']:,.0f} per 1,000 customers"),
         gate(entry),
     ])
+
+
+def family(entry: dict[str, Any]) -> str:
+    """``lightgbm (n_estimators=400, ...; 212 trees), calibration sigmoid`` from a registry entry."""
+    name = entry.get("model_family", "logreg")
+    params = ", ".join(f"{k}={v}" for k, v in (entry.get("model_params") or {}).items())
+    cal = (entry.get("calibration") or {}).get("method")
+    return f"{name}" + (f" ({params})" if params else "") + (f", calibration {cal}" if cal else "")
 
 
 def change(rec: dict[str, Any] | None, what: str) -> str:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from churn_lib import runner
+from churn_lib import runner, stages
 
 NOTEBOOKS = sorted(runner.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
@@ -39,3 +39,13 @@ def test_notebook_is_thin(path):
             assert not isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.Lambda)), f"{path.name} defines logic"
         assert "Path(" not in "".join(cell["source"]) and "os.path" not in "".join(cell["source"])
     assert nb["cells"][0]["cell_type"] == "markdown" and "Reads:" in "".join(nb["cells"][0]["source"])
+
+
+@pytest.mark.parametrize("stage", [s for s in stages.TABLE.values()], ids=lambda s: s.notebook)
+def test_each_parameters_cell_reads_as_the_stage_table_renders_it(stage):
+    path = runner.notebooks_dir() / f"{stage.notebook}.ipynb"
+    nb = json.loads(path.read_text())
+    (cell,) = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
+    assert "".join(cell["source"]) == stage.parameters_cell(), (
+        f"{path.name}: its parameters cell is not the stage table's; regenerate it from "
+        f"churn_lib.stages.TABLE[{stage.name!r}].parameters_cell()")

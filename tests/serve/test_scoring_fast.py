@@ -29,7 +29,7 @@ def test_the_trained_model_is_compiled_and_verified(scorer):
 
 
 def test_compiled_scorer_equals_the_pipeline_on_every_category_and_the_data(scorer, trained_home):
-    rows = scoring.sample_rows(scorer.compiled)
+    rows = scoring.sample_rows(scorer.contract, scorer.compiled.known_categories)
     for name in schema.CATEGORICAL:  # every allowed value, plus one no model has seen
         assert set(schema.CATEGORIES[name]) < set(rows[name])
     assert scoring.verify(scorer.compiled, scorer.pipeline, rows) <= scoring.VERIFY_TOLERANCE
@@ -113,12 +113,12 @@ def test_a_compiled_scorer_that_disagrees_is_not_used(trained_home, monkeypatch,
     pipeline = registry.load_model(entry, home=trained_home)
     real = scoring.compile_pipeline
 
-    def off_by_a_little(p):
-        c = real(p)
-        return scoring.LinearScorer(bias=c.bias + 1e-6, numeric=c.numeric, categorical=c.categorical)
+    def off_by_a_little(*args):
+        c = real(*args)
+        return scoring.LinearScorer(bias=c.bias + 1e-6, numeric=c.numeric, categorical=c.categorical, means=c.means)
 
     monkeypatch.setattr(scoring, "compile_pipeline", off_by_a_little)
     s = scoring.build(entry, pipeline)
     assert s.engine == "sklearn" and "differed" in s.engine_note
-    assert "scored by scikit-learn" in caplog.text
+    assert "scored by the scikit-learn pipeline" in caplog.text
     assert scoring.build(entry, pipeline, fast=False).engine == "sklearn"

@@ -1,0 +1,360 @@
+"""Model families (logreg, lightgbm), their explanations, the profit threshold and calibration."""
+
+from __future__ import annotations
+
+import math
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from churn_lib import InvalidParameter, batch, contract, explain, infer, models, registry, runner, scoring, stages
+from churn_lib.data import read_csv
+from churn_lib.data.csv import read_options
+from churn_lib.models import calibration
+from churn_lib.training import Costs, TrainParams, pick_threshold, profit_curve, train
+
+from . import datasets
+from . import lab_contract as schema
+
+
+def _sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+
+
+@pytest.fixture(scope="module")
+def wide_home(tmp_path_factory):
+    """The tests' telecom table (19 features, a filled-in column, an id), prepared once: logreg v1, lightgbm v2."""
+    root = tmp_path_factory.mktemp("wide") / "home"
+    source = datasets.write(datasets.telecom(2500, seed=5), root.parent / "in" / "telecom.csv")
+    infer.init_home(root, data=source, target="Churn", ids=["customerID"])
+    runner.run_direct(home=root, version="v1", stages=("generate", "prepare", "train"))
+    train(home=root, version="v2", params=TrainParams(model="lightgbm"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def lab_lgbm_home(tmp_path_factory, _trained_template):
+    """The lab's trained home plus a LightGBM v2 and a sigmoid-calibrated LightGBM v3."""
+    root = tmp_path_factory.mktemp("lablgbm") / "home"
+    shutil.copytree(_trained_template, root)
+    train(home=root, version="v2", params=TrainParams(model="lightgbm", gate_f1=0.0, regression_tolerance=1.0))
+    train(home=root, version="v3", params=TrainParams(model="lightgbm", calibration="sigmoid", gate_f1=0.0,
+                                                      regression_tolerance=1.0))
+    return root
+
+
+# --- the families on the lab's contract ------------------------------------------------------
+
+def test_the_default_family_is_the_labs_logistic_regression_unchanged(trained_home):
+    entry = registry.current_entry(home=trained_home)
+    assert entry["model_family"] == "logreg" and entry["model_params"] == {"C": 1.0}
+    assert entry["calibration"] is None and entry["threshold"] == 0.26
+    s = scoring.load(home=trained_home)
+    assert s.family == "logreg" and s.engine == "numpy"
+
+
+def test_lightgbm_on_the_labs_contract_is_registered_with_its_family_and_compiled(lab_lgbm_home):
+    entry = registry.get("v2", home=lab_lgbm_home)
+    assert entry["model_family"] == "lightgbm"
+    assert entry["model_params"] == models.defaults("lightgbm")
+    assert "lightgbm" in entry["libraries"]
+    s = scoring.load("v2", home=lab_lgbm_home)
+    assert s.family == "lightgbm" and s.engine == "booster" and "verified" in s.engine_note
+    data = pd.read_csv(lab_lgbm_home / "data" / "processed.csv", keep_default_na=False)[list(schema.FEATURES)]
+    expected = s.model.predict_proba(data)[:, 1]
+    assert np.max(np.abs(s.predict_proba(data) - expected)) < 1e-12
+    one = [s.proba_one(r) for r in data.head(100).to_dict(orient="records")]
+    assert np.max(np.abs(np.array(one) - expected[:100])) < 1e-12
+
+
+def test_lightgbm_is_deterministic_with_a_seed(trained_home):
+    a = train(home=trained_home, version="a", params=TrainParams(model="lightgbm", seed=3, gate_f1=0.0))
+    b = train(home=trained_home, version="b", params=TrainParams(model="lightgbm", seed=3, gate_f1=0.0))
+    c = train(home=trained_home, version="c", params=TrainParams(model="lightgbm", seed=4, gate_f1=0.0))
+    assert np.array_equal(a.proba_test, b.proba_test) and a.entry["threshold"] == b.entry["threshold"]
+    assert not np.array_equal(a.proba_test[: len(c.proba_test)], c.proba_test)
+
+
+def test_early_stopping_keeps_fewer_trees_than_allowed(lab_lgbm_home):
+    model = scoring.load("v2", home=lab_lgbm_home).model
+    assert 1 <= model.best_iteration_ < model.n_estimators
+
+
+# --- the families on the tests' own wider contract -------------------------------------------
+
+def test_both_families_train_and_explain_on_a_wide_contract(wide_home):
+    c = contract.load(wide_home)
+    assert len(c.features) >= 15
+    rows = read_csv(wide_home / "data" / "processed.csv", c).head(300)
+    for version, family, engine in (("v1", "logreg", "numpy"), ("v2", "lightgbm", "booster")):
+        s = scoring.load(version, home=wide_home)
+        assert (s.family, s.engine) == (family, engine), s.engine_note
+        assert registry.get(version, home=wide_home)["metrics"]["roc_auc"] > 0.7
+        proba, base, matrix = s.contributions(rows[list(c.feature_names)])
+        assert matrix.shape == (300, len(c.features))
+        assert np.max(np.abs(_sigmoid(base + matrix.sum(axis=1)) - proba)) < 1e-9
+        assert np.max(np.abs(proba - s.predict_proba(rows[list(c.feature_names)]))) < 1e-12
+
+
+def test_evaluate_compares_families_side_by_side_and_explains_the_riskiest(wide_home):
+    from churn_lib import evaluation
+
+    ev = evaluation.evaluate("v2", home=wide_home)
+    assert ev.table.set_index("version")["model"].to_dict() == {"v1": "logreg", "v2": "lightgbm"}
+    r = ev.reasons(n=3)
+    assert set(r.importance) == set(contract.load(wide_home).feature_names)
+    assert r.top_decile["customers"].iloc[0] >= r.top_decile["customers"].iloc[-1]
+    assert (r.top_decile["share"] <= 1).all() and "riskiest tenth" in r.summary()
+
+
+# --- contributions add up: a property over random rows ---------------------------------------
+
+def _row_strategy(c: contract.Contract, known: dict[str, list[str]]):
+    parts = {}
+    for f in c.features:
+        if f.type == contract.CATEGORICAL:
+            parts[f.name] = st.sampled_from(sorted(set(known.get(f.name, [])) | set(f.values)) + ["\x00never seen"])
+        elif f.type == contract.BOOLEAN:
+            parts[f.name] = st.sampled_from([0, 1])
+        else:
+            low = f.low if f.low is not None else -1e3
+            high = f.high if f.high is not None else 1e3
+            parts[f.name] = (st.integers(int(math.ceil(low)), int(math.floor(high))) if f.type == contract.INTEGER
+                             else st.floats(low, high, allow_nan=False))
+        if f.imputed:
+            parts[f.name] = st.one_of(st.none(), parts[f.name])
+    return st.fixed_dictionaries(parts)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2", "v3"])
+def test_explanations_add_up_to_the_probability_on_random_lab_rows(lab_lgbm_home, version):
+    s = scoring.load(version, home=lab_lgbm_home)
+    known = s.compiled.known_categories
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(row=_row_strategy(s.contract, known), n=st.integers(1, 6))
+    def check(row, n):
+        proba, e = s.explain_one(row, n)
+        assert proba == pytest.approx(s.proba_one(row), abs=1e-12)
+        assert len(e["contributions"]) == min(n, len(s.features))
+        z = e["base"] + math.fsum(c["contribution"] for c in e["contributions"]) + e["other"]
+        assert abs(float(_sigmoid(z)) - proba) < 1e-6
+        sizes = [abs(c["contribution"]) for c in e["contributions"]]
+        assert sizes == sorted(sizes, reverse=True)
+        assert all(c["value"] == row[c["feature"]] for c in e["contributions"])
+
+    check()
+
+
+def test_explanations_add_up_on_random_rows_of_the_wide_contract(wide_home):
+    for version in ("v1", "v2"):
+        s = scoring.load(version, home=wide_home)
+
+        @settings(max_examples=40, deadline=None)
+        @given(row=_row_strategy(s.contract, s.compiled.known_categories))
+        def check(row):
+            proba, e = s.explain_one(row, 3)
+            z = e["base"] + sum(c["contribution"] for c in e["contributions"]) + e["other"]
+            assert abs(float(_sigmoid(z)) - proba) < 1e-6
+            batch_p, base, top, values, other = s.explain([row], 3)
+            assert batch_p[0] == pytest.approx(proba, abs=1e-9)
+            assert [s.features[k] for k in top[0]] == [c["feature"] for c in e["contributions"]]
+            assert values[0] == pytest.approx([c["contribution"] for c in e["contributions"]], abs=1e-9)
+
+        check()
+
+
+def test_logreg_contributions_are_the_weights_times_the_distance_to_the_training_mean(trained_home):
+    s = scoring.load(home=trained_home)
+    row = {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
+           "region": "AF"}
+    base, contrib = s.compiled.contributions_one(row)
+    numeric = {n: w for n, w, _ in s.compiled.numeric}
+    assert contrib[0] == pytest.approx(numeric["tenure_months"] * (6 - s.compiled.means["tenure_months"]))
+    one_hot = dict(s.compiled.categorical[0][1])
+    assert contrib[3] == pytest.approx(one_hot["basic"])  # plan_type's one-hot columns summed: its one weight
+    assert base + sum(contrib) == pytest.approx(math.log(0.907065 / (1 - 0.907065)), abs=1e-5)
+
+
+# --- the profit threshold ---------------------------------------------------------------------
+
+def _scores(seed=0, n=4000):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, n)
+    y = (rng.random(n) < _sigmoid(z - 0.5)).astype(int)
+    return y, _sigmoid(z - 0.5)
+
+
+def test_cheap_offers_lower_the_profit_threshold_and_dear_ones_raise_it():
+    y, p = _scores()
+    chosen = [pick_threshold(y, p, "profit", Costs(100.0, cost))[0] for cost in (1.0, 10.0, 30.0, 60.0)]
+    assert chosen == sorted(chosen) and chosen[0] < chosen[-1]
+    # calibrated scores: the best threshold is near cost / value (contact when p * value > cost)
+    for cost in (10.0, 30.0, 60.0):
+        assert pick_threshold(y, p, "profit", Costs(100.0, cost))[0] == pytest.approx(cost / 100, abs=0.08)
+    lower_success = pick_threshold(y, p, "profit", Costs(100.0, 30.0, offer_success=0.5))[0]
+    assert lower_success > pick_threshold(y, p, "profit", Costs(100.0, 30.0))[0]
+
+
+def test_the_profit_curve_counts_what_contacting_costs_and_keeps():
+    y = np.array([1, 1, 0, 0])
+    p = np.array([0.9, 0.4, 0.6, 0.1])
+    curve = profit_curve(y, p, Costs(retention_value=100.0, offer_cost=10.0)).set_index("threshold")
+    # at 0.5: contact rows 0 and 2; one churner kept (+100 - 10), one offer wasted (-10): 80 per 4 customers
+    assert curve.loc[0.5, "profit_per_1000"] == pytest.approx(80 * 1000 / 4)
+    assert curve.loc[0.5, "contacted"] == 0.5 and curve.loc[0.5, "recall"] == 0.5
+
+
+def test_a_profit_run_records_its_costs_and_the_expected_profit(trained_home):
+    cheap = train(home=trained_home, version="cheap", params=TrainParams(
+        threshold_metric="profit", retention_value=500.0, offer_cost=10.0, gate_f1=0.0))
+    dear = train(home=trained_home, version="dear", params=TrainParams(
+        threshold_metric="profit", retention_value=500.0, offer_cost=200.0, gate_f1=0.0))
+    assert cheap.entry["threshold"] < dear.entry["threshold"]
+    assert cheap.entry["threshold_metric"] == "profit" and "profit-best" in cheap.entry["threshold_source"]
+    assert cheap.entry["costs"] == {"retention_value": 500.0, "offer_cost": 10.0, "offer_success": 1.0}
+    assert cheap.entry["expected_profit_per_1000"] > 0
+    assert cheap.entry["metrics"]["profit_per_1000"] is not None
+    assert cheap.profit_curve is not None and "expected profit" in cheap.summary()
+    assert registry.get("v1", home=trained_home)["expected_profit_per_1000"] is None
+
+
+def test_the_top_decile_lift_gate_is_off_by_default_and_refuses_when_set(trained_home):
+    r = train(home=trained_home, version="x", params=TrainParams(min_lift_top_decile=5.0))
+    lift = [c for c in r.entry["gate"]["criteria"] if c["name"] == "min_lift_top_decile"]
+    assert lift and not lift[0]["passed"] and not r.passed_gate
+    assert r.entry["metrics"]["lift_top_decile"] > 1.0
+    default = registry.get("v1", home=trained_home)
+    assert "min_lift_top_decile" not in [c["name"] for c in default["gate"]["criteria"]]
+
+
+# --- calibration --------------------------------------------------------------------------------
+
+def test_calibration_improves_the_brier_score_of_a_miscalibrated_model():
+    rng = np.random.default_rng(1)
+    z_true = rng.normal(-0.5, 1.2, 20000)
+    y = (rng.random(20000) < _sigmoid(z_true)).astype(int)
+    z_model = 3.0 * z_true + 1.0  # overconfident and biased
+    fit_part, test_part = slice(0, 10000), slice(10000, None)
+    raw = np.mean((_sigmoid(z_model[test_part]) - y[test_part]) ** 2)
+    for method in ("sigmoid", "isotonic"):
+        cal = calibration.fit(method, z_model[fit_part], y[fit_part])
+        brier = np.mean((cal.proba(z_model[test_part]) - y[test_part]) ** 2)
+        assert brier < raw - 0.01, (method, brier, raw)
+    sig = calibration.fit("sigmoid", z_model, y)
+    assert sig.a == pytest.approx(1 / 3, abs=0.03) and sig.c == pytest.approx(-1 / 3, abs=0.05)  # the true map
+
+
+def test_calibrated_explanations_still_add_up_for_both_methods():
+    rng = np.random.default_rng(2)
+    base = np.full(50, 0.3)
+    contrib = rng.normal(0, 1, (50, 4))
+    z = base + contrib.sum(axis=1)
+    for method in ("sigmoid", "isotonic"):
+        cal = calibration.fit(method, rng.normal(0, 2, 400), (rng.random(400) < 0.4).astype(int))
+        new_base, new_contrib = cal.contributions(base, contrib, z)
+        p = cal.proba(z)
+        inside = (p > 1e-9) & (p < 1 - 1e-9)
+        assert np.max(np.abs(_sigmoid(new_base + new_contrib.sum(axis=1)) - p)[inside]) < 1e-9, method
+
+
+def test_a_calibrated_model_serves_calibrated_probabilities(lab_lgbm_home):
+    entry = registry.get("v3", home=lab_lgbm_home)
+    assert entry["calibration"]["method"] == "sigmoid"
+    s = scoring.load("v3", home=lab_lgbm_home)
+    assert s.calibration is not None and s.engine == "booster"
+    data = pd.read_csv(lab_lgbm_home / "data" / "processed.csv", keep_default_na=False)[list(schema.FEATURES)]
+    expected = s.pipeline.predict_proba(data)[:, 1]
+    assert np.max(np.abs(s.predict_proba(data) - expected)) < 1e-12
+    uncalibrated = s.model.predict_proba(data)[:, 1]
+    assert not np.allclose(expected, uncalibrated)
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("params, message", [
+    ({"model": "xgboost"}, "model='xgboost' is not one of logreg, lightgbm"),
+    ({"model": "lightgbm", "C": 2.0}, "C is a parameter of model=logreg, not of model=lightgbm; model=lightgbm "
+                                       "takes n_estimators, learning_rate, num_leaves, min_child_samples"),
+    ({"num_leaves": 8}, "num_leaves is a parameter of model=lightgbm"),
+    ({"threshold_metric": "profit", "retention_value": 100.0}, "threshold_metric=profit needs offer_cost"),
+    ({"threshold_metric": "profit", "retention_value": 100.0, "offer_cost": -1.0},
+     r"offer_cost=-1.0 is out of range \(costs and values are >= 0\)"),
+    ({"threshold_metric": "recall"}, "threshold_metric='recall' is not one of f1, profit"),
+    ({"calibration": "platt"}, "calibration='platt' is not one of none, sigmoid, isotonic"),
+    ({"model": "lightgbm", "learning_rate": 0.0}, "learning_rate=0.0 is out of range"),
+    ({"offer_success": 0.0}, "offer_success=0.0 is out of range"),
+])
+def test_bad_training_parameters_are_refused_before_any_kernel_starts(params, message):
+    with pytest.raises(InvalidParameter, match=message):
+        stages.check(("train",), params)
+
+
+def test_a_family_whose_library_cannot_be_imported_names_what_to_install(monkeypatch):
+    import builtins
+    import sys
+
+    real = builtins.__import__
+
+    def no_lightgbm(name, *args, **kwargs):
+        if name == "lightgbm" or name.startswith("lightgbm."):
+            raise ImportError("No module named 'lightgbm'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "churn_lib.models.lightgbm", raising=False)
+    monkeypatch.delitem(sys.modules, "lightgbm", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_lightgbm)
+    with pytest.raises(InvalidParameter, match="pip install lightgbm"):
+        models.family("lightgbm").build(contract.lab())
+
+
+@pytest.mark.parametrize("bad", [0, -1, 51, True, 2.5, "3"])
+def test_explain_must_be_a_small_positive_integer(bad):
+    with pytest.raises(InvalidParameter, match="explain=.*must be an integer from 1 to 50"):
+        scoring.check_explain(bad)
+
+
+# --- churn score --explain -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_batch_scoring_adds_the_explanation_as_columns(wide_home, tmp_path, version):
+    out = tmp_path / "scores.csv"
+    result = batch.score_file(wide_home / "data" / "raw.csv", out, home=wide_home, model=version, explain=2,
+                              chunk_bytes=64 << 10)
+    frame = pd.read_csv(out, keep_default_na=False)
+    assert list(frame.columns[-9:]) == ["probability", "prediction", "version", *batch.explain_columns(2)]
+    assert result.rows_scored == len(frame) > 2000
+    z = frame["explain_base"] + frame["contribution_1"] + frame["contribution_2"] + frame["explain_other"]
+    assert np.max(np.abs(_sigmoid(z) - frame["probability"])) < 2e-6  # 4 numbers of 6 decimals
+    s = scoring.load(version, home=wide_home)
+    raw = pd.read_csv(wide_home / "data" / "raw.csv", **read_options(s.contract, s.contract.feature_names))
+    features, ok, _, _ = batch.validate(raw[list(s.contract.feature_names)], s.contract)
+    assert ok.sum() == len(frame)
+    proba, _, top, values, _ = s.explain(features, 2)
+    assert frame["reason_1"].tolist() == [s.features[k] for k in top[:, 0]]
+    assert np.max(np.abs(frame["contribution_2"] - values[:, 1])) <= 5e-7
+    assert np.max(np.abs(frame["probability"] - proba)) <= 5e-7
+
+
+def test_the_number_formatting_of_explained_columns_is_exact():
+    from churn_lib.batch import _decimals
+
+    values = np.array([0.0, -0.0000004, 1.5, -12.3456789, 123456.000001, 0.999999_7])
+    matrix, mask = _decimals(values)
+    texts = [bytes(m[k]).decode() for m, k in zip(matrix, mask)]
+    assert texts == ["0.000000", "0.000000", "1.500000", "-12.345679", "123456.000001", "1.000000"]
+
+
+# --- explain over many rows -------------------------------------------------------------------------
+
+def test_reasons_count_the_top_reasons_of_the_riskiest_tenth(trained_home):
+    s = scoring.load(home=trained_home)
+    data = read_csv(trained_home.processed_csv)[list(schema.FEATURES)]
+    r = explain.reasons(s, data, n=2)
+    assert r.rows == len(data) and set(r.importance) == set(schema.FEATURES)
+    assert r.top_decile["customers"].sum() == 2 * math.ceil(len(data) / 10)
+    assert r.to_dict()["top_decile"][0]["feature"] == r.top_decile["feature"].iloc[0]
