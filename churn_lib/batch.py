@@ -308,70 +308,137 @@ def _suffixes(proba: np.ndarray, pred: np.ndarray, version: bytes) -> np.ndarray
     return out
 
 
-def _decimals(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``-12.345678`` per value (6 decimals) as a padded byte matrix and the mask of its bytes, vectorised."""
-    q = np.rint(np.abs(values) * 1e6).astype(np.int64)
-    whole = q // 1_000_000
-    digits = np.maximum(1, np.floor(np.log10(np.maximum(whole, 1))).astype(np.int64) + 1)
-    width = int(digits.max()) if len(digits) else 1
-    n = len(q)
-    out = np.empty((n, 1 + width + 7), dtype=np.uint8)
-    mask = np.ones(out.shape, dtype=bool)
-    out[:, 0] = ord("-")
-    mask[:, 0] = (values < 0) & (q > 0)
-    for k in range(width):
-        out[:, 1 + k] = 48 + (whole // 10 ** (width - 1 - k)) % 10
-        mask[:, 1 + k] = digits >= width - k
+#: "000" .. "999" as bytes: three digits per lookup instead of three integer divisions.
+_DIGITS3 = np.frombuffer("".join(f"{k:03d}" for k in range(1000)).encode(), dtype=np.uint8).reshape(1000, 3)
+
+
+def _decimal_width(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Fixed-point parts of ``values`` at 6 decimals: ``(|q|, whole-part digit counts, widest count)``.
+
+    ``q`` is int32 when every value is below 2,147 in size (contributions in log-odds are), which halves
+    the work of the digit arithmetic; int64 otherwise.
+    """
+    size = np.abs(values)
+    top = float(size.max()) if len(size) else 0.0
+    kind = np.int32 if top < 2147.0 else np.int64
+    q = np.rint(size * 1e6).astype(kind)
+    width = 1
+    while top >= 10.0 ** width - 5e-7:
+        width += 1
+    digits = np.ones(len(q), dtype=kind)
+    for k in range(1, width):
+        digits += q >= kind(10 ** (k + 6))
+    return q, digits, width
+
+
+def _put_decimals(out: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Write ``-12.345678`` per value (6 decimals) into ``out`` (rows x :func:`_decimal_columns`), right-aligned
+    with zero bytes before the text (the caller drops them); returns the length of each text."""
+    q, digits, width = _decimal_width(values)
+    rest, frac = np.divmod(q, q.dtype.type(1_000_000))
+    negative = (values < 0) & (q > 0)
+    out[:, 0] = negative * np.uint8(ord("-"))
+    k = width
+    while k > 0:  # the whole part, three digits per lookup, from the right
+        take = min(3, k)
+        if k == width and width <= 3:
+            out[:, 1:1 + width] = _DIGITS3[rest][:, 3 - width:]
+            break
+        rest, low = np.divmod(rest, rest.dtype.type(1000))
+        out[:, 1 + k - take:1 + k] = _DIGITS3[low][:, 3 - take:]
+        k -= take
+    if width > 1:  # no leading zeros: zero bytes, dropped with the padding
+        lead = out[:, 1:width]
+        lead[np.arange(width - 1)[None, :] < (width - digits)[:, None]] = 0
     out[:, 1 + width] = ord(".")
-    for k in range(6):
-        out[:, 2 + width + k] = 48 + (q // 10 ** (5 - k)) % 10
-    return out, mask
+    hi, lo = np.divmod(frac, frac.dtype.type(1000))
+    out[:, 2 + width:5 + width] = _DIGITS3[hi]
+    out[:, 5 + width:8 + width] = _DIGITS3[lo]
+    return negative + digits + 7
+
+
+def _decimal_columns(values: np.ndarray) -> int:
+    """The width :func:`_put_decimals` needs for ``values``."""
+    return 1 + _decimal_width(values)[2] + 7
+
+
+def _decimals(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``-12.345678`` per value (6 decimals) as a zero-padded byte matrix and the mask of its bytes."""
+    out = np.zeros((len(values), _decimal_columns(values)), dtype=np.uint8)
+    _put_decimals(out, values)
+    return out, out != 0
 
 
 def _explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, contrib: np.ndarray,
                         other: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
     """The fixed suffix, then ``,base,name_1,c_1,...,other`` per row: ``(bytes of every row, length per row)``.
 
-    Numbers and names vary in width, so each row's bytes are built as a padded
-    matrix and a mask (every piece vectorised) and flattened in row order.
+    Numbers and names vary in width: each row is written into one byte matrix,
+    a column slice per piece (every piece vectorised), with zero bytes where a
+    row's piece is shorter than the slice; the zeros are then dropped, in row order.
     """
     n = len(suffix)
     encoded = [name.encode() for name in names]
     longest = max(len(e) for e in encoded)
-    table = np.zeros((len(encoded), longest), dtype=np.uint8)
+    table = np.zeros((len(encoded), longest + 1), dtype=np.uint8)  # ",name" per feature, zero-padded
     for k, e in enumerate(encoded):
-        table[k, :len(e)] = np.frombuffer(e, dtype=np.uint8)
-    lengths = np.array([len(e) for e in encoded])
-    comma = (np.full((n, 1), _COMMA, dtype=np.uint8), np.ones((n, 1), dtype=bool))
-    pieces = [(suffix, np.ones(suffix.shape, dtype=bool)), comma, _decimals(base)]
+        table[k, 0] = _COMMA
+        table[k, 1:1 + len(e)] = np.frombuffer(e, dtype=np.uint8)
+    name_len = np.array([len(e) + 1 for e in encoded])
+    numbers = [base, *(contrib[:, j] for j in range(top.shape[1])), other]
+    widths = [1 + _decimal_columns(v) for v in numbers]  # ",number"
+    total = suffix.shape[1] + sum(widths) + top.shape[1] * (longest + 1)
+    matrix = np.zeros((n, total), dtype=np.uint8)
+    matrix[:, :suffix.shape[1]] = suffix
+    lengths = np.full(n, suffix.shape[1], dtype=np.int64)
+    at = suffix.shape[1]
+
+    def number(values: np.ndarray, width: int) -> None:
+        nonlocal at
+        matrix[:, at] = _COMMA
+        lengths[:] += 1 + _put_decimals(matrix[:, at + 1:at + width], values)
+        at += width
+
+    number(numbers[0], widths[0])
     for j in range(top.shape[1]):
         which = top[:, j]
-        pieces += [comma, (table[which], np.arange(longest) < lengths[which][:, None]), comma,
-                   _decimals(contrib[:, j])]
-    pieces += [comma, _decimals(other)]
-    matrix = np.concatenate([m for m, _ in pieces], axis=1)
-    mask = np.concatenate([k for _, k in pieces], axis=1)
-    return matrix[mask], mask.sum(axis=1)
+        matrix[:, at:at + longest + 1] = table[which]
+        lengths[:] += name_len[which]
+        at += longest + 1
+        number(numbers[1 + j], widths[1 + j])
+    number(numbers[-1], widths[-1])
+    flat = matrix.ravel()
+    return flat[flat != 0], lengths
 
 
 def _with_ragged_suffixes(kept: np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """:func:`_with_suffixes` for suffixes of different lengths (``flat``: all of them, row after row)."""
+    """:func:`_with_suffixes` for suffixes of different lengths (``flat``: all of them, row after row).
+
+    One gather from ``kept`` + ``flat``: the source index of every output byte
+    is a running sum of ones, with two jumps per row (to its suffix after its
+    content, back to its line ending after the suffix), so only per-row arrays
+    and one index array are built.
+    """
     n = len(lengths)
-    before = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=before[1:])
-    is_nl = kept == _NL
-    ending = is_nl.copy()
-    ending[:-1] |= (kept[:-1] == _CR) & is_nl[1:]
-    line = np.cumsum(is_nl, dtype=np.int64)
-    line -= is_nl
-    shift = before[line] + ending * lengths[np.minimum(line, n - 1)] + np.arange(len(kept), dtype=np.int64)
-    out = np.empty(len(kept) + int(before[-1]), dtype=np.uint8)
-    out[shift] = kept
-    first = np.flatnonzero(ending & ~np.concatenate(([False], ending[:-1])))
-    dest = np.repeat(first + before[:-1], lengths) + (np.arange(int(before[-1]), dtype=np.int64)
-                                                      - np.repeat(before[:-1], lengths))
-    out[dest] = flat
-    return out
+    nl = np.flatnonzero(kept == _NL)
+    starts = np.empty(n, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = nl[:-1] + 1
+    content = nl - starts - ((nl > starts) & (kept[np.maximum(nl - 1, 0)] == _CR))  # before \n or \r\n
+    line = nl + 1 - starts
+    suffix_at = np.zeros(n, dtype=np.int64)
+    np.cumsum(lengths[:-1], out=suffix_at[1:])
+    out_at = starts + suffix_at  # each row's first output byte: the lines and suffixes before it
+    total = len(kept) + int(lengths.sum())
+    index_type = np.int32 if total + len(kept) < 2 ** 31 else np.int64
+    step = np.ones(total, dtype=index_type)
+    step[0] = 0
+    to_suffix = out_at + content
+    back = to_suffix + lengths
+    # differences to the previous output byte's source: its last content byte, then the suffix's last byte
+    step[to_suffix] += len(kept) + suffix_at - (starts + content)
+    step[back[back < total]] += ((starts + content) - (len(kept) + suffix_at + lengths - 1) - 1)[back < total]
+    return np.concatenate([kept, flat])[np.cumsum(step, dtype=index_type)]
 
 
 def _with_suffixes(kept: np.ndarray, suffix: np.ndarray) -> np.ndarray:

@@ -38,7 +38,9 @@ class HealthResponse(BaseModel):
     threshold: float | None
     reason: str | None
     pointer: str | None = Field(description="what registry/current_model.txt names")
-    scorer: Literal["numpy", "sklearn"] | None
+    scorer: Literal["numpy", "booster", "sklearn", "lightgbm"] | None = Field(
+        description="what scores: numpy (the compiled logistic regression), booster (LightGBM row by row), or the "
+                    "model itself (sklearn, lightgbm) when it could not be compiled; scorer_note says why")
     scorer_note: str | None
     loaded_at: str | None
     contract: str | None = Field(default=None, description="the served model's dataset contract (name)")
