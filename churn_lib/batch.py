@@ -370,12 +370,12 @@ def _decimals(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, contrib: np.ndarray,
-                        other: np.ndarray, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed suffix, then ``,base,name_1,c_1,...,other`` per row: ``(bytes of every row, length per row)``.
+                        other: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+    """The fixed suffix, then ``,base,name_1,c_1,...,other`` per row, as one zero-padded byte matrix.
 
-    Numbers and names vary in width: each row is written into one byte matrix,
-    a column slice per piece (every piece vectorised), with zero bytes where a
-    row's piece is shorter than the slice; the zeros are then dropped, in row order.
+    Numbers and names vary in width: a column slice per piece (every piece
+    vectorised), with zero bytes where a row's piece is shorter than its slice;
+    :func:`_with_padded_suffixes` drops them.
     """
     n = len(suffix)
     encoded = [name.encode() for name in names]
@@ -384,61 +384,63 @@ def _explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, c
     for k, e in enumerate(encoded):
         table[k, 0] = _COMMA
         table[k, 1:1 + len(e)] = np.frombuffer(e, dtype=np.uint8)
-    name_len = np.array([len(e) + 1 for e in encoded])
     numbers = [base, *(contrib[:, j] for j in range(top.shape[1])), other]
     widths = [1 + _decimal_columns(v) for v in numbers]  # ",number"
     total = suffix.shape[1] + sum(widths) + top.shape[1] * (longest + 1)
-    matrix = np.zeros((n, total), dtype=np.uint8)
+    matrix = np.empty((n, total), dtype=np.uint8)
     matrix[:, :suffix.shape[1]] = suffix
-    lengths = np.full(n, suffix.shape[1], dtype=np.int64)
     at = suffix.shape[1]
 
     def number(values: np.ndarray, width: int) -> None:
         nonlocal at
         matrix[:, at] = _COMMA
-        lengths[:] += 1 + _put_decimals(matrix[:, at + 1:at + width], values)
+        _put_decimals(matrix[:, at + 1:at + width], values)
         at += width
 
     number(numbers[0], widths[0])
     for j in range(top.shape[1]):
-        which = top[:, j]
-        matrix[:, at:at + longest + 1] = table[which]
-        lengths[:] += name_len[which]
+        matrix[:, at:at + longest + 1] = table[top[:, j]]
         at += longest + 1
         number(numbers[1 + j], widths[1 + j])
     number(numbers[-1], widths[-1])
-    flat = matrix.ravel()
-    return flat[flat != 0], lengths
+    return matrix
 
 
-def _with_ragged_suffixes(kept: np.ndarray, flat: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """:func:`_with_suffixes` for suffixes of different lengths (``flat``: all of them, row after row).
+def _with_padded_suffixes(kept: np.ndarray, padded: np.ndarray) -> np.ndarray:
+    """:func:`_with_suffixes` for suffixes of different lengths: row i's suffix is ``padded[i]`` without its zero bytes.
 
-    One gather from ``kept`` + ``flat``: the source index of every output byte
-    is a running sum of ones, with two jumps per row (to its suffix after its
-    content, back to its line ending after the suffix), so only per-row arrays
-    and one index array are built.
+    Each line is laid out in one row of a byte matrix (content, suffix, line
+    ending), then the bytes that belong to the output are taken in one pass: the
+    content by position (a line may hold any byte), the suffix where it is not
+    zero. A block whose longest line would make the matrix much larger than the
+    output is laid out in halves, so one long line costs its half, not the block.
     """
-    n = len(lengths)
+    n = len(padded)
     nl = np.flatnonzero(kept == _NL)
     starts = np.empty(n, dtype=np.int64)
     starts[0] = 0
     starts[1:] = nl[:-1] + 1
-    content = nl - starts - ((nl > starts) & (kept[np.maximum(nl - 1, 0)] == _CR))  # before \n or \r\n
-    line = nl + 1 - starts
-    suffix_at = np.zeros(n, dtype=np.int64)
-    np.cumsum(lengths[:-1], out=suffix_at[1:])
-    out_at = starts + suffix_at  # each row's first output byte: the lines and suffixes before it
-    total = len(kept) + int(lengths.sum())
-    index_type = np.int32 if total + len(kept) < 2 ** 31 else np.int64
-    step = np.ones(total, dtype=index_type)
-    step[0] = 0
-    to_suffix = out_at + content
-    back = to_suffix + lengths
-    # differences to the previous output byte's source: its last content byte, then the suffix's last byte
-    step[to_suffix] += len(kept) + suffix_at - (starts + content)
-    step[back[back < total]] += ((starts + content) - (len(kept) + suffix_at + lengths - 1) - 1)[back < total]
-    return np.concatenate([kept, flat])[np.cumsum(step, dtype=index_type)]
+    cr = (nl > starts) & (kept[np.maximum(nl - 1, 0)] == _CR)  # lines ending in \r\n
+    content = nl - starts - cr
+    widest = int(content.max())
+    if n > 1 and n * widest > 4 * len(kept) + (1 << 16):
+        half = n // 2
+        cut = int(nl[half - 1]) + 1
+        return np.concatenate([_with_padded_suffixes(kept[:cut], padded[:half]),
+                               _with_padded_suffixes(kept[cut:], padded[half:])])
+    width = widest + padded.shape[1] + 2
+    matrix = np.zeros((n, width), dtype=np.uint8)
+    index_type = np.int32 if n * width < 2 ** 31 else np.int64
+    line = content + cr + 1
+    shift = np.repeat((np.arange(n, dtype=index_type) * width - starts.astype(index_type)), line)
+    shift += np.arange(len(kept), dtype=index_type)
+    matrix.ravel()[shift] = kept  # each whole line at the start of its row; its ending is re-written below
+    matrix[:, widest:widest + padded.shape[1]] = padded
+    matrix[:, -2] = _CR * cr
+    matrix[:, -1] = _NL
+    take = matrix != 0
+    take[:, :widest] = np.arange(widest)[None, :] < content[:, None]
+    return matrix.ravel()[take.ravel()]
 
 
 def _with_suffixes(kept: np.ndarray, suffix: np.ndarray) -> np.ndarray:
@@ -510,8 +512,8 @@ def _score_block(block: bytes, first_line: int, layout: _Layout, scorer: scoring
         if layout.explain:
             proba, base, top, contrib, other = scorer.explain(features, layout.explain)
             suffix = _suffixes(proba, (proba >= scorer.threshold).astype(int), scorer.version.encode())
-            flat, lengths = _explained_suffixes(suffix, base, top, contrib, other, scorer.features)
-            out.write(_with_ragged_suffixes(kept, flat, lengths).tobytes())
+            padded = _explained_suffixes(suffix, base, top, contrib, other, scorer.features)
+            out.write(_with_padded_suffixes(kept, padded).tobytes())
         else:
             proba, pred = scorer.predict(features)
             suffix = _suffixes(proba, pred, scorer.version.encode())

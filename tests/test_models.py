@@ -358,3 +358,27 @@ def test_reasons_count_the_top_reasons_of_the_riskiest_tenth(trained_home):
     assert r.rows == len(data) and set(r.importance) == set(schema.FEATURES)
     assert r.top_decile["customers"].sum() == 2 * math.ceil(len(data) / 10)
     assert r.to_dict()["top_decile"][0]["feature"] == r.top_decile["feature"].iloc[0]
+
+
+def test_padded_suffixes_go_before_each_line_ending_whatever_the_lines_hold():
+    """Any byte in a line (NUL too), either line ending, and lines long enough to split the layout."""
+    from churn_lib.batch import _with_padded_suffixes
+
+    rng = np.random.default_rng(1)
+    for trial in range(200):
+        n = int(rng.integers(1, 40))
+        lines, suffixes, expected = [], [], []
+        for _ in range(n):
+            size = int(rng.integers(0, 3000 if rng.random() < 0.05 else 30))
+            content = bytes(rng.integers(0, 256, size, dtype=np.uint8)).replace(b"\n", b"x").replace(b"\r", b"y")
+            ending = b"\r\n" if rng.random() < 0.5 else b"\n"
+            suffix = bytes(rng.integers(1, 256, int(rng.integers(1, 20)), dtype=np.uint8))
+            lines.append(content + ending)
+            suffixes.append(suffix)
+            expected.append(content + suffix + ending)
+        padded = np.zeros((n, max(map(len, suffixes)) + int(rng.integers(0, 5))), dtype=np.uint8)
+        for i, suffix in enumerate(suffixes):  # the suffix's bytes in order, zeros between them
+            at = np.sort(rng.choice(padded.shape[1], len(suffix), replace=False))
+            padded[i, at] = np.frombuffer(suffix, dtype=np.uint8)
+        kept = np.frombuffer(b"".join(lines), dtype=np.uint8)
+        assert _with_padded_suffixes(kept, padded).tobytes() == b"".join(expected), trial
