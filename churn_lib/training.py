@@ -91,7 +91,8 @@ class TrainParams:
     C: float | None = _help(None, "logreg: inverse regularisation strength; None: 1.0")
     n_estimators: int | None = _help(None, "lightgbm: most trees (early stopping picks fewer); None: 400")
     learning_rate: float | None = _help(None, "lightgbm: shrinkage per tree; None: 0.05")
-    num_leaves: int | None = _help(None, "lightgbm: leaves per tree; None: 31")
+    num_leaves: int | None = _help(None, "lightgbm: most leaves per tree; None: 15")
+    max_depth: int | None = _help(None, "lightgbm: deepest split level, -1 for no limit; None: 4")
     min_child_samples: int | None = _help(None, "lightgbm: fewest rows in a leaf; None: 20")
     calibration: str = _help("none", "probability calibration fitted on out-of-fold predictions: none, sigmoid "
                                      "or isotonic")
@@ -141,6 +142,7 @@ class TrainParams:
             "n_estimators": self.n_estimators is None or integer(self.n_estimators, 1),
             "learning_rate": self.learning_rate is None or (number(self.learning_rate) and 0 < self.learning_rate <= 1),
             "num_leaves": self.num_leaves is None or integer(self.num_leaves, 2),
+            "max_depth": self.max_depth is None or self.max_depth == -1 or integer(self.max_depth, 1),
             "min_child_samples": self.min_child_samples is None or integer(self.min_child_samples, 1),
             "retention_value": self.retention_value is None or (number(self.retention_value)
                                                                 and self.retention_value >= 0),

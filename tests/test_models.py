@@ -279,7 +279,7 @@ def test_a_calibrated_model_serves_calibrated_probabilities(lab_lgbm_home):
 @pytest.mark.parametrize("params, message", [
     ({"model": "xgboost"}, "model='xgboost' is not one of logreg, lightgbm"),
     ({"model": "lightgbm", "C": 2.0}, "C is a parameter of model=logreg, not of model=lightgbm; model=lightgbm "
-                                       "takes n_estimators, learning_rate, num_leaves, min_child_samples"),
+                                       "takes n_estimators, learning_rate, num_leaves, max_depth, min_child_samples"),
     ({"num_leaves": 8}, "num_leaves is a parameter of model=lightgbm"),
     ({"threshold_metric": "profit", "retention_value": 100.0}, "threshold_metric=profit needs offer_cost"),
     ({"threshold_metric": "profit", "retention_value": 100.0, "offer_cost": -1.0},
@@ -288,6 +288,7 @@ def test_a_calibrated_model_serves_calibrated_probabilities(lab_lgbm_home):
     ({"calibration": "platt"}, "calibration='platt' is not one of none, sigmoid, isotonic"),
     ({"model": "lightgbm", "learning_rate": 0.0}, "learning_rate=0.0 is out of range"),
     ({"offer_success": 0.0}, "offer_success=0.0 is out of range"),
+    ({"model": "lightgbm", "max_depth": 0}, "max_depth=0 is out of range"),
 ])
 def test_bad_training_parameters_are_refused_before_any_kernel_starts(params, message):
     with pytest.raises(InvalidParameter, match=message):

@@ -76,6 +76,15 @@ def test_a_set_with_an_unknown_parameter_fails_before_any_kernel_starts(home):
     assert not list(home.reports_dir.iterdir()) and not (home.data_dir / "sweeps").exists()
 
 
+def test_a_grid_over_model_families_refuses_another_familys_parameter_before_any_kernel_starts(home):
+    spec = sweep.build_spec({"grid": {"model": ["logreg", "lightgbm"], "C": [0.1]}})
+    assert [s["model"] for s in spec.sets] == ["logreg", "lightgbm"]
+    with pytest.raises(InvalidParameter, match=r"set 1 \(.*model=lightgbm.*\): C is a parameter of model=logreg"):
+        sweep.run_sweep(spec, home=home, serial=True)
+    assert not list(home.reports_dir.iterdir())
+    sweep.build_spec({"sets": [{"model": "logreg", "C": 0.1}, {"model": "lightgbm", "num_leaves": 7}]})
+
+
 # --- data isolation: a home with a data folder of its own -------------------------------
 
 def test_a_home_can_keep_its_data_in_a_folder_of_its_own(tmp_path, monkeypatch):

@@ -26,7 +26,8 @@ from ..exceptions import InvalidParameter
 FAMILIES: tuple[str, ...] = ("logreg", "lightgbm")
 #: Every family's hyperparameters -> their family (a parameter of another family is refused).
 PARAM_FAMILY: dict[str, str] = {"C": "logreg", "n_estimators": "lightgbm", "learning_rate": "lightgbm",
-                                "num_leaves": "lightgbm", "min_child_samples": "lightgbm"}
+                                "num_leaves": "lightgbm", "max_depth": "lightgbm",
+                                "min_child_samples": "lightgbm"}
 
 
 def family(name: str) -> ModuleType:

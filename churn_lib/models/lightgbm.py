@@ -30,7 +30,8 @@ from ..exceptions import InvalidParameter
 
 NAME = "lightgbm"
 #: This family's hyperparameters (train parameters) and their defaults.
-PARAMS: dict[str, Any] = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20}
+PARAMS: dict[str, Any] = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 15, "max_depth": 4,
+                          "min_child_samples": 20}
 #: Share of the training rows held out inside each fit for early stopping, and its patience.
 VALIDATION_FRACTION = 0.1
 EARLY_STOPPING_ROUNDS = 30
@@ -67,12 +68,13 @@ class LightGBMChurn(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, contract: _contract.Contract | None = None, n_estimators: int = 400,
-                 learning_rate: float = 0.05, num_leaves: int = 31, min_child_samples: int = 20,
-                 seed: int = 42) -> None:
+                 learning_rate: float = 0.05, num_leaves: int = 15, max_depth: int = 4,
+                 min_child_samples: int = 20, seed: int = 42) -> None:
         self.contract = contract
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
         self.num_leaves = num_leaves
+        self.max_depth = max_depth
         self.min_child_samples = min_child_samples
         self.seed = seed
 
@@ -108,7 +110,7 @@ class LightGBMChurn(ClassifierMixin, BaseEstimator):
                                                         random_state=self.seed)
         self.model_ = lgb.LGBMClassifier(
             n_estimators=self.n_estimators, learning_rate=self.learning_rate, num_leaves=self.num_leaves,
-            min_child_samples=self.min_child_samples, random_state=self.seed, deterministic=True,
+            max_depth=self.max_depth, min_child_samples=self.min_child_samples, random_state=self.seed, deterministic=True,
             force_row_wise=True, n_jobs=_threads(), verbose=-1)
         self.model_.fit(inner, y_inner, eval_X=(held,), eval_y=(y_held,), eval_metric="binary_logloss",
                         callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
@@ -284,11 +286,10 @@ class BoosterScorer:
         return out[:, -1], out[:, :-1]
 
 
-def build(contract: _contract.Contract, *, seed: int = 42, n_estimators: int = 400, learning_rate: float = 0.05,
-          num_leaves: int = 31, min_child_samples: int = 20, **_: Any) -> LightGBMChurn:
+def build(contract: _contract.Contract, *, seed: int = 42, **params: Any) -> LightGBMChurn:
+    """An unfitted model; ``params``: :data:`PARAMS` to override (others are ignored)."""
     _lightgbm()  # a missing library says so before any fit
-    return LightGBMChurn(contract, n_estimators=n_estimators, learning_rate=learning_rate, num_leaves=num_leaves,
-                         min_child_samples=min_child_samples, seed=seed)
+    return LightGBMChurn(contract, seed=seed, **{name: params.get(name, value) for name, value in PARAMS.items()})
 
 
 def compile(model: Any, contract: _contract.Contract | None = None) -> BoosterScorer:
