@@ -24,6 +24,7 @@ from churn_lib import ChurnError, Home, __version__
 from churn_lib.serving import Service
 
 from . import errors
+from .auth import OPEN_PATHS, BearerAuth, Tokens, document, open_paths
 from .body import BATCH_BODY, PREDICT_BODY, inline
 from .limits import ContentLengthLimit
 from .metrics import Metrics, MetricsMiddleware
@@ -43,6 +44,8 @@ restart, and appends every prediction to `logs/predictions.log`.
 * Errors: 422 names the field and what is allowed, 413 for an oversized body, 503 when no model
   can be served (see `/health`).
 * `/metrics` is Prometheus text; `/reports/` serves the reports folder and its index.
+* With a token configured (`CHURN_API_TOKEN`), every path but `/health` (and `/metrics`, unless
+  `CHURN_METRICS_AUTH=1`) needs `Authorization: Bearer <token>`, 401 otherwise.
 """
 
 _LAB_EXAMPLE_NAMES = ("lab request req-001 (churn)", "lab request req-safe (stays)",
@@ -60,11 +63,17 @@ class Settings:
         Seconds between retries while the current pointer names a model that cannot be loaded.
     fast : bool
         Use the compiled numpy scorer when it verifies.
+    tokens : serve.auth.Tokens or None
+        The accepted bearer tokens; None: no authentication.
+    open_paths : frozenset of str
+        Paths that need no token when ``tokens`` is set.
     """
 
     home: Home
     retry_interval: float = 5.0
     fast: bool = True
+    tokens: Tokens | None = None
+    open_paths: frozenset[str] = OPEN_PATHS | {"/metrics"}
 
 
 class ReportFiles(StaticFiles):
@@ -88,7 +97,7 @@ def create_app(home: Home | str | os.PathLike | None = None, *, settings: Settin
     -------
     FastAPI
     """
-    settings = settings or Settings(home=Home.resolve(home))
+    settings = settings or Settings(home=Home.resolve(home), tokens=Tokens.from_env(), open_paths=open_paths())
     metrics = Metrics()
     service = Service(settings.home, retry_interval=settings.retry_interval, fast=settings.fast,
                       on_predict=metrics.predicted)
@@ -110,13 +119,15 @@ def create_app(home: Home | str | os.PathLike | None = None, *, settings: Settin
               name="reports")
     app.add_middleware(ContentLengthLimit, default=MAX_BODY_BYTES,
                        per_path={"/predict/batch": MAX_BATCH_BODY_BYTES})
+    if settings.tokens is not None:  # inside the metrics, so refused requests are counted
+        app.add_middleware(BearerAuth, tokens=settings.tokens, open_paths=settings.open_paths)
     app.add_middleware(MetricsMiddleware, metrics=metrics, service=service,
                        known_paths=frozenset(getattr(r, "path", "") for r in app.routes))
-    app.openapi = _openapi(app, service)  # type: ignore[method-assign]
+    app.openapi = _openapi(app, service, settings)  # type: ignore[method-assign]
     return app
 
 
-def _openapi(app: FastAPI, service: Service):
+def _openapi(app: FastAPI, service: Service, settings: Settings):
     """``app.openapi`` with the prediction routes' bodies and answers of the served contract (cached per contract)."""
     cache: dict[str | None, dict] = {}
 
@@ -130,6 +141,8 @@ def _openapi(app: FastAPI, service: Service):
             doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             if schemas is not None:
                 _fill_predict_routes(doc, schemas)
+            if settings.tokens is not None:
+                document(doc, settings.open_paths)
             cache[key] = doc
         return cache[key]
 

@@ -15,6 +15,8 @@ import tempfile
 from churn_lib import ChurnError, Home, InvalidParameter
 from churn_lib.serving import METRICS_DIR_ENV
 
+from . import auth
+
 #: The uvicorn factory this launcher runs.
 APP = "serve.app:create_app"
 
@@ -38,7 +40,8 @@ def check_port(host: str, port: int) -> None:
 
 
 def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
-        access_log: bool = False, log_level: str = "info") -> None:
+        access_log: bool = False, log_level: str = "info", token_file: str | os.PathLike | None = None,
+        insecure: bool = False, metrics_auth: bool = False) -> None:
     """Serve the home's current model over HTTP with uvicorn until interrupted.
 
     Parameters
@@ -53,22 +56,40 @@ def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 
     access_log : bool, default=False
         One line per request on stderr (every prediction is in the prediction log anyway).
     log_level : str, default="info"
+    token_file : path, optional
+        Bearer tokens, one per line (re-read when it changes); else ``CHURN_API_TOKEN``, else no authentication.
+    insecure : bool, default=False
+        Allow a non-loopback ``host`` without a token.
+    metrics_auth : bool, default=False
+        ``/metrics`` needs a token too (``CHURN_METRICS_AUTH=1``).
 
     Raises
     ------
     InvalidParameter
         Bad port, host or worker count.
     ChurnError
-        The port is taken.
+        The port is taken; the tokens are unusable; a non-loopback host without a token (and not ``insecure``).
     """
     import uvicorn
 
     home = Home.resolve(home)
     if workers < 1:
         raise InvalidParameter(f"--workers must be at least 1, got {workers}", name="workers")
-    check_port(host, port)
-    saved = {k: os.environ.get(k) for k in ("CHURN_HOME", METRICS_DIR_ENV)}
+    saved = {k: os.environ.get(k) for k in ("CHURN_HOME", METRICS_DIR_ENV, auth.TOKEN_FILE_ENV,
+                                            auth.METRICS_AUTH_ENV)}
     metrics_dir = None
+    if token_file is not None:  # the workers read the same file
+        os.environ[auth.TOKEN_FILE_ENV] = str(os.path.abspath(os.path.expanduser(token_file)))
+    if metrics_auth:
+        os.environ[auth.METRICS_AUTH_ENV] = "1"
+    try:
+        tokens = auth.Tokens.from_env()
+        auth.open_paths()
+        auth.check_exposure(host, tokens, insecure)
+        check_port(host, port)
+    except BaseException:
+        _restore(saved)
+        raise
     os.environ["CHURN_HOME"] = str(home.root)
     if workers > 1:
         metrics_dir = tempfile.mkdtemp(prefix="churn-metrics-")
@@ -77,10 +98,14 @@ def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 
         uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, access_log=access_log,
                     log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore(saved)
         if metrics_dir:
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _restore(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

@@ -333,7 +333,8 @@ def cmd_serve(args: argparse.Namespace, home: Home) -> int:
                          "reinstall the project (make install)")
     launch = next(iter(found)).load()
     launch(home=home, host=args.host, port=args.port, workers=args.workers, access_log=args.access_log,
-           log_level="debug" if args.verbose else "info")
+           log_level="debug" if args.verbose else "info", token_file=args.token_file, insecure=args.insecure,
+           metrics_auth=args.metrics_auth)
     return EXIT_OK
 
 

@@ -208,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     p.add_argument("--workers", type=_positive_int, default=1, help="worker processes sharing the port (default 1)")
     p.add_argument("--access-log", action="store_true", help="one line per request on stderr (default off)")
+    p.add_argument("--token-file", metavar="FILE",
+                   help="bearer tokens, one per line (several for rotation; re-read when it changes); default: "
+                        "$CHURN_API_TOKEN, else no authentication")
+    p.add_argument("--metrics-auth", action="store_true", help="/metrics needs a token too (default: open)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow a --host other machines can reach without a token")
     th = drift.Thresholds()
     p = add("drift", cmd_drift, "compare logged predictions with the reference profile of the model that served "
                                 "them; exit 0 no drift, 4 drift, 5 insufficient data")

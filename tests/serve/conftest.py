@@ -56,14 +56,19 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(home: Home, *, workers: int = 1, timeout: float = 60.0) -> Iterator[str]:
-    """``churn serve`` on 127.0.0.1 and a free port; yields its URL; always stopped (SIGTERM, then SIGKILL)."""
+def running_server(home: Home, *, workers: int = 1, timeout: float = 60.0, args: tuple[str, ...] = (),
+                   env: dict[str, str] | None = None) -> Iterator[str]:
+    """``churn serve`` on 127.0.0.1 and a free port; yields its URL; always stopped (SIGTERM, then SIGKILL).
+
+    ``args`` are added to the command, ``env`` to its environment (which has no other ``CHURN_`` variable).
+    """
     port = free_port()
     cmd = [sys.executable, "-m", "churn_lib.cli", "serve", "--home", str(home.root), "--port", str(port),
-           "--workers", str(workers)]
+           "--workers", str(workers), *args]
     log = open(home.root / f"server-{port}.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("CHURN_")})
+                            env={**{k: v for k, v in os.environ.items() if not k.startswith("CHURN_")},
+                                 **(env or {})})
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
