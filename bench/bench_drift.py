@@ -7,7 +7,11 @@ Compares, on the same files, in fresh processes:
 * ``churn drift`` with its default window (``--last 1000``: the end of the
   log is read backwards);
 * ``churn drift --since 0``: every line of the log, streamed in chunks into
-  bounded-memory statistics.
+  bounded-memory statistics (DuckDB);
+* ``churn drift --last N`` with N the log's length (the issue's aim: >= 10x
+  the lab's way), through DuckDB, and through the hand-written backward
+  reader it replaced for such windows; ``--last`` a quarter of the log on
+  both logs shows that memory follows the window, not the log.
 
 Each is run on the full log and on a quarter of it, to show how memory grows
 with the log; on the full log the best of a few runs is kept (``--repeat``), as
@@ -71,7 +75,15 @@ def child(mode: str, home: str) -> None:
 
         base = _rss_mb()
         t0 = time.perf_counter()
-        result = drift.check(home=home, last=1000) if mode == "tail" else drift.check(home=home, since=0)
+        if mode.startswith("last"):  # lastN[-handwritten]
+            from churn_lib.drift import monitor
+
+            if mode.endswith("-handwritten"):
+                monitor.TAIL_SHARE = float("inf")  # the backward reader for any window
+            last = int(mode[4:].split("-")[0])
+            result = drift.check(home=home, last=last)
+        else:
+            result = drift.check(home=home, last=1000) if mode == "tail" else drift.check(home=home, since=0)
         verdict, rows = result.verdict, result.models[0].n_rows
     print(json.dumps({"seconds": time.perf_counter() - t0, "peak_mb": _rss_mb(), "growth_mb": _rss_mb() - base,
                       "verdict": verdict, "rows": rows}))
@@ -139,20 +151,33 @@ def main() -> None:
         size = (full / "logs" / "predictions.log").stat().st_size
         print(f"log: {args.lines:,} lines, {size / 2**20:.0f} MiB (made in {time.perf_counter() - t:.0f} s); "
               f"quarter log: {args.lines // 4:,} lines\n")
+        n, q = args.lines, args.lines // 4
         modes = [("lab", "lab: json.loads per line + json_normalize"), ("tail", "ours: churn drift (--last 1000)"),
-                 ("all", "ours: churn drift --since 0 (every line)")]
+                 ("all", "ours: churn drift --since 0 (every line)"),
+                 (f"last{n}", f"ours: churn drift --last {n:,} (DuckDB)"),
+                 (f"last{n}-handwritten", f"   the same, hand-written backward reader"),
+                 (f"last{q}", f"ours: churn drift --last {q:,} (DuckDB)")]
         results = {}
         header = f"{'approach':44s} {'log':>8s} {'rows':>9s} {'seconds':>8s} {'peak MB':>8s} {'growth MB':>9s}  verdict"
         print(header)
         print("-" * len(header))
         for key, label in modes:
             for which, home in (("quarter", quarter), ("full", full)):
-                n = 1 if which == "quarter" else min(args.repeat, 2) if key == "lab" else args.repeat
-                r = _measure(key, home, n)
+                if key.startswith(f"last{n}") and which == "quarter":
+                    continue  # the window is the whole full log
+                runs = 1 if which == "quarter" else min(args.repeat, 2) if key == "lab" else args.repeat
+                r = _measure(key, home, runs)
                 results[key, which] = r
                 print(f"{label:44s} {which:>8s} {r['rows']:9,d} {r['seconds']:8.3f} {r['peak_mb']:8.0f} "
                       f"{r['growth_mb']:9.0f}  {r['verdict']}", flush=True)
         lab, tail, every = results["lab", "full"], results["tail", "full"], results["all", "full"]
+        duck, hand = results[f"last{n}", "full"], results[f"last{n}-handwritten", "full"]
+        print(f"\nchurn drift --last {n:,}: {lab['seconds'] / duck['seconds']:.1f}x the lab's way (aim >= 10x: "
+              f"{'met' if lab['seconds'] >= 10 * duck['seconds'] else 'NOT met'}); the hand-written reader "
+              f"{lab['seconds'] / hand['seconds']:.1f}x (DuckDB {hand['seconds'] / duck['seconds']:.1f}x faster)")
+        a, b = results[f"last{q}", "quarter"], results[f"last{q}", "full"]
+        print(f"memory growth of --last {q:,}: {a['growth_mb']:.0f} MB on the quarter log, {b['growth_mb']:.0f} MB on "
+              "the full one (the same window)")
         print(f"\nspeed-up on {args.lines:,} lines: every line {lab['seconds'] / every['seconds']:.1f}x, "
               f"default window {lab['seconds'] / tail['seconds']:.0f}x faster than the lab's way")
         print(f"memory growth, quarter -> full log: lab {results['lab', 'quarter']['growth_mb']:.0f} -> "

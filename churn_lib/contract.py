@@ -182,6 +182,24 @@ class Target:
     def label_text(self) -> str:
         return f"{'/'.join(self.positive)} (churned) or {'/'.join(self.negative)} (stayed)"
 
+    def outcome(self, value: Any) -> int | None:
+        """1 for a churned label, 0 for a stayed one; also 1/0 and true/false; None for anything else."""
+        if isinstance(value, bool):
+            return int(value)
+        if value is None or (isinstance(value, float) and value != value):
+            return None
+        text = str(value).strip()
+        if _label_matcher(self.positive)(text):
+            return 1
+        if _label_matcher(self.negative)(text):
+            return 0
+        folded = text.casefold()
+        if folded in ("1", "1.0", "true"):
+            return 1
+        if folded in ("0", "0.0", "false"):
+            return 0
+        return None
+
 
 @dataclass(frozen=True)
 class Source:

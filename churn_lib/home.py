@@ -134,6 +134,14 @@ class Home:
     def predictions_log(self) -> Path:
         return self.logs_dir / "predictions.log"
 
+    @property
+    def feedback_log(self) -> Path:
+        return self.logs_dir / "feedback.log"
+
+    @property
+    def monitoring_log(self) -> Path:
+        return self.reports_dir / "monitoring.jsonl"
+
     def ensure(self) -> "Home":
         """Create the generated folders (the lab's step 1); idempotent."""
         for folder in (self.data_dir, self.models_dir, self.reports_dir, self.logs_dir):

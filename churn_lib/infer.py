@@ -40,6 +40,7 @@ from typing import Any, Sequence
 
 import pandas as pd
 
+from . import _duck
 from . import contract as _contract
 from .data.ingest import read_header
 from .exceptions import DataError, InvalidParameter
@@ -136,10 +137,6 @@ class Inferred:
                             columns=["column", "role", "type", "missing", "distinct", "note"])
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> tuple[tuple[str, ...], dict[str, ColumnStats], int]:
     """Profile every column of ``path`` (all cells as text) in two streaming passes; return the columns,
     their statistics and the row count.
@@ -160,16 +157,13 @@ def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> tuple[tuple[s
 
     header = read_header(path)
     columns = header.columns
-    con = duckdb.connect()
+    con = _duck.connect(MEMORY_LIMIT, ordered=False)
     try:
-        con.execute(f"SET memory_limit='{MEMORY_LIMIT}'")
-        con.execute("SET enable_progress_bar=false")  # it draws on stdout, where --json output goes
-        con.execute("SET preserve_insertion_order=false")
         src = ("read_csv($path, header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
                "strict_mode=true, auto_detect=false, columns=$columns)")
         spec = {c: "VARCHAR" for c in columns}
         args = {"path": str(path), "columns": spec}
-        t = [f"trim({_ident(c)})" for c in columns]
+        t = [f"trim({_duck.ident(c)})" for c in columns]
         d = [f"TRY_CAST({x} AS DOUBLE)" for x in t]
         try:
             sample = con.execute(
@@ -182,14 +176,14 @@ def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> tuple[tuple[s
             aggs = ["count(*)"]
             for k, c in enumerate(columns):
                 aggs += [f"count(*) FILTER (WHERE {t[k]} IS NULL OR {t[k]} = '')",
-                         f"max(length({_ident(c)}))", f"approx_count_distinct({t[k]})"]
+                         f"max(length({_duck.ident(c)}))", f"approx_count_distinct({t[k]})"]
             for k in candidates:
                 x = f"n{k}"
                 aggs += [f"count({x}) FILTER (WHERE isfinite({x}))",
                          f"count({x}) FILTER (WHERE isfinite({x}) AND {x} = round({x}))",
                          f"min({x}) FILTER (WHERE isfinite({x}))", f"max({x}) FILTER (WHERE isfinite({x}))",
                          f"sum({x}) FILTER (WHERE isfinite({x}))"]
-            inner = ", ".join([_ident(c) for c in columns] + [f"{d[k]} AS n{k}" for k in candidates])
+            inner = ", ".join([_duck.ident(c) for c in columns] + [f"{d[k]} AS n{k}" for k in candidates])
             first = con.execute(f"SELECT {', '.join(aggs)} FROM (SELECT {inner} FROM {src})", args).fetchone()
             rows = int(first[0])
             stats = {}

@@ -17,8 +17,9 @@ so that several workers never tear or interleave lines. Readers skip
 malformed, truncated or foreign lines and count them (:class:`ReadStats`);
 rotated files (``predictions.log.1`` ...) and per-worker files
 (``predictions-*.log``) are read as one stream. :func:`iter_records` yields
-dicts (small logs); :func:`iter_batches` streams numpy column batches in bounded
-memory and :func:`read_tail` reads only the end of the files, for drift.
+dicts (small logs); :func:`read_tail` reads only the end of the files into
+numpy column batches, for a small drift window; larger windows and every other
+read of the whole log go through DuckDB (:mod:`churn_lib.logquery`).
 """
 
 from __future__ import annotations
@@ -361,51 +362,6 @@ def _parse(buf: bytes, stats: ReadStats, end: int | None = None, dec: Decoder | 
     return batch
 
 
-def iter_batches(paths: Iterable[Path], *, stats: ReadStats | None = None, chunk_bytes: int = CHUNK_BYTES,
-                 dec: Decoder | None = None) -> Iterator[Batch]:
-    """Yield the valid records of ``paths``, read in order, as column batches.
-
-    Memory is one chunk whatever the size of the files. A last line without a
-    newline (a write in progress, or a crash) is counted as ``truncated``; a
-    longer line than :data:`MAX_LINE_BYTES` as ``too long``, without being held.
-    """
-    stats = stats if stats is not None else ReadStats()
-    for path in paths:
-        stats.files.append(str(path))
-        with open(path, "rb") as fh:
-            rest, overlong = b"", False
-            while block := fh.read(chunk_bytes):
-                if not rest and not overlong:  # the usual case: no copy of the chunk
-                    cut = block.rfind(b"\n") + 1
-                    if cut:
-                        if cut < len(block):  # the unfinished last line is read again with the next chunk
-                            fh.seek(cut - len(block), os.SEEK_CUR)
-                        batch = _parse(block, stats, cut, dec)
-                        if len(batch):
-                            yield batch
-                        continue
-                buf = rest + block
-                if overlong:  # drop the rest of an over-long line
-                    nl = buf.find(b"\n")
-                    if nl < 0:
-                        rest = b""
-                        continue
-                    stats.lines += 1
-                    stats.skip("too long")
-                    buf, overlong = buf[nl + 1:], False
-                cut = buf.rfind(b"\n") + 1
-                rest = buf[cut:]
-                if len(rest) > MAX_LINE_BYTES:
-                    rest, overlong = b"", True
-                if cut:
-                    batch = _parse(buf[:cut], stats, dec=dec)
-                    if len(batch):
-                        yield batch
-            if overlong or rest:  # an unterminated last line, however long: a write in progress
-                stats.lines += 1
-                stats.skip("truncated")
-
-
 def _chunks_backward(path: Path, stats: ReadStats, chunk_bytes: int) -> Iterator[bytes]:
     """Whole lines of ``path``, newest chunk first (each chunk's lines in file order)."""
     with open(path, "rb") as fh:
@@ -481,20 +437,3 @@ def read_tail(paths: Sequence[Path], n_rows: int, *, select: Callable[[Batch], n
 def _latest(batch: Batch, n_rows: int) -> Batch:
     order = np.argsort(batch.ts, kind="stable")
     return batch.take(order[-n_rows:]) if len(batch) else batch
-
-
-def latest(batches: Iterable[Batch], n_rows: int, dec: Decoder | None = None) -> Batch:
-    """The ``n_rows`` most recent rows (by timestamp) of a stream of batches, oldest first.
-
-    Memory stays below twice ``n_rows`` rows plus one batch, whatever the stream's length.
-    """
-    if n_rows < 1:
-        raise ValueError("n_rows must be positive")
-    kept: list[Batch] = []
-    size = 0
-    for batch in batches:
-        kept.append(batch)
-        size += len(batch)
-        if size >= 2 * n_rows:
-            kept, size = [_latest(Batch.concat(kept, dec), n_rows)], n_rows
-    return _latest(Batch.concat(kept, dec), n_rows)

@@ -25,10 +25,10 @@ from churn_lib.serving import Service
 
 from . import errors
 from .auth import OPEN_PATHS, BearerAuth, Tokens, document, open_paths
-from .body import BATCH_BODY, PREDICT_BODY, inline
+from .body import BATCH_BODY, FEEDBACK, FEEDBACK_EXAMPLES, PREDICT_BODY, inline
 from .limits import ContentLengthLimit
 from .metrics import Metrics, MetricsMiddleware
-from .models import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES
+from .models import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES, MAX_FEEDBACK_BODY_BYTES
 from .routes import router
 from .schemas import MAX_BATCH_ROWS, Schemas, schemas_for
 
@@ -43,6 +43,8 @@ restart, and appends every prediction to `logs/predictions.log`.
   Fields that are not features are accepted, ignored and named in `ignored_fields`.
 * Errors: 422 names the field and what is allowed, 413 for an oversized body, 503 when no model
   can be served (see `/health`).
+* `/feedback` takes outcomes (a JSON array: `request_id` or the contract's id, `outcome`, optional `time`)
+  and appends them to `logs/feedback.log`; `churn performance` joins them to the predictions.
 * `/metrics` is Prometheus text; `/reports/` serves the reports folder and its index.
 * With a token configured (`CHURN_API_TOKEN`), every path but `/health` (and `/metrics`, unless
   `CHURN_METRICS_AUTH=1`) needs `Authorization: Bearer <token>`, 401 otherwise.
@@ -118,7 +120,8 @@ def create_app(home: Home | str | os.PathLike | None = None, *, settings: Settin
     app.mount("/reports", ReportFiles(directory=settings.home.reports_dir, html=True, check_dir=False),
               name="reports")
     app.add_middleware(ContentLengthLimit, default=MAX_BODY_BYTES,
-                       per_path={"/predict/batch": MAX_BATCH_BODY_BYTES})
+                       per_path={"/predict/batch": MAX_BATCH_BODY_BYTES,
+                                                             "/feedback": MAX_FEEDBACK_BODY_BYTES})
     if settings.tokens is not None:  # inside the metrics, so refused requests are counted
         app.add_middleware(BearerAuth, tokens=settings.tokens, open_paths=settings.open_paths)
     app.add_middleware(MetricsMiddleware, metrics=metrics, service=service,
@@ -141,6 +144,12 @@ def _openapi(app: FastAPI, service: Service, settings: Settings):
             doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
             if schemas is not None:
                 _fill_predict_routes(doc, schemas)
+            key = " or ".join(["request_id", *(schemas.contract.id[:1] if schemas else ())])
+            doc["paths"]["/feedback"]["post"]["requestBody"] = {
+                "required": True, "description": f"1 or more outcomes, each naming its prediction by {key}, with "
+                                                 "outcome (a target label, 1/0 or true/false) and optionally time "
+                                                 "(Unix seconds or ISO); other fields are ignored",
+                "content": {"application/json": {"schema": FEEDBACK.json_schema(), "examples": FEEDBACK_EXAMPLES}}}
             if settings.tokens is not None:
                 document(doc, settings.open_paths)
             cache[key] = doc

@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from churn_lib import ChurnError, DataError, InvalidParameter
 
 from .limits import too_large_message
-from .models import MAX_BATCH_BODY_BYTES, MAX_BATCH_ROWS, MAX_BODY_BYTES
+from .models import MAX_BATCH_BODY_BYTES, MAX_BATCH_ROWS, MAX_BODY_BYTES, MAX_FEEDBACK_BODY_BYTES, MAX_FEEDBACK_ROWS
 from .schemas import Schemas
 
 
@@ -29,7 +29,15 @@ def _is_batch(request: Request) -> bool:
     return request.url.path.rstrip("/").endswith("/batch")
 
 
+def _is_feedback(request: Request) -> bool:
+    return request.url.path.rstrip("/") == "/feedback"
+
+
 def _body_text(request: Request, schemas: Schemas | None) -> str:
+    if _is_feedback(request):
+        key = " or ".join(["request_id", *(schemas.contract.id[:1] if schemas else ())])
+        return (f"a JSON array of 1 to {MAX_FEEDBACK_ROWS} objects, each with {key}, outcome (a target label or "
+                "1/0) and optionally time, sent as application/json")
     fields = schemas.fields_text if schemas else "of the served model's contract (see /docs)"
     optional = "request_id and the ids optional" if schemas and schemas.contract.id else "request_id optional"
     if _is_batch(request):
@@ -54,9 +62,10 @@ def _message(err: dict[str, Any], request: Request) -> dict[str, Any]:
         field = "body"
     elif field == "body":
         if kind == "too_long":
-            text = f"body: at most {MAX_BATCH_ROWS} rows per batch ({msg})"
+            most = MAX_FEEDBACK_ROWS if _is_feedback(request) else MAX_BATCH_ROWS
+            text = f"body: at most {most} rows per request ({msg})"
         elif kind == "too_short":
-            text = "body: at least 1 row per batch"
+            text = "body: at least 1 row per request" if _is_feedback(request) else "body: at least 1 row per batch"
         else:
             text = f"body: {msg}; expected {_body_text(request, schemas)}"
     elif kind == "missing":
@@ -77,7 +86,8 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
     if exc.status_code == 413:
-        limit = MAX_BATCH_BODY_BYTES if _is_batch(request) else MAX_BODY_BYTES
+        limit = MAX_FEEDBACK_BODY_BYTES if _is_feedback(request) else MAX_BATCH_BODY_BYTES if _is_batch(request) \
+            else MAX_BODY_BYTES
         return JSONResponse({"detail": too_large_message(request.url.path, limit)}, status_code=413)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 

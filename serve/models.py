@@ -19,6 +19,9 @@ __all__ = ["MAX_BATCH_BODY_BYTES", "MAX_BATCH_ROWS", "MAX_BODY_BYTES", "ErrorIte
 MAX_BODY_BYTES = 16 * 1024
 #: Largest request body of ``POST /predict/batch`` (1000 rows with 128-character ids is about 300 KB).
 MAX_BATCH_BODY_BYTES = 1024 * 1024
+#: Body limit and most records of one POST /feedback.
+MAX_FEEDBACK_BODY_BYTES = 1024 * 1024
+MAX_FEEDBACK_ROWS = 10_000
 
 
 class PredictionLogStatus(BaseModel):
@@ -78,3 +81,26 @@ class ValidationErrorResponse(BaseModel):
 
 class MessageResponse(BaseModel):
     detail: str
+
+
+class RejectExample(BaseModel):
+    line: int = Field(description="position of the record in the array (0-based)")
+    reason: str
+    value: str = ""
+
+
+class FeedbackResponse(BaseModel):
+    """What POST /feedback stored: every accepted outcome is one line of logs/feedback.log."""
+
+    source: str
+    rows: int
+    accepted: int
+    rejected_total: int
+    rejected: dict[str, int] = Field(description="rejected records by reason (never written)")
+    examples: list[RejectExample] = Field(description="up to 10 rejected records and why")
+    repeated: int = Field(description="records repeating a key given earlier in the same request (the last counts)")
+    ignored_columns: list[str]
+    key: str = Field(description="what names the prediction: request_id or the contract's id column")
+    matched: int | None = None
+    unmatched: int | None = None
+    log: str

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from churn_lib import feedback as _feedback
 
 from churn_lib.scoring import MAX_EXPLAIN
 from churn_lib.serving import STATUS_UNAVAILABLE, BatchPrediction, Prediction, Service
 
-from .body import BATCH_BODY, PREDICT_BODY
+from .body import BATCH_BODY, PREDICT_BODY, feedback_body
 from .deps import get_service
-from .models import HealthResponse, MessageResponse, ModelResponse, ValidationErrorResponse
+from .models import (FeedbackResponse, HealthResponse, MessageResponse, ModelResponse,
+                     ValidationErrorResponse)
 from .schemas import Row
 
 router = APIRouter()
@@ -104,3 +109,20 @@ async def metrics(request: Request) -> Response:
     m = request.app.state.metrics
     m.sync(request.app.state.service)
     return Response(m.render(), media_type=m.content_type)
+
+
+@router.post("/feedback", response_model=FeedbackResponse,
+             responses={413: ERRORS[413], 422: ERRORS[422],
+                        503: {"model": MessageResponse, "description": "the outcomes could not be stored"}})
+async def feedback(records: Annotated[list[dict[str, Any]], Depends(feedback_body)],
+                   service: ServiceDep) -> Any:
+    """Append outcomes to logs/feedback.log (one write: all accepted lines land whole). Records that cannot be
+    accepted are counted by reason and named by position, never written; an outcome given again for the same
+    prediction counts from then on."""
+    contract = service.request_contract()
+    try:
+        result = await run_in_threadpool(_feedback.ingest_records, records, home=service.home, contract=contract)
+    except OSError as exc:
+        return JSONResponse({"detail": f"the outcomes could not be stored ({exc.strerror or exc}); nothing was "
+                                       "written"}, status_code=503)
+    return result.to_dict()

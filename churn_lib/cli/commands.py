@@ -20,7 +20,7 @@ from .. import data, drift, evaluation, quality, registry, reports, runner, simu
 from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
 from ..home import Home
 from . import render
-from .exits import (EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
+from .exits import (EXIT_BELOW_FLOOR, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
                     EXIT_SWEEP_FAILURES, EXIT_USAGE)
 
 _table = render.table
@@ -345,6 +345,24 @@ def cmd_drift(args: argparse.Namespace, home: Home) -> int:
                          thresholds=drift.Thresholds(alpha=args.alpha, min_rows=args.min_rows))
     _emit(args, result.to_dict(), render.drift(result))
     return {drift.DRIFT: EXIT_DRIFT, drift.NO_DRIFT: EXIT_OK}.get(result.verdict, EXIT_INSUFFICIENT_DATA)
+
+
+def cmd_feedback(args: argparse.Namespace, home: Home) -> int:
+    from .. import feedback
+
+    result = feedback.ingest_file(args.file, home=home)
+    _emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
+def cmd_performance(args: argparse.Namespace, home: Home) -> int:
+    from .. import performance
+
+    result = performance.check(home=home, last=args.last, since=args.since, model=args.model, floor=args.floor,
+                               min_rows=args.min_rows)
+    _emit(args, result.to_dict(), render.performance(result))
+    return {performance.OK: EXIT_OK, performance.BELOW_FLOOR: EXIT_BELOW_FLOOR}.get(result.verdict,
+                                                                                   EXIT_INSUFFICIENT_DATA)
 
 
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:

@@ -12,9 +12,9 @@ from typing import Any, Callable
 
 from .. import __version__, drift, simulate, stages
 from ..exceptions import ChurnError
-from .commands import (cmd_drift, cmd_evaluate, cmd_generate, cmd_history, cmd_init, cmd_prepare, cmd_promote,
+from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare, cmd_promote,
                        cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run, cmd_score,
-                       cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
+                       cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
 
 
 def add_stage_flags(p: argparse.ArgumentParser, stage: str, title: str) -> None:
@@ -229,6 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"family-wise false-alarm rate of one model's tests (default {th.alpha})")
     p.add_argument("--min-rows", type=_positive_int, default=th.min_rows,
                    help=f"fewer rows give 'insufficient data' (default {th.min_rows})")
+    p = add("feedback", cmd_feedback, "append outcomes (what became of scored customers) to logs/feedback.log; "
+                                      "bad rows are counted, never written")
+    p.add_argument("file", metavar="FILE.csv",
+                   help="columns: request_id or the contract's id column; outcome (or the target column) in the "
+                        "target's labels or 1/0; optional time (Unix seconds or ISO)")
+    p = add("performance", cmd_performance, "realized metrics on predictions with outcomes, estimated ones (CBPE) "
+                                            "on those without; exit 0 ok, 4 below the floor, 5 insufficient data")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--last", type=_positive_int, metavar="N", help="the last N logged predictions (default: all)")
+    window.add_argument("--since", type=_since, metavar="TIME",
+                        help="predictions logged since TIME: an age (30m, 24h, 7d), Unix seconds, or an ISO time")
+    p.add_argument("--model", default="current", help="current (default), all, or a version / model file")
+    p.add_argument("--floor", type=_open_rate, default=None, metavar="F1",
+                   help="F1 below which the verdict is 'below floor' (default: the version's gate F1)")
+    p.add_argument("--min-rows", type=_positive_int, default=100,
+                   help="fewer rows of a kind give 'insufficient data' (default 100)")
     p = add("simulate", cmd_simulate, "write simulated predictions to the log (real scores of a registered model) "
                                       "or send them to a running service, from the training distribution or shifted")
     p.add_argument("--n-rows", type=_positive_int, default=200, help="requests to simulate (default 200)")

@@ -85,6 +85,37 @@ def drift(result: Any) -> str:
     return "\n".join(lines)
 
 
+def performance(result: Any) -> str:
+    """The verdict per version, then realized and estimated metrics side by side (intervals where computed)."""
+    def cell(part: dict | None, interval: dict | None, key: str) -> str:
+        if not part or part.get(key) is None:
+            return "-"
+        text = f"{part[key]:.4f}" if key != "profit_per_1000" else f"{part[key]:,.0f}"
+        iv = (interval or {}).get(key)
+        return text + (f" [{iv[0]:.3f}, {iv[1]:.3f}]" if iv else "")
+
+    read = result.read
+    lines = [f"performance: {result.verdict.upper()} ({read['predictions']:,} prediction(s) in the window, "
+             f"{read['with_outcome']:,} with an outcome; {read['outcomes']:,} outcome(s) on record"
+             + (f", {read['repeated_outcomes']:,} repeated (the last counts)" if read["repeated_outcomes"] else "")
+             + (f", {read['feedback_lines_skipped']:,} bad line(s) skipped" if read["feedback_lines_skipped"] else "")
+             + ")"]
+    for m in result.models:
+        lines += ["", f"{m.version}: {m.verdict} - {m.reason}"]
+        rows = [{"metric": key,
+                 "realized": cell(m.realized, m.realized_interval, key),
+                 "estimated (CBPE)": cell(m.estimated, m.estimated_interval, key)}
+                for key in ("rows", "churn_rate", "roc_auc", "f1", "precision", "recall", "brier", "profit_per_1000")
+                if key != "rows"]
+        rows.insert(0, {"metric": "rows", "realized": f"{m.with_outcome:,}",
+                        "estimated (CBPE)": f"{m.predictions - m.with_outcome:,}"})
+        lines.append(table(rows, ["metric", "realized", "estimated (CBPE)"]))
+    if result.models and any(m.estimated for m in result.models):
+        lines.append("estimated: what the served probabilities imply if they are calibrated (see the version's "
+                     "reliability diagram)")
+    return "\n".join(lines)
+
+
 def init(result: Any) -> str:
     lines = [result.summary()]
     if result.inferred is not None:

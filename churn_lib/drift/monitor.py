@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
-from .. import predlog, registry
+from .. import logquery, predlog, registry
 from .._io import atomic_write_json, iso, utc_now
 from ..exceptions import InvalidParameter, NoCurrentModel, RegistryError
 from ..home import Home
@@ -171,17 +171,8 @@ def _target(model: str | None, entries: list[dict[str, Any]], home: Home) -> dic
     return registry.find(model, entries)
 
 
-def _rows_of(entry: Mapping[str, Any]):
-    names = (entry["model_file"], entry["version"])
-
-    def select(batch: predlog.Batch) -> np.ndarray:
-        return (batch.model == names[0]) | (batch.model == names[1])
-
-    return select
-
-
 def check(*, home: Home | str | None = None, last: int | None = None, since: Any = None,
-          model: str | None = "current", thresholds: Thresholds | None = None) -> DriftResult:
+          model: str | None = "current", thresholds: Thresholds | None = None, record: bool = True) -> DriftResult:
     """Compare a window of logged predictions with the profile of the model that served them.
 
     Parameters
@@ -197,6 +188,8 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
         ``current`` (or None), ``all`` (each model against its own profile), or
         a version label / model file.
     thresholds : Thresholds, optional
+    record : bool, default=True
+        Append the result to the monitoring history (``reports/monitoring.jsonl``).
 
     Returns
     -------
@@ -274,15 +267,11 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     for c, names in groups.values():
         stats = predlog.ReadStats()
         parts.append(stats)
-        dec = predlog.decoder(c)
         if target is not None:
-            select = _rows_of(target)
-        elif len(groups) > 1:
-            def select(batch: predlog.Batch, names: set[str] = names) -> np.ndarray:
-                return np.isin(batch.model, list(names))
+            models = {target["model_file"], target["version"]}
         else:
-            select = None
-        _read_window(paths, last, since_ts, select, stats, dec, route)
+            models = names if len(groups) > 1 else None
+        _read_window(paths, c, last, since_ts, models, stats, route)
     stats = parts[0] if len(parts) == 1 else _merged(parts)
     if target is not None:
         acc_for(target)
@@ -294,30 +283,34 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     verdict = DRIFT if DRIFT in verdicts else NO_DRIFT if NO_DRIFT in verdicts else INSUFFICIENT
     window = {"last": last, "since": iso(since_ts), "since_ts": since_ts, "model": model}
     result = DriftResult(verdict, models, window, stats.to_dict(), asdict(th), dict(unknown), utc_now())
+    if record:
+        from .. import monitoring
+
+        monitoring.append(monitoring.DRIFT, result.to_dict(), home=home)
     log.info("drift check: %s (%s)", verdict, stats.summary())
     return result
 
 
-def _read_window(paths: list[Path], last: int | None, since_ts: float | None, select: Any,
-                 stats: predlog.ReadStats, dec: predlog.Decoder, route: Any) -> None:
-    if since_ts is None:  # read only the end of the files
-        route(predlog.read_tail(paths, last, select=select, stats=stats, dec=dec))
-        return
-    # a file last changed before the window holds none of its rows
-    live = [p for p in paths if p.stat().st_mtime >= since_ts - 1.0]
+#: Below this share of the log's lines, a ``--last`` window is read backwards from the end of the files
+#: (a few chunks); above it, and for every ``--since`` window, DuckDB reads the files in one pass.
+TAIL_SHARE = 0.25
+#: Bytes per log line assumed when guessing a log's length from its size (the API's lines are ~300).
+_LINE_BYTES_GUESS = 250
 
-    def window() -> Any:
-        for batch in predlog.iter_batches(live, stats=stats, dec=dec):
-            keep = batch.ts >= since_ts
-            if select is not None:
-                keep &= select(batch)
-            yield batch if keep.all() else batch.take(keep)
 
-    if last is None:
-        for batch in window():
-            route(batch)
-    else:
-        route(predlog.latest(window(), last, dec))
+def _read_window(paths: list[Path], contract: _contract.Contract, last: int | None, since_ts: float | None,
+                 models: set[str] | None, stats: predlog.ReadStats, route: Any) -> None:
+    if since_ts is None:
+        size = sum(p.stat().st_size for p in paths if p.exists())
+        if last is not None and last < TAIL_SHARE * size / _LINE_BYTES_GUESS:  # the end of the files is enough
+            wanted = np.array(sorted(models), dtype=object) if models is not None else None
+            select = (lambda batch: np.isin(batch.model, wanted)) if wanted is not None else None
+            route(predlog.read_tail(paths, last, select=select, stats=stats, dec=predlog.decoder(contract)))
+            return
+    else:  # a file last changed before the window holds none of its rows
+        paths = [p for p in paths if p.stat().st_mtime >= since_ts - 1.0]
+    for batch in logquery.windows(paths, contract, since_ts=since_ts, last=last, models=models, stats=stats):
+        route(batch)
 
 
 def _merged(parts: list[predlog.ReadStats]) -> predlog.ReadStats:

@@ -46,7 +46,7 @@ def test_the_service_listens_on_loopback_unless_told_otherwise():
     assert (args.host, args.port) == ("127.0.0.1", 8000)
 
 
-OPERATIONS = ["GET /health", "POST /predict", "POST /predict/batch", "GET /model", "GET /metrics"]
+OPERATIONS = ["GET /health", "POST /predict", "POST /predict/batch", "GET /model", "GET /metrics", "POST /feedback"]
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
