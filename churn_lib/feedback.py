@@ -10,7 +10,9 @@ true/false), and optionally when it was observed. One JSON line per outcome::
 
 Lines are appended the way predictions are (:func:`churn_lib.predlog.write_lines`:
 one ``write`` per batch on an ``O_APPEND`` descriptor, so workers never tear or
-interleave lines, and a killed writer leaves whole lines only); rotated files
+interleave lines; a writer killed in the middle of a large write can leave
+one unfinished line, which readers skip and count and the next writer ends
+before appending); rotated files
 (``feedback.log.1`` ...) are read with the current one. An outcome given twice
 for the same prediction: the one received last wins when outcomes are joined
 (:mod:`churn_lib.logquery`). Rows that cannot be accepted (no key, an outcome
@@ -19,8 +21,10 @@ that is not a label, a bad time) are counted by reason, never written.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -187,6 +191,24 @@ def _block(frame: pd.DataFrame, key: str, outcome: str, when: str | None, contra
     return ("\n".join(out) + "\n").encode("utf-8") if out else b""
 
 
+def _end_torn_line(path: Path) -> None:
+    """End the log's last line if a killed writer left it unfinished, so the next append starts a line of its own.
+
+    A large ``write`` can be cut short by SIGKILL; the fragment stays, as one
+    line that readers skip and count, and nothing appended later is glued to it.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) == b"\n":
+                return
+    except FileNotFoundError:
+        return
+    predlog.write_lines(b"\n", path=path)
+
+
 def _contract_of(home: Home, contract: _contract.Contract | None) -> _contract.Contract:
     if contract is not None:
         return contract
@@ -216,14 +238,17 @@ def ingest_file(path: str | Path, *, home: Home | str | None = None, contract: _
     contract = _contract_of(home, contract)
     path = Path(path)
     try:
-        header = pd.read_csv(path, nrows=0, dtype=str).columns.tolist()
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            header = [c.strip() for c in next(csv.reader(fh), [])]
     except FileNotFoundError:
         raise DataError(f"outcome file {path} does not exist", path=str(path)) from None
     except IsADirectoryError:
         raise DataError(f"outcome file {path} is a folder, not a CSV file", path=str(path)) from None
-    except (pd.errors.EmptyDataError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"cannot read {path} as CSV: {exc}", path=str(path)) from None
-    header = [str(c).strip() for c in header]
+    if not any(header):
+        raise DataError(f"cannot read {path} as CSV: it is empty or has no header line naming the columns",
+                        path=str(path))
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
         raise DataError(f"{path} names the column(s) {', '.join(dupes)} more than once", path=str(path))
@@ -240,6 +265,7 @@ def ingest_file(path: str | Path, *, home: Home | str | None = None, contract: _
     result = FeedbackResult(source=f"file:{path.name}", key=key, log=str(home.feedback_log),
                             ignored_columns=[c for c in header if c not in (key, outcome, when)])
     home.logs_dir.mkdir(parents=True, exist_ok=True)
+    _end_torn_line(home.feedback_log)
     seen: set[str] = set()
     now = time.time()
     line = 2
@@ -296,6 +322,7 @@ def ingest_records(records: Sequence[Mapping[str, Any]], *, home: Home | str | N
     frame = pd.DataFrame({c: [text(r.get(c)) for r in records] for c in {key, outcome, *( [when] if when else [])}},
                          dtype=str)
     home.logs_dir.mkdir(parents=True, exist_ok=True)
+    _end_torn_line(home.feedback_log)
     seen: set[str] = set()
     data = _block(frame, key, outcome, when, contract, source, 0, result, seen, time.time())
     predlog.write_lines(data, path=home.feedback_log)

@@ -67,6 +67,13 @@ def _since(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _unit(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def _open_rate(text: str) -> float:
     value = float(text)
     if not 0.0 < value < 1.0:
@@ -241,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--since", type=_since, metavar="TIME",
                         help="predictions logged since TIME: an age (30m, 24h, 7d), Unix seconds, or an ISO time")
     p.add_argument("--model", default="current", help="current (default), all, or a version / model file")
-    p.add_argument("--floor", type=_open_rate, default=None, metavar="F1",
+    p.add_argument("--floor", type=_unit, default=None, metavar="F1",
                    help="F1 below which the verdict is 'below floor' (default: the version's gate F1)")
     p.add_argument("--min-rows", type=_positive_int, default=100,
                    help="fewer rows of a kind give 'insufficient data' (default 100)")

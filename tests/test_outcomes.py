@@ -1,0 +1,301 @@
+"""Outcomes in (churn feedback, POST /feedback), joined to predictions, realized and estimated performance,
+the monitoring history."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
+
+from churn_lib import DataError, InvalidParameter, cli, contract, drift, feedback, logquery, monitoring, \
+    performance, predlog, registry, simulate
+
+FEATURES = {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
+            "region": "NA"}
+
+
+def _predictions(home, p, *, prefix="r", threshold=0.4, ids=None, t0=1_800_000_000.0):
+    """Log one prediction per probability, by the current model (its file and version)."""
+    entry = registry.current_entry(home=home)
+    home.logs_dir.mkdir(parents=True, exist_ok=True)
+    records = [predlog.record(request_id=f"{prefix}{i}", model_file=entry["model_file"], version=entry["version"],
+                              threshold=threshold, probability=float(q), features=FEATURES, latency_ms=1.0,
+                              ts=t0 + i, ids=None if ids is None else {ids: f"c{i}"})
+               for i, q in enumerate(p)]
+    predlog.append_many(records, path=home.predictions_log)
+    return entry
+
+
+def _csv(path, rows, columns):
+    pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
+    return path
+
+
+# --- churn feedback ----------------------------------------------------------------------------------
+
+def test_a_file_of_outcomes_is_appended_and_its_bad_rows_counted(trained_home, tmp_path, capsys):
+    _predictions(trained_home, [0.9, 0.2, 0.7])
+    src = _csv(tmp_path / "october.csv", [["r0", "1", "2026-10-31T10:00:00Z", "x"], ["r1", "0", "", "y"],
+                                          ["", "1", "", ""], ["r2", "maybe", "", ""], ["r9", "1", "", ""],
+                                          ["r2", "1", "yesterday", ""], ["r0", "0", "1790000000", ""]],
+               ["request_id", "outcome", "time", "note"])
+    code = cli.main(["feedback", str(src), "--home", str(trained_home.root), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert out["rows"] == 7 and out["accepted"] == 4 and out["rejected"] == {"no key": 1, "not an outcome": 1,
+                                                                             "bad time": 1}
+    assert out["repeated"] == 1 and out["ignored_columns"] == ["note"]
+    assert out["matched"] == 2 and out["unmatched"] == 1  # r0, r1 were predicted; r9 was not
+    assert [e["line"] for e in out["examples"]] == [4, 5, 7]  # file lines, the header is line 1
+    lines = [json.loads(x) for x in trained_home.feedback_log.read_text().splitlines()]
+    assert [(x["request_id"], x["outcome"]) for x in lines] == [("r0", 1), ("r1", 0), ("r9", 1), ("r0", 0)]
+    assert lines[0]["ts"] == pd.Timestamp("2026-10-31T10:00:00Z").timestamp()
+    assert all(a["received"] < b["received"] for a, b in zip(lines, lines[1:]))
+    assert lines[0]["source"] == "file:october.csv"
+
+
+def test_the_targets_labels_and_its_column_name_are_accepted(trained_home, tmp_path):
+    src = _csv(tmp_path / "o.csv", [["r0", "1"], ["r1", "0"], ["r2", "true"], ["r3", "No"]], ["request_id", "churn"])
+    r = feedback.ingest_file(src, home=trained_home, match=False)
+    assert r.accepted == 3 and r.rejected == {"not an outcome": 1}
+    t = contract.Target("Churn", ("Yes",), ("No",))
+    assert [t.outcome(v) for v in ["Yes", " yes", "No", "1", "0", True, "maybe", None]] == [1, 1, 0, 1, 0, 1, None,
+                                                                                            None]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("customer,outcome\na,1\n", r"lacks a key column \(request_id\); its header has customer, outcome"),
+    ("request_id,result\na,1\n", r"lacks an outcome column \(outcome or churn\)"),
+    ("request_id,outcome,outcome\na,1,1\n", "names the column.s. outcome more than once"),
+    ("", "cannot read"),
+])
+def test_an_outcome_file_with_the_wrong_columns_is_refused_and_nothing_written(trained_home, tmp_path, text, message):
+    src = tmp_path / "bad.csv"
+    src.write_text(text)
+    with pytest.raises(DataError, match=message):
+        feedback.ingest_file(src, home=trained_home)
+    assert not trained_home.feedback_log.exists()
+    with pytest.raises(DataError, match="does not exist"):
+        feedback.ingest_file(tmp_path / "missing.csv", home=trained_home)
+
+
+def test_a_header_only_file_accepts_nothing(trained_home, tmp_path):
+    src = tmp_path / "empty.csv"
+    src.write_text("request_id,outcome\n")
+    r = feedback.ingest_file(src, home=trained_home)
+    assert r.rows == r.accepted == 0 and "accepted 0 of 0" in r.summary()
+
+
+def test_sigkill_during_churn_feedback_loses_no_accepted_line(trained_home, tmp_path):
+    """Killed mid-file: the lines on disk are a prefix of the input (a last one may be cut off: skipped and
+    counted); running the command again stores everything, each outcome counted once."""
+    n = 600_000
+    src = tmp_path / "many.csv"
+    src.write_text("request_id,outcome\n" + "".join(f"k{i},{i % 2}\n" for i in range(n)))
+    cmd = [sys.executable, "-m", "churn_lib.cli", "feedback", str(src), "--home", str(trained_home.root)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 60
+    while not (trained_home.feedback_log.exists() and trained_home.feedback_log.stat().st_size) \
+            and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    data = trained_home.feedback_log.read_bytes()
+    whole = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")[:-1]
+    keys = [json.loads(x)["request_id"] for x in whole]
+    assert 0 < len(keys) <= n and keys == [f"k{i}" for i in range(len(keys))]  # a prefix, in order, once
+    assert subprocess.run(cmd, capture_output=True, env=env, timeout=300).returncode == 0
+    _predictions(trained_home, [0.5], prefix="k")  # one prediction, k0, so that the outcomes are joined
+    read = logquery.outcomes([trained_home.predictions_log], [trained_home.feedback_log]).read
+    lines = trained_home.feedback_log.read_bytes().split(b"\n")[:-1]
+    parsed = []
+    for x in lines:
+        try:
+            parsed.append(json.loads(x)["request_id"])
+        except ValueError:
+            parsed.append(None)
+    assert parsed.count(None) == (0 if data.endswith(b"\n") else 1)  # the cut line, ended, skipped
+    assert set(parsed) - {None} == {f"k{i}" for i in range(n)}
+    assert read["outcomes"] == n and read["with_outcome"] == 1
+    assert read["repeated_outcomes"] == len(keys) - (0 if data.endswith(b"\n") else 0)
+    assert read["feedback_lines_skipped"] == parsed.count(None)
+
+
+# --- the join and realized metrics ---------------------------------------------------------------------
+
+def test_realized_metrics_equal_scikit_learns_on_the_same_joined_rows(trained_home):
+    rng = np.random.default_rng(3)
+    p = rng.random(400)
+    _predictions(trained_home, p, threshold=0.4)
+    y = (rng.random(400) < p).astype(int)
+    given = {f"r{i}": int(y[i]) for i in range(0, 400, 2)}  # half come back
+    wrong_first = [{"request_id": k, "outcome": 1 - v} for k, v in given.items()][:50]
+    feedback.ingest_records(wrong_first, home=trained_home)  # later corrected: the last one counts
+    feedback.ingest_records([{"request_id": k, "outcome": v} for k, v in given.items()]
+                            + [{"request_id": "nobody", "outcome": 1}], home=trained_home)
+    result = performance.check(home=trained_home)
+    (m,) = result.models
+    idx = np.arange(0, 400, 2)
+    yy, pp = y[idx], np.round(p[idx], 6)  # as logged
+    assert m.with_outcome == 200 and m.predictions == 400
+    r = m.realized
+    assert r["roc_auc"] == pytest.approx(roc_auc_score(yy, pp), abs=1e-12)
+    assert r["f1"] == pytest.approx(f1_score(yy, pp >= 0.4), abs=1e-12)
+    assert r["precision"] == pytest.approx(precision_score(yy, pp >= 0.4), abs=1e-12)
+    assert r["recall"] == pytest.approx(recall_score(yy, pp >= 0.4), abs=1e-12)
+    assert r["brier"] == pytest.approx(brier_score_loss(yy, pp), abs=1e-12)
+    assert result.read["repeated_outcomes"] == 50 and result.read["outcomes"] == 201
+    assert m.realized_interval["f1"][0] <= r["f1"] <= m.realized_interval["f1"][1]
+    assert m.estimated["rows"] == 200 and m.verdict in (performance.OK, performance.BELOW_FLOOR)
+
+
+def test_outcomes_join_on_the_contracts_id_too(tmp_path):
+    from churn_lib import Home
+
+    home = Home(tmp_path / "h")
+    home.logs_dir.mkdir(parents=True)
+    recs = [predlog.record(request_id=f"r{i}", model_file="m.joblib", version="v1", threshold=0.5,
+                           probability=0.8, features={}, latency_ms=1, ts=1.0 + i, ids={"customerID": f"c{i}"})
+            for i in range(4)]
+    predlog.append_many(recs, path=home.predictions_log)
+    home.feedback_log.write_text('{"id":"c1","outcome":1,"ts":5,"received":5}\n'
+                                 '{"request_id":"r2","outcome":0,"ts":5,"received":6}\n'
+                                 '{"id":"c3","outcome":"maybe","ts":5,"received":7}\nnot json\n')
+    j = logquery.outcomes([home.predictions_log], [home.feedback_log], id_column="customerID")
+    by_ts = dict(zip(j.ts.tolist(), j.outcome.tolist()))
+    assert by_ts[2.0] == 1 and by_ts[3.0] == 0 and np.isnan(by_ts[1.0]) and np.isnan(by_ts[4.0])
+    assert j.read["feedback_lines"] == 4 and j.read["feedback_lines_skipped"] == 2
+    assert logquery.count_matching([home.predictions_log], ["c0", "c9"], id_column="customerID") == 1
+    assert logquery.count_matching([home.predictions_log], ["r0", "r1", "x"]) == 2
+
+
+# --- estimated performance (CBPE) ------------------------------------------------------------------------
+
+def test_the_estimated_auc_is_the_expected_auc_under_calibration():
+    rng = np.random.default_rng(0)
+    p = np.round(rng.random(60), 1)  # many ties
+    num = den = 0.0
+    for i in range(60):
+        for j in range(60):
+            if i != j:
+                w = p[i] * (1 - p[j])
+                den += w
+                num += w * (1.0 if p[i] > p[j] else 0.5 if p[i] == p[j] else 0.0)
+    assert performance.estimated(p, np.full(60, 0.5))["roc_auc"] == pytest.approx(num / den, abs=1e-12)
+
+
+def test_cbpe_lands_within_its_interval_of_the_realized_value_on_calibrated_outcomes():
+    rng = np.random.default_rng(1)
+    p = rng.beta(2, 3, 3000)
+    t = np.full(len(p), 0.45)
+    y = (rng.random(len(p)) < p).astype(int)  # calibrated by construction
+    real, est = performance.realized(y, p, t), performance.estimated(p, t)
+    iv = performance.estimated_interval(p, t, seed=1)
+    for key in ("f1", "roc_auc", "precision", "recall", "brier"):
+        assert iv[key][0] <= real[key] <= iv[key][1], key
+        assert abs(est[key] - real[key]) < 0.05, key
+
+
+def test_the_estimated_interval_covers_the_realized_value_about_95_times_in_100():
+    rng = np.random.default_rng(7)
+    hits = {"f1": 0, "roc_auc": 0}
+    trials = 60
+    for k in range(trials):
+        p = rng.beta(2, 3, 400)
+        t = np.full(len(p), 0.4)
+        real = performance.realized((rng.random(len(p)) < p).astype(int), p, t)
+        iv = performance.estimated_interval(p, t, seed=k)
+        for key in hits:
+            hits[key] += iv[key][0] <= real[key] <= iv[key][1]
+    for key, n in hits.items():
+        assert 0.85 * trials <= n <= trials, (key, n)
+
+
+def test_a_miscalibrated_model_is_caught_by_its_realized_figures(trained_home):
+    p = np.full(300, 0.9)
+    _predictions(trained_home, p, threshold=0.5)
+    feedback.ingest_records([{"request_id": f"r{i}", "outcome": 0} for i in range(300)], home=trained_home)
+    result = performance.check(home=trained_home, floor=0.5)
+    (m,) = result.models
+    assert m.verdict == performance.BELOW_FLOOR and "realized F1 0.0000 < floor 0.5000" in m.reason
+    assert m.realized["brier"] == pytest.approx(0.81)
+
+
+# --- the command, its exit codes, bad input -------------------------------------------------------------
+
+def test_churn_performance_exit_codes(trained_home, capsys):
+    code = cli.main(["performance", "--home", str(trained_home.root)])
+    assert code == cli.EXIT_INSUFFICIENT_DATA == 5 and "insufficient data" in capsys.readouterr().out
+    rng = np.random.default_rng(5)
+    p = rng.random(500)
+    _predictions(trained_home, p, threshold=0.5)
+    code = cli.main(["performance", "--home", str(trained_home.root), "--floor", "0.0"])
+    out = capsys.readouterr().out
+    assert code == 0 and "estimated (CBPE)" in out and "estimated F1" in out
+    feedback.ingest_records([{"request_id": f"r{i}", "outcome": int(rng.random() < q)} for i, q in enumerate(p)],
+                            home=trained_home)
+    code = cli.main(["performance", "--home", str(trained_home.root), "--floor", "0.99", "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 4 and payload["verdict"] == "below floor" and payload["models"][0]["with_outcome"] == 500
+    code = cli.main(["performance", "--home", str(trained_home.root), "--last", "100", "--json"])
+    assert json.loads(capsys.readouterr().out)["models"][0]["predictions"] == 100
+
+
+@pytest.mark.parametrize("kwargs, message", [({"last": 0}, "last=0"), ({"floor": 1.5}, "floor=1.5"),
+                                              ({"min_rows": 0}, "min_rows=0"), ({"since": "soon"}, "not a time")])
+def test_bad_performance_arguments_are_refused(trained_home, kwargs, message):
+    with pytest.raises(InvalidParameter, match=message):
+        performance.check(home=trained_home, **kwargs)
+
+
+# --- POST /feedback -------------------------------------------------------------------------------------
+
+def test_post_feedback_stores_outcomes_and_counts_the_rest(trained_home):
+    from serve.app import create_app
+
+    with TestClient(create_app(trained_home)) as c:
+        r = c.post("/predict", json={**FEATURES, "request_id": "req-001"})
+        assert r.status_code == 200
+        r = c.post("/feedback", json=[{"request_id": "req-001", "outcome": 1}, {"request_id": "req-002"},
+                                      {"request_id": "req-003", "outcome": "0", "time": 1_790_000_000}])
+        assert r.status_code == 200
+        body = r.json()
+        assert body["accepted"] == 2 and body["rejected"] == {"not an outcome": 1}
+        assert body["examples"][0]["line"] == 1
+        for bad in ('{"request_id": "x"}', "[1, 2]", "not json", "[]", "\xff\xfe"):
+            r = c.post("/feedback", content=bad.encode("utf-8", "surrogateescape"),
+                       headers={"content-type": "application/json"})
+            assert r.status_code == 422, bad
+            assert r.json()["detail"][0]["field"] == "body" or r.json()["detail"][0]["field"].startswith("0")
+        big = [{"request_id": "x" * 150, "outcome": 1}] * 8000
+        assert c.post("/feedback", json=big).status_code == 413
+        assert c.post("/feedback", json=[{"request_id": "a", "outcome": 1}] * 10_001).status_code in (413, 422)
+    lines = trained_home.feedback_log.read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["source"] == "api"
+    assert performance.check(home=trained_home).models[0].with_outcome == 1
+
+
+# --- the monitoring history ----------------------------------------------------------------------------
+
+def test_every_check_appends_to_the_monitoring_history(trained_home):
+    simulate.simulate(200, home=trained_home, seed=4)
+    drift.check(home=trained_home)
+    performance.check(home=trained_home)
+    drift.check(home=trained_home, record=False)
+    h = monitoring.history(home=trained_home)
+    assert h["kind"].tolist() == ["drift", "performance"]
+    assert set(h["version"]) == {"v1"} and h.loc[0, "rows"] == 200 and "max_psi" in h
+    assert monitoring.history(home=trained_home, kind="drift").shape[0] == 1
+    with open(trained_home.monitoring_log, "a") as fh:
+        fh.write("{torn\n")
+    assert len(monitoring.history(home=trained_home)) == 2
