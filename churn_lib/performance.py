@@ -160,6 +160,23 @@ class PerformanceResult:
     unknown_models: dict[str, int] = field(default_factory=dict)
     checked_at_utc: str = ""
 
+    def frame(self) -> pd.DataFrame:
+        """One row per version and metric: realized and estimated side by side (intervals where computed)."""
+        rows = []
+        for m in self.models:
+            for key in ("rows", "churn_rate", "roc_auc", "f1", "precision", "recall", "brier", "profit_per_1000"):
+                row = {"version": m.version, "metric": key}
+                for part, interval in (("realized", m.realized_interval), ("estimated", m.estimated_interval)):
+                    figures = getattr(m, part) or {}
+                    row[part] = figures.get(key)
+                    iv = (interval or {}).get(key)
+                    row[f"{part} 95%"] = None if not iv else f"[{iv[0]:.3f}, {iv[1]:.3f}]"
+                rows.append(row)
+        return pd.DataFrame(rows)
+
+    def summary(self) -> str:
+        return "; ".join(f"{m.version}: {m.verdict} ({m.reason})" for m in self.models) or self.verdict
+
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.verdict, "checked_at_utc": self.checked_at_utc, "window": self.window,
                 "read": self.read, "unknown_models": self.unknown_models, "models": [asdict(m) for m in self.models]}

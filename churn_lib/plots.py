@@ -336,3 +336,35 @@ def drift_features(result: Any, *, version: str | None = None, axes=None):
     if not md.features:
         flat[0].text(0.5, 0.5, f"{md.version}: {md.verdict}", ha="center", va="center")
     return axes
+
+
+def monitoring_trends(history: pd.DataFrame, axes=None):
+    """Every check so far, per version: drift (largest PSI), realized against estimated F1, and the volume.
+
+    ``history`` is :func:`churn_lib.monitoring.history`; returns the three axes.
+    """
+    if axes is None:
+        _, axes = _grid(1, 3, width=4.0, height=2.6, left=0.8, bottom=1.0, wspace=0.8)
+    ax_drift, ax_f1, ax_rows = np.asarray(axes).ravel()[:3]
+    if history is None or not len(history):
+        for ax in (ax_drift, ax_f1, ax_rows):
+            ax.text(0.5, 0.5, "no check recorded yet", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
+        return axes
+    for version, rows in history.sort_values("checked_at").groupby("version", sort=True):
+        d = rows[rows["kind"] == "drift"]
+        if len(d) and "max_psi" in d:
+            ax_drift.plot(d["checked_at"], d["max_psi"], marker="o", label=str(version))
+        p = rows[rows["kind"] == "performance"]
+        for column, style in (("realized_f1", "-"), ("estimated_f1", "--")):
+            if len(p) and column in p and p[column].notna().any():
+                ax_f1.plot(p["checked_at"], p[column], style, marker="o",
+                           label=f"{version} {column.split('_')[0]}")
+        ax_rows.plot(rows["checked_at"], rows["rows"], marker=".", linestyle="", label=str(version))
+    for ax, title in ((ax_drift, "drift: largest PSI"), (ax_f1, "F1: realized (-) vs estimated (--)"),
+                      (ax_rows, "rows per check")):
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return axes

@@ -265,6 +265,9 @@ def test_the_notebook_runs_under_papermill_with_its_defaults(trained_home, tmp_p
     assert "drift check: DRIFT" in text and "image/png" in text
     written = json.loads((trained_home.reports_dir / "v1" / "drift" / "drift.json").read_text())
     assert written["models"][0]["verdict"] == "drift"
+    assert "v1: ok (estimated F1" in text  # no outcome yet: 300 predictions estimated
+    assert [r["kind"] for r in map(json.loads, trained_home.monitoring_log.read_text().splitlines())] == \
+        ["drift", "performance"]
 
 
 @pytest.mark.parametrize("command", ["drift", "simulate"])
