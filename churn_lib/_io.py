@@ -118,6 +118,12 @@ def append_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
         os.close(fd)
 
 
+def rotated(path: Path) -> list[Path]:
+    """The rotated copies of a log (``name.1``, ``name.2`` ...: larger is older), oldest first."""
+    return sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix.lstrip(".").isdigit()),
+                  key=lambda p: -int(p.suffix[1:]))
+
+
 def append_line(path: Path, line: str) -> None:
     """Append one text line (see :func:`append_bytes`), creating the folder if needed."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,6 +35,7 @@ import pandas as pd
 
 from . import contract as _contract
 from . import predlog
+from ._io import rotated
 from .exceptions import DataError
 from .home import Home
 
@@ -54,12 +55,9 @@ EXAMPLES = 10
 def log_files(*, home: Home | str | None = None) -> list[Path]:
     """The feedback files of a home, oldest first (rotated ``feedback.log.N``, then the current)."""
     home = Home.resolve(home)
-    folder = home.logs_dir
-    if not folder.is_dir():
+    if not home.logs_dir.is_dir():
         return []
-    rotated = sorted((p for p in folder.glob("feedback.log.*") if p.suffix.lstrip(".").isdigit()),
-                     key=lambda p: -int(p.suffix[1:]))
-    return rotated + ([home.feedback_log] if home.feedback_log.exists() else [])
+    return rotated(home.feedback_log) + ([home.feedback_log] if home.feedback_log.exists() else [])
 
 
 @dataclass

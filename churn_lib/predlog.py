@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 
 from . import contract as _contract
-from ._io import append_bytes
+from ._io import append_bytes, rotated
 from .home import Home
 
 #: The lab's keys, in order, then what the product adds (``id`` only for contracts with an id).
@@ -92,11 +92,9 @@ def log_files(*, home: Home | str | None = None) -> list[Path]:
     folder = home.logs_dir
     if not folder.is_dir():
         return []
-    rotated = sorted((p for p in folder.glob("predictions.log.*") if p.suffix.lstrip(".").isdigit()),
-                     key=lambda p: -int(p.suffix[1:]))
     workers = sorted(folder.glob("predictions-*.log"))
     current = [home.predictions_log] if home.predictions_log.exists() else []
-    return rotated + workers + current
+    return rotated(home.predictions_log) + workers + current
 
 
 @dataclass
