@@ -74,6 +74,7 @@ class FeedbackResult:
     key: str = REQUEST_ID
     matched: int | None = None  # of this call's keys, those naming a logged prediction
     log: str = ""
+    last_received: float = 0.0
 
     def reject(self, reason: str, count: int, examples: Iterable[dict[str, Any]] = ()) -> None:
         if count:
@@ -176,15 +177,19 @@ def _block(frame: pd.DataFrame, key: str, outcome: str, when: str | None, contra
     ok = ~(no_key | long_key | bad_outcome | bad_time)
     field_name = REQUEST_ID if key == REQUEST_ID else "id"
     out = []
-    first = result.accepted  # received times increase line by line: of two outcomes for a key, the later counts
+    # received: when this block is written, increasing line by line (of two outcomes for a key the later counts,
+    # also against another writer's during a long file)
+    start = max(time.time(), result.last_received + 1e-6)
     for j, (k, o, t) in enumerate(zip(keys[ok].tolist(), codes[ok].tolist(), ts[ok].tolist())):
         if k in seen:
             result.repeated += 1
         else:
             seen.add(k)
         out.append(json.dumps({field_name: k, "outcome": o, "ts": round(t, 3),
-                               "received": round(now + (first + j) * 1e-6, 6), "source": source},
+                               "received": round(start + j * 1e-6, 6), "source": source},
                               separators=(",", ":")))
+    if out:
+        result.last_received = start + (len(out) - 1) * 1e-6
     result.accepted += len(out)
     return ("\n".join(out) + "\n").encode("utf-8") if out else b""
 

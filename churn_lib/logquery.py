@@ -214,7 +214,7 @@ def read_window(paths: Sequence[Path], contract: _contract.Contract | None = Non
 # --- outcomes joined to predictions ---------------------------------------------------------------
 
 _PREDICTION_COLUMNS = {"request_id": "VARCHAR", "id": "JSON", "model_version": "VARCHAR", "version": "VARCHAR",
-                       "probability": "DOUBLE", "threshold": "DOUBLE", "ts": "DOUBLE"}
+                       "probability": "DOUBLE", "prediction": "INTEGER", "threshold": "DOUBLE", "ts": "DOUBLE"}
 _FEEDBACK_COLUMNS = {"request_id": "VARCHAR", "id": "VARCHAR", "outcome": "VARCHAR", "ts": "DOUBLE",
                      "received": "DOUBLE"}
 
@@ -256,6 +256,7 @@ class Joined:
     model: np.ndarray        # object: the serving model as logged (file name, else version label)
     probability: np.ndarray  # float64
     threshold: np.ndarray    # float64, NaN where the line has none (the lab's lines)
+    prediction: np.ndarray   # float64: the decision served (1, 0), NaN where the line has none
     ts: np.ndarray           # float64, Unix seconds of the prediction
     outcome: np.ndarray      # float64: 1, 0 or NaN
     read: dict[str, Any]
@@ -284,7 +285,7 @@ def outcomes(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], *
                             "prediction_lines_skipped": 0, "feedback_lines": 0, "feedback_lines_skipped": 0,
                             "outcomes": 0, "repeated_outcomes": 0, "with_outcome": 0}
     if not pred:
-        return Joined(np.empty(0, dtype=object), empty, empty, empty, empty, read)
+        return Joined(np.empty(0, dtype=object), empty, empty, empty, empty, empty, read)
     con = _duck.connect(ordered=False)
     try:
         args: dict[str, Any] = {"pfiles": pred, "pcols": {k: v for k, v in _PREDICTION_COLUMNS.items()
@@ -325,10 +326,10 @@ def outcomes(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], *
             WITH raw AS (
                 SELECT request_id, {"json_extract_string(id, $path)" if id_column else "NULL::VARCHAR"} AS cid,
                        coalesce(model_version, version) AS model,
-                       probability AS p, threshold AS t, ts
+                       probability AS p, threshold AS t, prediction AS d, ts
                 FROM {_json_source('pfiles', 'pcols')}),
             p AS (SELECT * FROM raw WHERE {' AND '.join(where)} {window})
-            SELECT p.model, p.p, p.t, p.ts, {y} AS y FROM p {join}"""
+            SELECT p.model, p.p, p.t, p.d::DOUBLE AS d, p.ts, {y} AS y FROM p {join}"""
         out = con.execute(query, args).fetchnumpy()
     finally:
         con.close()
@@ -339,8 +340,8 @@ def outcomes(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], *
             return v.filled(np.nan if kind is np.float64 else None).astype(kind)
         return np.asarray(v, dtype=kind)
 
-    joined = Joined(col("model", object), col("p", np.float64), col("t", np.float64), col("ts", np.float64),
-                    col("y", np.float64), read)
+    joined = Joined(col("model", object), col("p", np.float64), col("t", np.float64), col("d", np.float64),
+                    col("ts", np.float64), col("y", np.float64), read)
     read["predictions"] = len(joined)
     read["with_outcome"] = int(np.count_nonzero(~np.isnan(joined.outcome)))
     return joined

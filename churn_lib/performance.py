@@ -53,7 +53,7 @@ def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
     n0 = len(y) - n1
     if n1 == 0 or n0 == 0:
         return None
-    order = np.argsort(s, kind="stable")
+    order = np.argsort(s)  # ties are averaged below, so their order does not matter
     ss = s[order]
     cuts = np.flatnonzero(np.diff(ss)) + 1
     starts, ends = np.r_[0, cuts], np.r_[cuts, len(ss)]
@@ -76,9 +76,14 @@ def _profit(tp: float, fp: float, n: int, costs: dict[str, Any] | None) -> float
     return float(value / n * 1000) if n else None
 
 
-def realized(y: np.ndarray, p: np.ndarray, t: np.ndarray, costs: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Metrics of outcomes ``y`` (0/1) against probabilities ``p`` served at thresholds ``t``."""
-    pred = p >= t
+def realized(y: np.ndarray, p: np.ndarray, t: np.ndarray, costs: dict[str, Any] | None = None, *,
+             pred: np.ndarray | None = None) -> dict[str, Any]:
+    """Metrics of outcomes ``y`` (0/1) against probabilities ``p`` served at thresholds ``t``.
+
+    ``pred``: the decisions served, where known (the log records them from the unrounded probability);
+    default ``p >= t``.
+    """
+    pred = p >= t if pred is None else pred
     tp = float(np.count_nonzero(pred & (y == 1)))
     fp = float(np.count_nonzero(pred & (y == 0)))
     fn = float(np.count_nonzero(~pred & (y == 1)))
@@ -118,13 +123,14 @@ def _interval(draws: list[dict[str, Any]]) -> dict[str, list[float] | None]:
     return out
 
 
-def realized_interval(y: np.ndarray, p: np.ndarray, t: np.ndarray, seed: int = 0) -> dict[str, Any]:
+def realized_interval(y: np.ndarray, p: np.ndarray, t: np.ndarray, seed: int = 0, *,
+                      pred: np.ndarray | None = None) -> dict[str, Any]:
     """Bootstrap 95 % intervals of :func:`realized` (rows resampled with replacement)."""
     rng = np.random.default_rng(seed)
     draws = []
     for _ in range(DRAWS):
         i = rng.integers(0, len(y), len(y))
-        draws.append(realized(y[i], p[i], t[i]))
+        draws.append(realized(y[i], p[i], t[i], pred=None if pred is None else pred[i]))
     return _interval(draws)
 
 
@@ -185,14 +191,15 @@ class PerformanceResult:
 def _verdict(entry: dict[str, Any], mine: logquery.Joined, floor: float | None, min_rows: int,
              costs: dict[str, Any] | None) -> ModelPerformance:
     t = np.where(np.isnan(mine.threshold), float(entry.get("threshold", 0.5)), mine.threshold)
+    served = np.where(np.isnan(mine.prediction), mine.probability >= t, mine.prediction == 1)
     has = ~np.isnan(mine.outcome)
     n_out, n_open = int(has.sum()), int((~has).sum())
     real = real_iv = est = est_iv = None
     if n_out:
         y = mine.outcome[has].astype(np.int8)
-        real = realized(y, mine.probability[has], t[has], costs)
+        real = realized(y, mine.probability[has], t[has], costs, pred=served[has])
         if min_rows <= n_out <= INTERVAL_MAX_ROWS:
-            real_iv = realized_interval(y, mine.probability[has], t[has])
+            real_iv = realized_interval(y, mine.probability[has], t[has], pred=served[has])
     if n_open:
         est = estimated(mine.probability[~has], t[~has], costs)
         if min_rows <= n_open <= INTERVAL_MAX_ROWS:
@@ -281,8 +288,8 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     models = []
     for e in targets:
         mask = groups.get(e["model_file"], np.zeros(len(joined), dtype=bool))
-        mine = logquery.Joined(joined.model[mask], joined.probability[mask], joined.threshold[mask], joined.ts[mask],
-                               joined.outcome[mask], {})
+        mine = logquery.Joined(joined.model[mask], joined.probability[mask], joined.threshold[mask],
+                               joined.prediction[mask], joined.ts[mask], joined.outcome[mask], {})
         if model == "all" and not len(mine):
             continue
         models.append(_verdict(e, mine, floor, min_rows, e.get("costs")))
