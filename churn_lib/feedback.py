@@ -179,7 +179,7 @@ def _block(frame: pd.DataFrame, key: str, outcome: str, when: str | None, contra
     out = []
     # received: when this block is written, increasing line by line (of two outcomes for a key the later counts,
     # also against another writer's during a long file)
-    start = max(time.time(), result.last_received + 1e-6)
+    start = round(max(time.time(), result.last_received + 1e-6), 6)  # on the microsecond grid: steps stay distinct
     for j, (k, o, t) in enumerate(zip(keys[ok].tolist(), codes[ok].tolist(), ts[ok].tolist())):
         if k in seen:
             result.repeated += 1

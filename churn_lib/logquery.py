@@ -17,8 +17,8 @@ is read as its text, and ``true``/``false`` where it has a number as 1/0.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np

@@ -299,3 +299,10 @@ def test_every_check_appends_to_the_monitoring_history(trained_home):
     with open(trained_home.monitoring_log, "a") as fh:
         fh.write("{torn\n")
     assert len(monitoring.history(home=trained_home)) == 2
+
+
+def test_received_times_strictly_increase_over_many_records(trained_home):
+    for _ in range(3):
+        feedback.ingest_records([{"request_id": f"k{i}", "outcome": i % 2} for i in range(5000)], home=trained_home)
+    received = [json.loads(x)["received"] for x in trained_home.feedback_log.read_text().splitlines()]
+    assert len(received) == 15_000 and all(a < b for a, b in zip(received, received[1:]))
