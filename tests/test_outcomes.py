@@ -111,7 +111,7 @@ def test_sigkill_during_churn_feedback_loses_no_accepted_line(trained_home, tmp_
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     data = trained_home.feedback_log.read_bytes()
-    whole = data.split(b"\n")[:-1] if data.endswith(b"\n") else data.split(b"\n")[:-1]
+    whole = data.split(b"\n")[:-1]  # the lines that have their newline
     keys = [json.loads(x)["request_id"] for x in whole]
     assert 0 < len(keys) <= n and keys == [f"k{i}" for i in range(len(keys))]  # a prefix, in order, once
     assert subprocess.run(cmd, capture_output=True, env=env, timeout=300).returncode == 0
@@ -124,10 +124,16 @@ def test_sigkill_during_churn_feedback_loses_no_accepted_line(trained_home, tmp_
             parsed.append(json.loads(x)["request_id"])
         except ValueError:
             parsed.append(None)
-    assert parsed.count(None) == (0 if data.endswith(b"\n") else 1)  # the cut line, ended, skipped
+    tail = data.rsplit(b"\n", 1)[-1]  # what the kill left after the last whole line
+    try:
+        json.loads(tail) if tail else None
+        cut = False  # nothing after the last newline, or a whole record that only lacked its newline
+    except ValueError:
+        cut = True
+    assert parsed.count(None) == int(cut)  # a cut line is ended and skipped (a kill right before "\n" cuts none)
     assert set(parsed) - {None} == {f"k{i}" for i in range(n)}
     assert read["outcomes"] == n and read["with_outcome"] == 1
-    assert read["repeated_outcomes"] == len(keys) - (0 if data.endswith(b"\n") else 0)
+    assert read["repeated_outcomes"] == len(keys) + (1 if tail and not cut else 0)  # the first run's lines, again
     assert read["feedback_lines_skipped"] == parsed.count(None)
 
 
@@ -306,3 +312,16 @@ def test_received_times_strictly_increase_over_many_records(trained_home):
         feedback.ingest_records([{"request_id": f"k{i}", "outcome": i % 2} for i in range(5000)], home=trained_home)
     received = [json.loads(x)["received"] for x in trained_home.feedback_log.read_text().splitlines()]
     assert len(received) == 15_000 and all(a < b for a, b in zip(received, received[1:]))
+
+
+def test_rotated_feedback_files_are_read_with_the_current_one(trained_home):
+    _predictions(trained_home, [0.9, 0.8, 0.1])
+    trained_home.logs_dir.joinpath("feedback.log.2").write_text('{"request_id":"r0","outcome":0,"received":1}\n')
+    trained_home.logs_dir.joinpath("feedback.log.1").write_text('{"request_id":"r0","outcome":1,"received":2}\n')
+    feedback.ingest_records([{"request_id": "r1", "outcome": 1}], home=trained_home)
+    trained_home.logs_dir.joinpath("feedback.log.bak").write_text('{"request_id":"r2","outcome":1,"received":3}\n')
+    files = feedback.log_files(home=trained_home)
+    assert [p.name for p in files] == ["feedback.log.2", "feedback.log.1", "feedback.log"]
+    j = logquery.outcomes(predlog.log_files(home=trained_home), files)
+    assert dict(zip(j.ts.tolist(), j.outcome.tolist()))[1_800_000_000.0] == 1  # the later, rotated one wins
+    assert j.read["with_outcome"] == 2 and j.read["repeated_outcomes"] == 1
