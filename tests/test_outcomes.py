@@ -98,7 +98,7 @@ def test_a_header_only_file_accepts_nothing(trained_home, tmp_path):
 def test_sigkill_during_churn_feedback_loses_no_accepted_line(trained_home, tmp_path):
     """Killed mid-file: the lines on disk are a prefix of the input (a last one may be cut off: skipped and
     counted); running the command again stores everything, each outcome counted once."""
-    n = 600_000
+    n = 300_000
     src = tmp_path / "many.csv"
     src.write_text("request_id,outcome\n" + "".join(f"k{i},{i % 2}\n" for i in range(n)))
     cmd = [sys.executable, "-m", "churn_lib.cli", "feedback", str(src), "--home", str(trained_home.root)]
