@@ -28,8 +28,3 @@ def connect(memory_limit: str = MEMORY_LIMIT, *, ordered: bool = True) -> Any:
 def ident(name: str) -> str:
     """``name`` as a quoted SQL identifier."""
     return '"' + name.replace('"', '""') + '"'
-
-
-def literal(text: str) -> str:
-    """``text`` as a quoted SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"

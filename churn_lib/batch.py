@@ -250,6 +250,8 @@ def validate(frame: pd.DataFrame, contract: _contract.Contract | None = None
 
     Examples
     --------
+    On the lab's contract (any contract's feature names work the same way):
+
     >>> frame = pd.DataFrame({"tenure_months": [6, 250], "num_complaints": [3, 0],
     ...     "avg_session_minutes": [12.5, 1.0], "plan_type": ["basic", "Gold"], "region": [" na", "EU"]})
     >>> _, ok, reasons, _ = validate(frame)

@@ -31,9 +31,10 @@ import numpy as np
 import pandas as pd
 
 from . import contract as _contract
-from . import feedback, logquery, predlog, registry
+from . import feedback, logquery, monitoring, predlog, registry
 from ._io import iso, utc_now
-from .exceptions import InvalidParameter
+from .drift.monitor import parse_since
+from .exceptions import InvalidParameter, NoCurrentModel
 from .home import Home
 
 log = logging.getLogger(__name__)
@@ -242,9 +243,6 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     record : bool, default=True
         Append the result to the monitoring history (``reports/monitoring.jsonl``).
     """
-    from . import monitoring
-    from .drift.monitor import parse_since
-
     home = Home.resolve(home)
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
         raise InvalidParameter(f"last={last!r} must be a positive integer", name="last")
@@ -257,8 +255,6 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     if model in (None, "current"):
         target = registry.current_entry(home=home)
         if target is None:
-            from .exceptions import NoCurrentModel
-
             raise NoCurrentModel("no model is current: use --model VERSION or --model all")
         targets = [target]
     elif model == "all":
@@ -298,6 +294,6 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     window = {"last": last, "since": iso(since_ts), "since_ts": since_ts, "model": model}
     result = PerformanceResult(verdict, models, window, joined.read, unknown, utc_now())
     if record:
-        monitoring.append("performance", result.to_dict(), home=home)
+        monitoring.append(monitoring.PERFORMANCE, result.to_dict(), home=home)
     log.info("performance check: %s", verdict)
     return result

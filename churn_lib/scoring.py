@@ -23,6 +23,8 @@ mapped into the calibrated log-odds (:mod:`churn_lib.models.calibration`).
 
 Examples
 --------
+A home on the lab's contract (the row's keys are the served contract's features):
+
 >>> from churn_lib import scoring                                  # doctest: +SKIP
 >>> scorer = scoring.load(home="~/churn")                          # doctest: +SKIP
 >>> scorer.predict_one({"tenure_months": 6, "num_complaints": 3,  # doctest: +SKIP

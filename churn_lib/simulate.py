@@ -62,6 +62,8 @@ class Shift:
 
     Examples
     --------
+    With a feature of the lab's contract (any numeric feature's name works):
+
     >>> Shift(mean={"tenure_months": 1.0}).is_null
     False
     """

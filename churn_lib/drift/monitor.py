@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
-from .. import logquery, predlog, registry
+from .. import logquery, monitoring, predlog, registry
 from .._io import atomic_write_json, iso, utc_now
 from ..exceptions import InvalidParameter, NoCurrentModel, RegistryError
 from ..home import Home
@@ -284,8 +284,6 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     window = {"last": last, "since": iso(since_ts), "since_ts": since_ts, "model": model}
     result = DriftResult(verdict, models, window, stats.to_dict(), asdict(th), dict(unknown), utc_now())
     if record:
-        from .. import monitoring
-
         monitoring.append(monitoring.DRIFT, result.to_dict(), home=home)
     log.info("drift check: %s (%s)", verdict, stats.summary())
     return result
