@@ -55,7 +55,7 @@ serve: install
 lab:
 	[ -x $(LAB_VENV)/bin/python ] || $(PYTHON) -m venv $(LAB_VENV)
 	$(LAB_VENV)/bin/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[lab]'
-	$(LAB_VENV)/bin/jupyter lab notebooks/
+	$(LAB_VENV)/bin/jupyter lab churn_lib/notebooks/
 
 ## clean-generated: remove generated data, registry, reports and logs (keeps the placeholders)
 clean-generated:

@@ -11,7 +11,7 @@ memory (ru_maxrss) is its own:
 * pandas + sklearn: ``read_csv`` of the whole file, ``predict_proba``, ``to_csv``
   (what one writes without this module);
 * pandas + sklearn, chunked: the same in chunks of 250,000 rows (bounded memory);
-* churn score: :func:`churn_lib.batch.score_file` in one process;
+* churn score: :func:`churn_lib.scale.batch.score_file` in one process;
 * churn score on a local Dask cluster: partitions on the workers (peak shown
   for the client and for the largest worker).
 
@@ -60,7 +60,7 @@ def _pandas(src: Path, out: Path, home: Path, chunked: bool) -> None:
 
 
 def _churn(src: Path, out: Path, home: Path, scheduler: str | None, workers: int) -> dict:
-    from churn_lib import batch
+    from churn_lib.scale import batch
 
     return batch.score_file(src, out, home=home, scheduler=scheduler, n_workers=workers).to_dict()
 
@@ -119,7 +119,7 @@ def main() -> None:
     if args.child:
         return _child(args)
     logging.basicConfig(level=logging.ERROR)
-    from churn_lib import runner
+    from churn_lib.run import runner
 
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     home = work / "home"

@@ -101,7 +101,9 @@ def _measure(mode: str, home: Path, repeat: int = 1) -> dict:
 
 def _make_log(home: Path, n_lines: int) -> None:
     """A trained v1 and ``n_lines`` predictions from the training distribution, scored by v1."""
-    from churn_lib import predlog, runner, scoring, simulate
+    from churn_lib.logs import predictions as predlog
+    from churn_lib.run import runner
+    from churn_lib import scoring, simulate
 
     runner.run_direct(home=home, stages=("generate", "prepare", "train"))
     scorer = scoring.load(home=home)

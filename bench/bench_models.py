@@ -10,7 +10,7 @@ Prints, for the logistic regression (``logreg``) and LightGBM (``lightgbm``):
   with sigmoid calibration, and the training time (5-fold out-of-fold
   predictions for the threshold + the final fit);
 * at ``--rows`` rows of the lab's generator: the training time of each family;
-* ``churn score`` (:func:`churn_lib.batch.score_file`) on ``--rows`` rows,
+* ``churn score`` (:func:`churn_lib.scale.batch.score_file`) on ``--rows`` rows,
   plain and with ``explain=3``, in rows/s; aim: >= 200,000 rows/s explained
   with the logistic regression.
 
@@ -41,8 +41,9 @@ def _timed(fn):
 
 
 def wide(tmp: Path, rows: int) -> None:
-    from churn_lib import infer, runner
-    from churn_lib.training import TrainParams, train
+    from churn_lib.data import infer
+    from churn_lib.run import runner
+    from churn_lib.learn.train import TrainParams, train
     from tests import datasets
 
     home = tmp / "wide"
@@ -63,8 +64,9 @@ def wide(tmp: Path, rows: int) -> None:
 
 
 def scale(tmp: Path, rows: int) -> None:
-    from churn_lib import batch, runner
-    from churn_lib.training import TrainParams, train
+    from churn_lib.scale import batch
+    from churn_lib.run import runner
+    from churn_lib.learn.train import TrainParams, train
 
     home = tmp / "scale"
     home.mkdir()

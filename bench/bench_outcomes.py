@@ -2,7 +2,7 @@
 
 Builds a home under a temporary folder with a trained v1 and ``--rows``
 predictions scored by it (as ``bench_drift.py`` does), then writes as many
-outcomes to ``logs/feedback.log`` in the format :mod:`churn_lib.feedback`
+outcomes to ``logs/feedback.log`` in the format :mod:`churn_lib.logs.outcomes`
 writes: each drawn as Bernoulli(the prediction's logged probability), about 1 %
 more lines that give an earlier prediction a fresh outcome received later (the
 one received last wins), and a few bad lines (not JSON; an outcome "maybe").
@@ -46,7 +46,9 @@ BAD_LINES = (b"not json {\n", b'{"request_id":"bench-1","outcome":\n')  # plus a
 def _make_log(home: Path, n_lines: int) -> tuple[np.ndarray, float]:
     """bench_drift's log (a trained v1, ``n_lines`` predictions scored by it); the logged probabilities in
     file order, and the served threshold."""
-    from churn_lib import predlog, runner, scoring, simulate
+    from churn_lib.logs import predictions as predlog
+    from churn_lib.run import runner
+    from churn_lib import scoring, simulate
 
     runner.run_direct(home=home, stages=("generate", "prepare", "train"))
     scorer = scoring.load(home=home)
@@ -122,7 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     from sklearn.metrics import brier_score_loss, f1_score, roc_auc_score
 
-    from churn_lib import feedback, logquery, performance, predlog
+    from churn_lib.logs import outcomes as feedback, query as logquery, predictions as predlog
+    from churn_lib.drift import performance
 
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}")
     home = Path(tempfile.mkdtemp(prefix="bench_outcomes_"))

@@ -199,14 +199,15 @@ def main() -> None:
         if args.home:
             shutil.copytree(args.home, home, ignore=shutil.ignore_patterns("logs"))
         elif args.contract == "telecom":
-            from churn_lib import infer, runner
+            from churn_lib.data import infer
+            from churn_lib.run import runner
             from tests import datasets
 
             source = datasets.write(datasets.telecom(7043, seed=1), tmp / "telecom.csv")
             infer.init_home(home, data=source, target="Churn")
             runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"model": args.model})
         else:
-            from churn_lib import runner
+            from churn_lib.run import runner
 
             home.mkdir()
             runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"model": args.model})

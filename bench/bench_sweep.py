@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from churn_lib import cluster, sweep
+from churn_lib.scale import cluster, sweep
 
 _C = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 

@@ -49,7 +49,9 @@ def _free_port() -> int:
 
 def prepare_home(root: Path, source: Path | None) -> None:
     """A home with two passing versions (v2 current), or a copy of ``source``."""
-    from churn_lib import registry, runner, training
+    from churn_lib import registry
+    from churn_lib.run import runner
+    from churn_lib.learn import train as training
 
     if source is not None:
         shutil.copytree(source, root, ignore=shutil.ignore_patterns("logs", "reports"))

@@ -234,7 +234,7 @@ def profit_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: str |
 
 def gains_and_lift(y: np.ndarray, proba: np.ndarray, threshold: float | None = None, axes=None):
     """Cumulative gains (share of churners reached) and lift by riskiest share of customers."""
-    from .training import gains
+    from .learn.train import gains
 
     ax_g, ax_l = _axes(2, axes, width=3.4, height=2.8, left=0.7)
     g = gains(y, proba, bins=50)
@@ -341,7 +341,7 @@ def drift_features(result: Any, *, version: str | None = None, axes=None):
 def monitoring_trends(history: pd.DataFrame, axes=None):
     """Every check so far, per version: drift (largest PSI), realized against estimated F1, and the volume.
 
-    ``history`` is :func:`churn_lib.monitoring.history`; returns the three axes.
+    ``history`` is :func:`churn_lib.logs.monitoring.history`; returns the three axes.
     """
     if axes is None:
         _, axes = _grid(1, 3, width=4.0, height=2.6, left=0.8, bottom=1.0, wspace=0.8)

@@ -12,7 +12,7 @@ The HTTP layer (serve/) is a thin shell over :class:`Service`.
   and makes the status ``degraded`` with the reason; the load is retried when
   the pointer changes again or every ``retry_interval`` seconds. With no good
   model at all the status is ``unavailable``.
-* :class:`PredictionLog` appends lines with :mod:`churn_lib.predlog` (one
+* :class:`PredictionLog` appends lines with :mod:`churn_lib.logs.predictions` (one
   ``write()`` per request on an ``O_APPEND`` descriptor: several worker
   processes never tear or interleave lines) and remembers failures, which
   show in each response (``logged: false``) and in the status.
@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import contract as _contract
-from . import predlog, registry, scoring
+from .logs import predictions as predlog
+from . import registry, scoring
 from ._io import iso as _iso
 from .exceptions import ChurnError, NoCurrentModel
 from .home import Home
@@ -203,7 +204,7 @@ class PredictionLog:
         self.ok = True
 
     def write(self, data: bytes) -> str | None:
-        """Append lines made by :func:`churn_lib.predlog.format_line` in one ``write()``;
+        """Append lines made by :func:`churn_lib.logs.predictions.format_line` in one ``write()``;
         None when written, else what went wrong."""
         try:
             predlog.write_lines(data, path=self.path, fsync=self.fsync)
@@ -353,7 +354,7 @@ class Service:
         Returns
         -------
         Prediction
-            The log record (:data:`churn_lib.predlog.KEYS`, in order), its log
+            The log record (:data:`churn_lib.logs.predictions.KEYS`, in order), its log
             line, and the log error (None when the line was written).
 
         Raises

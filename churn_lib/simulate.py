@@ -12,7 +12,7 @@ other shares, by feature name. Values are clipped to the contract's valid
 ranges and integers stay integers, so every row is a request the API accepts.
 
 Written rows carry the real scores of a registered model (its threshold,
-file name and label, as the API logs them), built by :func:`churn_lib.predlog.record`.
+file name and label, as the API logs them), built by :func:`churn_lib.logs.predictions.record`.
 Sent rows go to ``<url>/predict`` one POST each; only loopback addresses are
 accepted, so a demo never sends traffic to a real service by mistake.
 """
@@ -34,14 +34,16 @@ import numpy as np
 import pandas as pd
 
 from . import contract as _contract
-from . import data, drift, predlog, registry, scoring, training
+from . import data, drift, registry, scoring
+from .logs import predictions as predlog
+from .learn import train as training
 from .exceptions import ChurnError, InvalidParameter, NoCurrentModel, RegistryError
 from .home import Home
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("generator", "data")
-#: Rows appended per write (each write lands whole: see :func:`churn_lib.predlog.write_lines`).
+#: Rows appended per write (each write lands whole: see :func:`churn_lib.logs.predictions.write_lines`).
 WRITE_BATCH = 5000
 
 

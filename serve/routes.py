@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from churn_lib import feedback as _feedback
+from churn_lib.logs import outcomes as _feedback
 
 from churn_lib.scoring import MAX_EXPLAIN
 from churn_lib.serving import STATUS_UNAVAILABLE, BatchPrediction, Prediction, Service

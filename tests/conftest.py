@@ -32,7 +32,7 @@ def home(tmp_path, monkeypatch) -> Home:
 @pytest.fixture(scope="session")
 def _trained_template(tmp_path_factory) -> Path:
     """A home with the default data prepared and v1 trained, built once per session."""
-    from churn_lib import runner
+    from churn_lib.run import runner
 
     root = tmp_path_factory.mktemp("trained") / "home"
     root.mkdir()

@@ -9,7 +9,8 @@ import psutil
 import pytest
 
 from churn_lib import DataError, IntegrityError, InvalidParameter, ModelNotFound, NoCurrentModel, cli, registry
-from churn_lib import batch, data
+from churn_lib.scale import batch
+from churn_lib import data
 from . import lab_contract as schema
 
 HEADER = "customer_id,tenure_months,num_complaints,avg_session_minutes,plan_type,region,churn"

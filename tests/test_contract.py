@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from churn_lib import ContractError, IntegrityError, contract, infer, registry, runner
+from churn_lib import ContractError, IntegrityError, contract, registry
+from churn_lib.data import infer
+from churn_lib.run import runner
 from churn_lib.contract import check_frame, from_dict, lab
 
 from .test_data import LAB_SHA256

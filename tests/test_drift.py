@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from churn_lib import cli, drift, plots, predlog, registry, scoring, simulate
+from churn_lib import cli, drift, plots, registry, scoring, simulate
+from churn_lib.logs import predictions as predlog
+from churn_lib.run import runner
 from churn_lib.exceptions import IntegrityError, InvalidParameter, RegistryError
 
 SHIFT_1_STD = simulate.Shift(mean={"tenure_months": 1.0})
@@ -194,7 +196,7 @@ def test_a_log_with_garbage_lines_is_read_and_the_garbage_counted(trained_home, 
 
 
 def test_each_model_is_compared_with_its_own_profile(trained_home, capsys):
-    from churn_lib import training
+    from churn_lib.learn import train as training
 
     simulate.simulate(200, home=trained_home, seed=11, shift=REGION_MIX)
     training.train(home=trained_home, version="v2", params=training.TrainParams(seed=7))
@@ -255,7 +257,7 @@ def test_the_result_renders_as_tables_plots_and_json(trained_home, tmp_path):
 def test_the_notebook_runs_under_papermill_with_its_defaults(trained_home, tmp_path):
     pytest.importorskip("papermill")
     simulate.simulate(300, home=trained_home, seed=16, shift=REGION_MIX)
-    src = os.path.join(os.path.dirname(__file__), "..", "notebooks", "05_monitor_drift.ipynb")
+    src = str(runner.notebooks_dir() / "05_monitor_drift.ipynb")
     out = tmp_path / "05_out.ipynb"
     env = {**{k: v for k, v in os.environ.items() if k != "MPLBACKEND"}, "CHURN_HOME": str(trained_home.root)}
     proc = subprocess.run([sys.executable, "-m", "papermill", "-k", "python3", "--no-progress-bar", src, str(out)],

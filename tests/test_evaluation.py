@@ -5,8 +5,8 @@ from churn_lib._io import atomic_write_json
 import pytest
 
 from churn_lib import ModelNotFound, registry
-from churn_lib.evaluation import evaluate
-from churn_lib.training import TrainParams, train
+from churn_lib.learn.evaluation import evaluate
+from churn_lib.learn.train import TrainParams, train
 
 
 def test_every_registered_model_is_scored_on_the_same_rows(trained_home):

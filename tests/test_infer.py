@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from churn_lib import DataError, InvalidParameter, cli, contract, infer
+from churn_lib import DataError, InvalidParameter, cli, contract
+from churn_lib.data import infer
 
 from . import datasets
 

@@ -6,7 +6,9 @@ import hashlib
 
 import pytest
 
-from churn_lib import DataError, InvalidParameter, QualityError, contract, infer, quality, runner
+from churn_lib import DataError, InvalidParameter, QualityError, contract, quality
+from churn_lib.data import infer
+from churn_lib.run import runner
 from churn_lib.data import DataParams, Faults, make_raw
 
 from . import datasets

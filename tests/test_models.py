@@ -11,11 +11,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn_lib import InvalidParameter, batch, contract, explain, infer, models, registry, runner, scoring, stages
+from churn_lib import InvalidParameter, contract, models, registry, scoring
+from churn_lib.scale import batch
+from churn_lib.learn import explain
+from churn_lib.data import infer
+from churn_lib.run import runner, stages
 from churn_lib.data import read_csv
 from churn_lib.data.csv import read_options
 from churn_lib.models import calibration
-from churn_lib.training import Costs, TrainParams, pick_threshold, profit_curve, train
+from churn_lib.learn.train import Costs, TrainParams, pick_threshold, profit_curve, train
 
 from . import datasets
 from . import lab_contract as schema
@@ -101,7 +105,7 @@ def test_both_families_train_and_explain_on_a_wide_contract(wide_home):
 
 
 def test_evaluate_compares_families_side_by_side_and_explains_the_riskiest(wide_home):
-    from churn_lib import evaluation
+    from churn_lib.learn import evaluation
 
     ev = evaluation.evaluate("v2", home=wide_home)
     assert ev.table.set_index("version")["model"].to_dict() == {"v1": "logreg", "v2": "lightgbm"}
@@ -342,7 +346,7 @@ def test_batch_scoring_adds_the_explanation_as_columns(wide_home, tmp_path, vers
 
 
 def test_the_number_formatting_of_explained_columns_is_exact():
-    from churn_lib.batch import _decimals
+    from churn_lib.scale.batch import _decimals
 
     values = np.array([0.0, -0.0000004, 1.5, -12.3456789, 123456.000001, 0.999999_7])
     matrix, mask = _decimals(values)
@@ -363,7 +367,7 @@ def test_reasons_count_the_top_reasons_of_the_riskiest_tenth(trained_home):
 
 def test_padded_suffixes_go_before_each_line_ending_whatever_the_lines_hold():
     """Any byte in a line (NUL too), either line ending, and lines long enough to split the layout."""
-    from churn_lib.batch import _with_padded_suffixes
+    from churn_lib.scale.batch import _with_padded_suffixes
 
     rng = np.random.default_rng(1)
     for trial in range(200):

@@ -16,8 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
-from churn_lib import DataError, InvalidParameter, cli, contract, drift, feedback, logquery, monitoring, \
-    performance, predlog, registry, simulate
+from churn_lib import DataError, InvalidParameter, cli, contract, drift, registry, simulate
+from churn_lib.logs import outcomes as feedback, query as logquery, monitoring, predictions as predlog
+from churn_lib.drift import performance
 
 FEATURES = {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
             "region": "NA"}

@@ -12,7 +12,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from churn_lib import logquery, predlog
+from churn_lib.logs import query as logquery, predictions as predlog
 
 FEATURES = {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
             "region": "NA"}

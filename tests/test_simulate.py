@@ -8,7 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from churn_lib import cli, drift, predlog, registry, scoring, simulate
+from churn_lib import cli, drift, registry, scoring, simulate
+from churn_lib.logs import predictions as predlog
 from . import lab_contract as schema
 from churn_lib.exceptions import ChurnError, InvalidParameter, NoCurrentModel
 

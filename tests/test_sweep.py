@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from churn_lib import Home, InvalidParameter, cli, registry, runner
-from churn_lib import cluster, data, quality, sweep, training
+from churn_lib import Home, InvalidParameter, cli, registry
+from churn_lib.run import runner
+from churn_lib.scale import cluster, sweep
+from churn_lib import data, quality
+from churn_lib.learn import train as training
 from . import lab_contract as schema
 from churn_lib._io import sha256_file
 from churn_lib.home import DATA_ENV_VAR

@@ -4,8 +4,15 @@ import pytest
 
 from churn_lib import InvalidParameter, registry, scoring
 from churn_lib.data import read_csv
-from churn_lib.training import (TrainParams, baselines, build_pipeline, choose_threshold, compute_metrics,
-                                split, train)
+from churn_lib.learn.train import (
+    TrainParams,
+    baselines,
+    build_pipeline,
+    choose_threshold,
+    compute_metrics,
+    split,
+    train,
+)
 
 from .conftest import LAB_REQUESTS
 
@@ -119,7 +126,7 @@ def test_compute_metrics_at_a_threshold():
 def test_threshold_curve_equals_sklearn_metrics_at_every_threshold():
     from sklearn.metrics import f1_score, precision_score, recall_score
 
-    from churn_lib.training import THRESHOLD_GRID, threshold_curve
+    from churn_lib.learn.train import THRESHOLD_GRID, threshold_curve
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)

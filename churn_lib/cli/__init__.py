@@ -24,7 +24,7 @@ import logging
 import sys
 from typing import Sequence
 
-from .. import kernels
+from ..run import kernels
 from ..exceptions import ChurnError
 from ..home import Home
 from .exits import (EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,

@@ -16,7 +16,9 @@ import sys
 from dataclasses import asdict
 from typing import Any, Callable
 
-from .. import data, drift, evaluation, quality, registry, reports, runner, simulate, stages, training
+from .. import data, drift, quality, registry, simulate
+from ..learn import evaluation, train as training
+from ..run import reports, runner, stages
 from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
 from ..home import Home
 from . import render
@@ -48,7 +50,7 @@ def stage_params(args: argparse.Namespace, stage: str) -> tuple[Any, ...]:
 
 
 def cmd_init(args: argparse.Namespace, home: Home) -> int:
-    from .. import infer
+    from ..data import infer
 
     from ..home import ENV_VAR
 
@@ -249,7 +251,7 @@ def cmd_run(args: argparse.Namespace, home: Home) -> int:
 # --- scale-out: sweeps and batch scoring (Dask) ---------------------------------------
 
 def _sweep_progress(args: argparse.Namespace, first_stage: str) -> Callable[[Any], None]:
-    from ..sweep import describe_params
+    from ..scale.sweep import describe_params
 
     def progress(p: Any) -> None:
         if args.json:
@@ -275,7 +277,7 @@ def _quiet_dask(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace, home: Home) -> int:
-    from .. import sweep
+    from ..scale import sweep
 
     _quiet_dask(args)
 
@@ -303,7 +305,7 @@ def cmd_sweep(args: argparse.Namespace, home: Home) -> int:
 def cmd_score(args: argparse.Namespace, home: Home) -> int:
     import time
 
-    from .. import batch
+    from ..scale import batch
 
     _quiet_dask(args)
     last = [0.0]
@@ -348,7 +350,7 @@ def cmd_drift(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, home: Home) -> int:
-    from .. import feedback
+    from ..logs import outcomes as feedback
 
     result = feedback.ingest_file(args.file, home=home)
     _emit(args, result.to_dict(), result.summary())
@@ -356,7 +358,7 @@ def cmd_feedback(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_performance(args: argparse.Namespace, home: Home) -> int:
-    from .. import performance
+    from ..drift import performance
 
     result = performance.check(home=home, last=args.last, since=args.since, model=args.model, floor=args.floor,
                                min_rows=args.min_rows)

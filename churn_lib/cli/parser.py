@@ -1,7 +1,7 @@
 """The ``churn`` command's parser: every command, its flags, their help.
 
 The flags of the stage commands (``generate``, ``prepare``, ``train``) come
-from the stage table (:mod:`churn_lib.stages`): a parameter's name, default
+from the stage table (:mod:`churn_lib.run.stages`): a parameter's name, default
 and help are declared once, in its dataclass.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from .. import __version__, drift, simulate, stages
+from .. import __version__, drift, simulate
+from ..run import stages
 from ..exceptions import ChurnError
 from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare, cmd_promote,
                        cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run, cmd_score,
@@ -109,7 +110,7 @@ def _megabytes(text: str) -> int:
 
 
 def _add_scale_out_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    from .. import batch
+    from ..scale import batch
 
     p = add("sweep", cmd_sweep, "run one notebook run per parameter set of a sweep spec (YAML), in parallel on "
                                 "Dask; promote the best version that passed the gate")

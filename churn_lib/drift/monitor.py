@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
-from .. import logquery, monitoring, predlog, registry
+from ..logs import query as logquery, monitoring, predictions as predlog
+from .. import registry
 from .._io import atomic_write_json, iso, utc_now
 from ..exceptions import InvalidParameter, NoCurrentModel, RegistryError
 from ..home import Home

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
-from .. import predlog
+from ..logs import predictions as predlog
 from ..exceptions import InvalidParameter
 from .profile import CategoricalReference, NumericReference, Profile
 

@@ -9,7 +9,8 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
-from churn_lib import registry, runner
+from churn_lib import registry
+from churn_lib.run import runner
 from churn_lib.exceptions import PromotionRefused, StageFailed
 from serve.app import Settings, create_app
 

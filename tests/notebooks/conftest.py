@@ -2,7 +2,7 @@
 
 import pytest
 
-from churn_lib import runner
+from churn_lib.run import runner
 from churn_lib.home import Home
 
 SMALL = {"n_rows": 400}

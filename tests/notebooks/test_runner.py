@@ -5,7 +5,8 @@ import re
 
 import pytest
 
-from churn_lib import InvalidParameter, StageFailed, registry, runner
+from churn_lib import InvalidParameter, StageFailed, registry
+from churn_lib.run import runner
 from .conftest import SMALL
 
 def test_full_run_leaves_reports_and_registers_the_version(run_home):
@@ -133,7 +134,7 @@ def test_gate_refusal_is_not_a_failed_run(trained_home):
 
 
 def test_runs_claim_distinct_version_labels(trained_home):
-    from churn_lib.runner import _run_version
+    from churn_lib.run.runner import _run_version
 
     labels = [_run_version(trained_home, None, ("generate", "prepare", "train")) for _ in range(3)]
     assert labels == ["v2", "v3", "v4"] and all((trained_home.reports_dir / v).is_dir() for v in labels)

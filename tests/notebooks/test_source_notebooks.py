@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from churn_lib import runner, stages
+from churn_lib.run import runner, stages
 
 NOTEBOOKS = sorted(runner.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
 
@@ -48,4 +48,4 @@ def test_each_parameters_cell_reads_as_the_stage_table_renders_it(stage):
     (cell,) = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
     assert "".join(cell["source"]) == stage.parameters_cell(), (
         f"{path.name}: its parameters cell is not the stage table's; regenerate it from "
-        f"churn_lib.stages.TABLE[{stage.name!r}].parameters_cell()")
+        f"churn_lib.run.stages.TABLE[{stage.name!r}].parameters_cell()")

@@ -23,7 +23,7 @@ from churn_lib import Home
 @pytest.fixture(scope="session")
 def _two_versions_template(_trained_template, tmp_path_factory) -> Path:
     """The trained template plus v2 (seed 7, current), built once per session."""
-    from churn_lib import training
+    from churn_lib.learn import train as training
 
     root = tmp_path_factory.mktemp("two_versions") / "home"
     shutil.copytree(_trained_template, root)

@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from churn_lib import predlog, registry
+from churn_lib.logs import predictions as predlog
+from churn_lib import registry
 from .. import lab_contract as schema
 from serve.app import create_app
 from serve.models import MAX_BATCH_ROWS, HealthResponse

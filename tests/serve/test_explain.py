@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from churn_lib import Home, registry, scoring
-from churn_lib.training import TrainParams, train
+from churn_lib.learn.train import TrainParams, train
 from serve.app import create_app
 from serve.schemas import schemas_for
 

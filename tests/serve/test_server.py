@@ -6,7 +6,8 @@ import time
 
 import httpx2 as httpx
 
-from churn_lib import predlog, registry, scoring
+from churn_lib.logs import predictions as predlog
+from churn_lib import registry, scoring
 
 from ..conftest import LAB_REQUESTS
 from .conftest import running_server

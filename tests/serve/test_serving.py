@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from churn_lib import NoCurrentModel, predlog, registry, serving
+from churn_lib import NoCurrentModel, registry, serving
+from churn_lib.logs import predictions as predlog
 
 from ..conftest import LAB_REQUESTS
 

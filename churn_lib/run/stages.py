@@ -2,11 +2,11 @@
 
 A parameter is declared once, as a field of the dataclass its stage feeds
 (:class:`churn_lib.data.DataParams`, :class:`churn_lib.data.lab.Faults`,
-:class:`churn_lib.quality.Thresholds`, :class:`churn_lib.training.TrainParams`,
+:class:`churn_lib.quality.Thresholds`, :class:`churn_lib.learn.train.TrainParams`,
 :class:`churn_lib.drift.Window`, :class:`churn_lib.drift.Thresholds`), with its
 default and its help in the field's metadata. Everything else derives from
 :data:`TABLE`: the ``churn`` flags of each stage command, ``churn run``'s
-parameter check before any kernel starts, :func:`churn_lib.runner.run_direct`,
+parameter check before any kernel starts, :func:`churn_lib.run.runner.run_direct`,
 the notebooks (their ``parameters`` cells must read as :meth:`Stage.parameters_cell`
 renders them, a test holds them to it, and their build cells call :func:`build`),
 and the run records the reports index reads.
@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterable, Mapping
 
-from . import drift, quality, training
-from .data import DataParams
-from .data.lab import Faults
-from .exceptions import InvalidParameter
+from .. import drift, quality
+from ..learn import train as training
+from ..data import DataParams
+from ..data.lab import Faults
+from ..exceptions import InvalidParameter
 
 _SIMPLE = (bool, int, float, str)
 

@@ -24,7 +24,7 @@ import logging
 import os
 from typing import Any, Iterator
 
-from .exceptions import InvalidParameter
+from ..exceptions import InvalidParameter
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ such as the parameters that differ from their defaults); newest first; self-cont
 (inline CSS, no script, no network) so it reads offline and from the API.
 Regenerated after every run, promotion and rollback made through ``churn``.
 
-A sweep (:mod:`churn_lib.sweep`) shows as a group: one table per sweep,
+A sweep (:mod:`churn_lib.scale.sweep`) shows as a group: one table per sweep,
 ordered by its selection metric on the common holdout, with links to the same
 table sorted by each other metric (static pages under
 ``reports/_sweeps/<id>/``, so sorting needs no script).
@@ -20,10 +20,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import registry
-from ._io import atomic_write_text
-from .exceptions import ChurnError
-from .home import Home
+from .. import registry
+from .._io import atomic_write_text
+from ..exceptions import ChurnError
+from ..home import Home
 
 log = logging.getLogger(__name__)
 

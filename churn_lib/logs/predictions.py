@@ -19,7 +19,7 @@ rotated files (``predictions.log.1`` ...) and per-worker files
 (``predictions-*.log``) are read as one stream. :func:`iter_records` yields
 dicts (small logs); :func:`read_tail` reads only the end of the files into
 numpy column batches, for a small drift window; larger windows and every other
-read of the whole log go through DuckDB (:mod:`churn_lib.logquery`).
+read of the whole log go through DuckDB (:mod:`churn_lib.logs.query`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import msgspec
 import numpy as np
 
-from . import contract as _contract
-from ._io import append_bytes, rotated
-from .home import Home
+from .. import contract as _contract
+from .._io import append_bytes, rotated
+from ..home import Home
 
 #: The lab's keys, in order, then what the product adds (``id`` only for contracts with an id).
 LAB_KEYS: tuple[str, ...] = ("request_id", "model_version", "prediction", "probability", "latency_ms",

@@ -2,8 +2,8 @@
 
 A sweep spec (YAML, :func:`load_spec`) lists parameter sets, as a grid (every
 combination) and/or explicitly; :func:`run_sweep` executes one full notebook
-run (:func:`churn_lib.runner.run`) per set, in parallel on a Dask cluster
-(:mod:`churn_lib.cluster`: a local one by default, or an existing scheduler),
+run (:func:`churn_lib.run.runner.run`) per set, in parallel on a Dask cluster
+(:mod:`churn_lib.scale.cluster`: a local one by default, or an existing scheduler),
 then picks and promotes the best version.
 
 Design (see ``docs/scale-out.md``):
@@ -57,15 +57,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import contract as _contract
-from . import registry, runner
-from ._io import atomic_file, atomic_write, atomic_write_json, utc_now
-from .exceptions import ChurnError, InvalidParameter, PromotionRefused, StageFailed
-from .home import Home
+from .. import contract as _contract
+from .. import registry
+from ..run import runner
+from .._io import atomic_file, atomic_write, atomic_write_json, utc_now
+from ..exceptions import ChurnError, InvalidParameter, PromotionRefused, StageFailed
+from ..home import Home
 
 log = logging.getLogger(__name__)
 
-#: Selection metrics -> True when higher is better (values of :func:`churn_lib.training.compute_metrics`).
+#: Selection metrics -> True when higher is better (values of :func:`churn_lib.learn.train.compute_metrics`).
 METRICS: dict[str, bool] = {"f1": True, "roc_auc": True, "average_precision": True, "accuracy": True,
                             "precision": True, "recall": True, "brier": False}
 DEFAULT_METRIC = "f1"
@@ -447,7 +448,7 @@ def _check_sets(spec: SweepSpec) -> None:
 
 def _holdout_frame(holdout: Holdout, contract: _contract.Contract | None = None, folder: Path | None = None):
     """The holdout's features and 0/1 labels: generator draws, or the held-out rows of the user's data, cleaned."""
-    from . import data, quality
+    from .. import data, quality
 
     contract = contract or _contract.lab()
     if not holdout.from_file:
@@ -464,7 +465,7 @@ def _split_source(contract: _contract.Contract, holdout: Holdout, home: Home, fo
     import numpy as np
     import pandas as pd
 
-    from .data.ingest import ingest
+    from ..data.ingest import ingest
 
     copy = folder / "source.csv"
     info = ingest(contract, root=home.root, target=copy)
@@ -484,8 +485,8 @@ def _split_source(contract: _contract.Contract, holdout: Holdout, home: Home, fo
 
 
 def _score_holdout(version: str, X, y, home: Home) -> dict[str, Any]:
-    from . import scoring
-    from .training import compute_metrics
+    from .. import scoring
+    from ..learn.train import compute_metrics
 
     scorer = scoring.load(version, home=home)  # through the registry: sha256-checked
     metrics = compute_metrics(y, scorer.predict_proba(X), scorer.threshold)
@@ -535,7 +536,8 @@ def run_sweep(spec: SweepSpec, *, home: Home | str | None = None, scheduler: str
         A set's parameters do not match the notebooks (nothing ran), or the
         scheduler cannot be reached.
     """
-    from . import cluster, reports
+    from . import cluster
+    from ..run import reports
 
     if serial and scheduler is not None:
         raise InvalidParameter("a serial sweep runs in this process: drop the scheduler or serial",

@@ -40,7 +40,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .exceptions import ContractError
+from ..exceptions import ContractError
 
 #: Name of the contract file at the root of a home.
 FILE_NAME = "dataset.yaml"
@@ -638,7 +638,7 @@ def load(home: Any = None) -> Contract:
     ----------
     home : Home or path, optional
     """
-    from .home import Home
+    from ..home import Home
 
     home = Home.resolve(home)
     path = path_in(home.root)

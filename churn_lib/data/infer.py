@@ -40,10 +40,10 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from . import _duck
-from . import contract as _contract
-from .data.ingest import read_header
-from .exceptions import DataError, InvalidParameter
+from .. import _duck
+from .. import contract as _contract
+from .ingest import read_header
+from ..exceptions import DataError, InvalidParameter
 
 #: Distinct values tracked per column; beyond, only the sketch counts them.
 MAX_TRACKED = 200
@@ -537,8 +537,8 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
     """
     import yaml
 
-    from ._io import atomic_write_text, utc_now
-    from .home import MARKER, Home
+    from .._io import atomic_write_text, utc_now
+    from ..home import MARKER, Home
 
     root = Path(root).expanduser().resolve()
     path = _contract.path_in(root)

@@ -23,7 +23,7 @@ a rejects file (default ``<output>.rejects.csv``) after two columns, ``line``
 (the line number in the input, the header being line 1) and ``reason``. Output
 rows plus rejected rows are exactly the input rows.
 
-With a Dask scheduler (:mod:`churn_lib.cluster`), the input is cut into
+With a Dask scheduler (:mod:`churn_lib.scale.cluster`), the input is cut into
 partitions at line boundaries (``partition_bytes``, default 32 MiB), each
 worker scores its partitions into part files beside the output, and the
 parts are concatenated in order. The model is loaded once, through the
@@ -62,11 +62,11 @@ from typing import Any, BinaryIO, Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from . import contract as _contract
-from . import scoring
-from .data.csv import read_options
-from .exceptions import DataError, InvalidParameter
-from .home import Home
+from .. import contract as _contract
+from .. import scoring
+from ..data.csv import read_options
+from ..exceptions import DataError, InvalidParameter
+from ..home import Home
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from . import contract as _contract
-from . import kernels, registry, reports, training
+from .. import contract as _contract
+from . import kernels, reports
+from .. import registry
+from ..learn import train as training
 from . import stages as _stages
-from ._io import atomic_write_json, atomic_write_text, file_stamp, sha256_file, utc_now
-from .exceptions import InvalidParameter, StageFailed
-from .home import Home
+from .._io import atomic_write_json, atomic_write_text, file_stamp, sha256_file, utc_now
+from ..exceptions import InvalidParameter, StageFailed
+from ..home import Home
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ EventHandler = Callable[[str, str, float | None], None]
 
 
 def notebooks_dir() -> Path:
-    """The stage notebooks of this checkout (beside the churn_lib package)."""
+    """The stage notebooks, shipped inside the package (``churn_lib/notebooks``)."""
     return Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -56,8 +58,8 @@ resolve_stages = _stages.resolve
 def check_parameters(stage_list: tuple[str, ...], params: Mapping[str, Any], *,
                      contract: _contract.Contract | None = None) -> dict[str, dict[str, Any]]:
     """Split ``params`` per stage; refuse unknown names, wrong types and values that do not apply,
-    before any kernel starts (see :func:`churn_lib.stages.check`)."""
-    from . import data
+    before any kernel starts (see :func:`churn_lib.run.stages.check`)."""
+    from .. import data
 
     per_stage = _stages.check(stage_list, params)
     if "generate" in per_stage and contract is not None:
@@ -302,7 +304,7 @@ def _run(home: Home, version: str | None, stage_list: tuple[str, ...], params: d
 
 def _kernel_env(home: Home) -> dict[str, str]:
     """The kernel's environment: this home, and its own data folder when it has one."""
-    from .home import DATA_ENV_VAR, ENV_VAR
+    from ..home import DATA_ENV_VAR, ENV_VAR
 
     env = {**os.environ, ENV_VAR: str(home.root)}
     env.pop(DATA_ENV_VAR, None)
@@ -381,7 +383,8 @@ def run_direct(*, home: Home | str | None = None, version: str | None = None, st
     parameters), checked as for a notebook run; ``seed`` seeds both the data
     and the training. Raises the first stage's error.
     """
-    from . import data, evaluation, quality
+    from .. import data, quality
+    from ..learn import evaluation
 
     home = Home.resolve(home).ensure()
     params = dict(params or {})

@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from . import contract as _contract
-from . import drift, registry
-from ._io import sha256_file
-from .data import read_csv
-from .exceptions import ChurnError, DataError, InvalidParameter
-from .home import Home
+from .. import contract as _contract
+from .. import drift, registry
+from .._io import sha256_file
+from ..data import read_csv
+from ..exceptions import ChurnError, DataError, InvalidParameter
+from ..home import Home
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -112,8 +112,8 @@ class TrainParams:
                                                     "(its churn rate over the overall rate); None: not checked")
 
     def __post_init__(self) -> None:
-        from . import models
-        from .models import calibration
+        from .. import models
+        from ..models import calibration
 
         def number(v: Any) -> bool:
             return not isinstance(v, bool) and isinstance(v, (int, float))
@@ -171,7 +171,7 @@ class TrainParams:
     @property
     def family_params(self) -> dict[str, Any]:
         """The model family's hyperparameters: its defaults, overridden by those set here."""
-        from . import models
+        from .. import models
 
         out = models.defaults(self.model)
         out.update({k: getattr(self, k) for k in out if getattr(self, k, None) is not None})
@@ -260,7 +260,7 @@ def build_pipeline(contract: _contract.Contract | None = None, *, seed: int = 42
 
     See :func:`churn_lib.models.logreg.build`.
     """
-    from .models import logreg
+    from ..models import logreg
 
     return logreg.build(contract or _contract.lab(), seed=seed, C=C)
 
@@ -502,7 +502,7 @@ def _rescore_current(home: Home, frame: pd.DataFrame, X_test: pd.DataFrame, y_te
     neither model is scored on rows it has seen. On other data that cannot be
     known: both are scored on this test split, and the reason says so.
     """
-    from . import scoring
+    from .. import scoring
 
     entry = registry.current_entry(home=home)
     if entry is None:
@@ -588,8 +588,8 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     _check_classes(df[contract.target.column], test_size=params.test_size, cv_folds=params.cv_folds,
                    path=str(data_path))
     X_train, X_test, y_train, y_test = split(df, contract, test_size=params.test_size, seed=params.seed)
-    from .models import calibration as _calibration
-    from .models import family
+    from ..models import calibration as _calibration
+    from ..models import family
 
     fam = family(params.model)
     model = fam.build(contract, seed=params.seed, **params.family_params)

@@ -1,7 +1,7 @@
 """How well each model really predicts: realized metrics where outcomes came back, estimated ones where not.
 
 Predictions in a window (``--since`` / ``--last``, like drift) are joined to
-their outcomes (:func:`churn_lib.logquery.outcomes`). Per model version:
+their outcomes (:func:`churn_lib.logs.query.outcomes`). Per model version:
 
 * **realized**, on the predictions that have an outcome: count, churn rate,
   ROC AUC, F1 / precision / recall at the threshold the prediction was served
@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import contract as _contract
-from . import feedback, logquery, monitoring, predlog, registry
-from ._io import iso, utc_now
-from .drift.monitor import parse_since
-from .exceptions import InvalidParameter, NoCurrentModel
-from .home import Home
+from .. import contract as _contract
+from ..logs import outcomes as feedback, query as logquery, monitoring, predictions as predlog
+from .. import registry
+from .._io import iso, utc_now
+from .monitor import parse_since
+from ..exceptions import InvalidParameter, NoCurrentModel
+from ..home import Home
 
 log = logging.getLogger(__name__)
 

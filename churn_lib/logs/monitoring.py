@@ -14,8 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._io import append_line
-from .home import Home
+from .._io import append_line
+from ..home import Home
 
 log = logging.getLogger(__name__)
 

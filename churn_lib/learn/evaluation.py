@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import registry
-from ._io import sha256_file
-from .data import read_csv
-from .exceptions import ChurnError, IntegrityError, ModelNotFound
-from .home import Home
-from .training import compute_metrics, split, threshold_curve
+from .. import registry
+from .._io import sha256_file
+from ..data import read_csv
+from ..exceptions import ChurnError, IntegrityError, ModelNotFound
+from ..home import Home
+from .train import compute_metrics, split, threshold_curve
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Evaluation:
 
     def reasons(self, n: int = 3):
         """Global importance and the riskiest decile's top reasons of the evaluated version on its test split
-        (:func:`churn_lib.explain.reasons`)."""
+        (:func:`churn_lib.learn.explain.reasons`)."""
         from .explain import reasons
 
         if self.scorer is None or self.X_test is None:
@@ -137,7 +137,7 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
         m = compute_metrics(y_test, p, row["threshold"])
         row.update({k: m[k] for k in ("f1", "precision", "recall", "accuracy", "roc_auc", "brier", "lift_top_decile")})
         if e is entry:
-            from . import scoring
+            from .. import scoring
 
             evaluated = scoring.build(e, model, contract=contract)
         rows.append(row)

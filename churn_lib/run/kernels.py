@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 #: inline figures skip the second rendering that ``bbox_inches="tight"`` costs (churn_lib.plots lays its
 #: figures out itself).
 WARM_UP = ("get_ipython().run_line_magic('config', \"InlineBackend.print_figure_kwargs = {'bbox_inches': None}\")\n"
-           "import pandas, churn_lib.contract, churn_lib.data, churn_lib.plots, churn_lib.stages\n"
+           "import pandas, churn_lib.contract, churn_lib.data, churn_lib.plots, churn_lib.run.stages\n"
            "import matplotlib.pyplot as _plt\n"
            "_fig = _plt.figure(); _fig.canvas.draw(); _plt.close(_fig); del _fig, _plt")
 #: Run between two stages: the next notebook sees none of the previous one's variables or figures, and

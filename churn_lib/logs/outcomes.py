@@ -8,14 +8,14 @@ true/false), and optionally when it was observed. One JSON line per outcome::
     {"request_id": "req-001", "outcome": 1, "ts": <observed, Unix s>, "received": <Unix s>, "source": "api"}
     {"id": "7590-VHVEG", "outcome": 0, "ts": ..., "received": ..., "source": "file:october.csv"}
 
-Lines are appended the way predictions are (:func:`churn_lib.predlog.write_lines`:
+Lines are appended the way predictions are (:func:`churn_lib.logs.predictions.write_lines`:
 one ``write`` per batch on an ``O_APPEND`` descriptor, so workers never tear or
 interleave lines; a writer killed in the middle of a large write can leave
 one unfinished line, which readers skip and count and the next writer ends
 before appending); rotated files
 (``feedback.log.1`` ...) are read with the current one. An outcome given twice
 for the same prediction: the one received last wins when outcomes are joined
-(:mod:`churn_lib.logquery`). Rows that cannot be accepted (no key, an outcome
+(:mod:`churn_lib.logs.query`). Rows that cannot be accepted (no key, an outcome
 that is not a label, a bad time) are counted by reason, never written.
 """
 
@@ -33,11 +33,11 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from . import contract as _contract
-from . import predlog
-from ._io import rotated
-from .exceptions import DataError
-from .home import Home
+from .. import contract as _contract
+from . import predictions as predlog
+from .._io import rotated
+from ..exceptions import DataError
+from ..home import Home
 
 #: Column names taken as the outcome, in order of preference (else the contract's target column).
 OUTCOME_COLUMNS = ("outcome",)
@@ -215,7 +215,7 @@ def _end_torn_line(path: Path) -> None:
 def _contract_of(home: Home, contract: _contract.Contract | None) -> _contract.Contract:
     if contract is not None:
         return contract
-    from . import registry
+    from .. import registry
 
     entry = registry.current_entry(home=home)
     if entry is not None:
@@ -284,7 +284,7 @@ def ingest_file(path: str | Path, *, home: Home | str | None = None, contract: _
         raise DataError(f"{path} stops being readable CSV near line {line}: {exc}; the {result.accepted:,} "
                         f"outcome(s) before it were kept", path=str(path)) from None
     if match and result.accepted:
-        from . import logquery
+        from . import query as logquery
 
         result.matched = logquery.count_matching(predlog.log_files(home=home), seen,
                                                  id_column=None if key == REQUEST_ID else key)
@@ -330,7 +330,7 @@ def ingest_records(records: Sequence[Mapping[str, Any]], *, home: Home | str | N
     data = _block(frame, key, outcome, when, contract, source, 0, result, seen, time.time())
     predlog.write_lines(data, path=home.feedback_log)
     if match and result.accepted:
-        from . import logquery
+        from . import query as logquery
 
         result.matched = logquery.count_matching(predlog.log_files(home=home), seen,
                                                  id_column=None if key == REQUEST_ID else key)

@@ -1,7 +1,7 @@
 """Reading the JSON-line logs with DuckDB: windows of predictions for drift, outcomes joined to predictions.
 
-Writes stay single-``write`` JSON-line appends (:mod:`churn_lib.predlog`,
-:mod:`churn_lib.feedback`); the reads here hand the current and rotated files
+Writes stay single-``write`` JSON-line appends (:mod:`churn_lib.logs.predictions`,
+:mod:`churn_lib.logs.outcomes`); the reads here hand the current and rotated files
 to DuckDB's ``read_json`` (multi-threaded, within :data:`churn_lib._duck.MEMORY_LIMIT`),
 typed from the contract, with the same validity rules as the hand-written
 reader: a line that is not JSON, or lacks the features, a timestamp, a
@@ -9,7 +9,7 @@ probability in [0, 1] or a model, is skipped and counted by reason (DuckDB
 reads a malformed line as a row of nulls, which is how it is told apart). A
 last line without a newline (a write in progress) is counted as truncated.
 
-Looser than :func:`churn_lib.predlog.read_tail` in two ways that only
+Looser than :func:`churn_lib.logs.predictions.read_tail` in two ways that only
 hand-written lines can reach: a JSON number where the contract has a category
 is read as its text, and ``true``/``false`` where it has a number as 1/0.
 """
@@ -23,9 +23,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import _duck
-from . import contract as _contract
-from .predlog import MAX_LINE_BYTES, Batch, Decoder, ReadStats, decoder
+from .. import _duck
+from .. import contract as _contract
+from .predictions import MAX_LINE_BYTES, Batch, Decoder, ReadStats, decoder
 
 #: Rows handed over per batch when a window is streamed (bounded memory, whatever the window's size).
 BATCH_ROWS = 100_000

@@ -1,0 +1,1 @@
+"""Learning: metrics, the gate, training, evaluation of versions, explanations over many rows."""

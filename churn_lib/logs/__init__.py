@@ -1,0 +1,1 @@
+"""The logs: prediction records, outcomes, the monitoring history, and their readers."""
