@@ -11,6 +11,7 @@ import pytest
 from churn_lib import (IntegrityError, InvalidParameter, ModelNotFound, NoCurrentModel, PromotionRefused,
                        RegistryError, registry)
 from churn_lib._io import sha256_file
+from churn_lib.contract import lab as contract_lab
 
 
 def _register(home, passed=True, version=None, model=None):
@@ -47,6 +48,21 @@ def test_versions_are_sequential_and_unique(home):
     with pytest.raises(InvalidParameter, match="'v2' is already registered"):
         _register(home, version="v2")
     assert_consistent(home)
+
+
+def test_registry_files_get_the_umask_mode_and_a_refused_registration_leaves_no_temporary_file(home):
+    old = os.umask(0o027)
+    try:
+        entry, _ = registry.register({"m": 1}, {"passed_gate": True}, home=home, profile={"columns": {}},
+                                     contract=contract_lab())
+        with pytest.raises(InvalidParameter, match="already registered"):
+            registry.register({"m": 2}, {"passed_gate": True}, home=home, version="v1", profile={"columns": {}})
+    finally:
+        os.umask(old)
+    files = [entry["model_file"], entry["profile_file"], entry["contract_file"]]
+    assert sorted(p.name for p in home.models_dir.iterdir()) == sorted(files)  # no .incoming.* left behind
+    written = [home.models_dir / f for f in files] + [home.metadata_json, home.current_txt, home.history_jsonl]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o640" for p in written}
 
 
 def test_two_registrations_in_the_same_second_get_distinct_files(home):
