@@ -7,6 +7,10 @@ ever sees the old or the new content (:func:`atomic_write`, and
 processes share go through :func:`append_bytes`: one ``write()`` on an
 ``O_APPEND`` descriptor.
 
+A writer that learns the final name only later (the registry names a model
+under its lock) writes with :func:`incoming` and renames with :func:`commit`.
+Both ways, a file gets the mode the umask gives a new file, never ``mkstemp``'s 0600.
+
 Times: :func:`utc_now` is the one timestamp format of every record the project
 writes (``2026-12-01T20:09:24.123456Z``), :func:`iso` renders Unix seconds the
 same way, and :func:`file_stamp` is the compact form used in file names.
@@ -89,6 +93,36 @@ def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
     """An open temporary file beside ``path``, renamed onto it when the block ends without error."""
     with _replacing(path) as tmp, open(tmp, mode, encoding=None if "b" in mode else "utf-8") as fh:
         yield fh
+
+
+@contextlib.contextmanager
+def incoming(folder: Path, write: Callable[[Path], None], *, prefix: str = ".incoming.",
+             suffix: str = "") -> Iterator[Path]:
+    """A file written under a temporary name in ``folder``, for a writer that settles its final name later.
+
+    ``write(tmp_path)`` fills it; it is fsynced (with the mode a new file gets) before the block
+    starts, so the slow part happens before the caller takes a lock. Inside the block,
+    :func:`commit` renames it onto its final name; if the block ends first, it is removed. A
+    crash leaves it under ``prefix`` for a cleaner that knows it (``churn registry check --repair``).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        os.chmod(tmp_path, 0o666 & ~_umask())
+        write(tmp_path)
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        yield tmp_path
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def commit(tmp_path: Path, path: Path) -> None:
+    """Rename an :func:`incoming` file onto ``path`` (atomic: a reader sees no file or the whole one)."""
+    os.replace(tmp_path, path)
+    _fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 from churn_lib import (IntegrityError, InvalidParameter, ModelNotFound, NoCurrentModel, PromotionRefused,
                        RegistryError, registry)
 from churn_lib._io import sha256_file
+from churn_lib.contract import lab as contract_lab
 
 
 def _register(home, passed=True, version=None, model=None):
@@ -47,6 +48,21 @@ def test_versions_are_sequential_and_unique(home):
     with pytest.raises(InvalidParameter, match="'v2' is already registered"):
         _register(home, version="v2")
     assert_consistent(home)
+
+
+def test_registry_files_get_the_umask_mode_and_a_refused_registration_leaves_no_temporary_file(home):
+    old = os.umask(0o027)
+    try:
+        entry, _ = registry.register({"m": 1}, {"passed_gate": True}, home=home, profile={"columns": {}},
+                                     contract=contract_lab())
+        with pytest.raises(InvalidParameter, match="already registered"):
+            registry.register({"m": 2}, {"passed_gate": True}, home=home, version="v1", profile={"columns": {}})
+    finally:
+        os.umask(old)
+    files = [entry["model_file"], entry["profile_file"], entry["contract_file"]]
+    assert sorted(p.name for p in home.models_dir.iterdir()) == sorted(files)  # no .incoming.* left behind
+    written = [home.models_dir / f for f in files] + [home.metadata_json, home.current_txt, home.history_jsonl]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o640" for p in written}
 
 
 def test_two_registrations_in_the_same_second_get_distinct_files(home):
@@ -161,27 +177,48 @@ def test_unsafe_file_names_in_hand_edited_metadata_are_never_opened(home):
         registry.model_path({"version": "x", "model_file": "../../etc/passwd"}, home=home)
 
 
-_WORKER = textwrap.dedent("""
-    import sys
-    from churn_lib import registry
+# The one outcome a rollback racing other registrations and rollbacks may meet besides success:
+# the others already walked the history back to its first activation. Only models that passed
+# the gate are ever current here and nothing is deleted, so a refusal for any other reason (and
+# any other exception) is a bug, and the worker dies of it with a traceback and exit code 1.
+_ROLLBACK = textwrap.dedent("""
+    from churn_lib import PromotionRefused, registry
+
+    NOTHING_EARLIER = "no earlier current model"
+
+    def roll_back(home):  # the file name rolled back to, or None when there was nothing earlier
+        try:
+            return registry.rollback(home=home)["to"]
+        except PromotionRefused as exc:
+            if NOTHING_EARLIER not in str(exc):
+                raise
+            return None
+""")
+
+_WORKER = _ROLLBACK + textwrap.dedent("""
+    import json, sys
     home, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    outcomes = []
     for i in range(n):
         registry.register({"tag": tag, "i": i}, {"passed_gate": i % 2 == 0}, home=home)
         if i % 3 == 2:
-            try:
-                registry.rollback(home=home)
-            except Exception:
-                pass
+            outcomes.append(roll_back(home))
+    print(json.dumps(outcomes))
 """)
 
 
 def test_concurrent_processes_lose_no_entry(home):
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(home.root), f"p{k}", "6"]) for k in range(4)]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(home.root), f"p{k}", "6"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(4)]
+    done = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [err for _, err in done]
     entries = registry.load_entries(home=home)
     assert len(entries) == 24
     assert sorted(int(e["version"][1:]) for e in entries) == list(range(1, 25))
     assert_consistent(home)
+    # every rollback a worker saw succeed is a history line naming the model it went to
+    rolled = sorted(to for out, _ in done for to in json.loads(out) if to is not None)
+    assert rolled == sorted(r["to"] for r in registry.history(home=home) if r["action"] == "rollback")
 
 
 def test_concurrent_training_runs_lose_no_entry(trained_home):
@@ -193,27 +230,25 @@ def test_concurrent_training_runs_lose_no_entry(trained_home):
     assert_consistent(trained_home)
 
 
-_CHURNER = textwrap.dedent("""
+_CHURNER = _ROLLBACK + textwrap.dedent("""
     import sys
-    from churn_lib import registry
     home = sys.argv[1]
     i = 0
     while True:
         i += 1
         registry.register({"i": i, "pad": "x" * 200_000}, {"passed_gate": True}, home=home)
-        try:
-            registry.rollback(home=home)
-        except Exception:
-            pass
+        roll_back(home)
 """)
 
 
 @pytest.mark.parametrize("delay", [0.4, 0.7, 1.0, 1.3])
 def test_a_process_killed_mid_write_leaves_a_readable_registry(home, delay):
-    proc = subprocess.Popen([sys.executable, "-c", _CHURNER, str(home.root)])
+    proc = subprocess.Popen([sys.executable, "-c", _CHURNER, str(home.root)], stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
+    assert proc.poll() is None, f"the churner died of an error before the kill: {proc.stderr.read()}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    proc.stderr.close()
     # The pointer is the commit point; a kill between it and the history line
     # leaves the history one step behind, which the next update records.
     hist, current = registry.history(home=home), registry.current_file(home=home)

@@ -15,8 +15,8 @@ from typing import Any
 from .._io import atomic_write_text, file_stamp, sha256_file
 from ..exceptions import IntegrityError, RegistryError
 from ..home import Home
-from .store import (SIDECARS, _read_history, _reconcile, _refusals, current_file, load_entries, lock, model_path,
-                    sidecar_path, verify)
+from .store import (INCOMING, SIDECARS, _read_history, _reconcile, _refusals, current_file, load_entries, lock,
+                    model_path, sidecar_path, verify)
 
 
 #: Temporary files younger than this may belong to a registration in progress.
@@ -80,64 +80,92 @@ def check(*, home: Home | str | None = None, repair: bool = False,
 
 
 def _check(home: Home, report: CheckReport, *, repair: bool, grace: float) -> None:
-    add = report.problems.append
-    meta = str(home.metadata_json)
-    try:
-        entries = load_entries(home=home)
-    except RegistryError as exc:
-        add(Problem(meta, str(exc).split(";")[0], "restore metadata.json from a backup; it cannot be rebuilt "
-                                                  "without guessing (the model files stay untouched)"))
-        entries = None
-    known: set[str] = set()
-    for e in entries or []:
-        report.entries += 1
-        version = e.get("version")
-        try:
-            path = model_path(e, home=home)
-        except IntegrityError as exc:
-            add(Problem(meta, str(exc), f"fix or remove the entry of {version} in metadata.json"))
-            continue
-        known.add(path.name)
-        try:
-            verify(e, home=home)
-        except IntegrityError as exc:
-            add(Problem(str(path), str(exc), f"restore the file of {version} from a backup, or retrain it; "
-                                             "it will never be loaded as it is"))
-        for kind in SIDECARS:
-            try:
-                side_path = sidecar_path(e, kind, home=home)
-            except IntegrityError as exc:
-                add(Problem(meta, str(exc), f"fix the entry of {version} in metadata.json"))
-                continue
-            if side_path is None:
-                continue
-            known.add(side_path.name)
-            if not side_path.is_file() or sha256_file(side_path) != e.get(f"{kind}_sha256"):
-                what = "drift profile" if kind == "profile" else "contract copy"
-                add(Problem(str(side_path), f"{what} of {version} is missing or does not match its sha256",
-                            f"restore it from a backup or retrain {version}"))
+    """Every check in turn, under the lock; problems are listed in this order."""
+    entries, known = _check_entries(home, report)
     try:
         current = current_file(home=home)
     except RegistryError as exc:
-        add(Problem(str(home.current_txt), str(exc).split(";")[0], "run `churn promote VERSION` to rewrite it"))
+        report.problems.append(Problem(str(home.current_txt), str(exc).split(";")[0],
+                                       "run `churn promote VERSION` to rewrite it"))
         current = "?"
+    records = _check_history(home, report, repair=repair)
+    if current not in (None, "?"):
+        report.current = current
+    if entries is not None:
+        _check_pointer(home, report, entries, current, records, repair=repair)
+    _check_leftovers(home, report, known, registered=entries is not None, repair=repair, grace=grace)
+
+
+def _check_entries(home: Home, report: CheckReport) -> tuple[list[dict[str, Any]] | None, set[str]]:
+    """The entries (None when metadata.json is unreadable) and the file names they account for."""
+    try:
+        entries = load_entries(home=home)
+    except RegistryError as exc:
+        report.problems.append(Problem(str(home.metadata_json), str(exc).split(";")[0],
+                                       "restore metadata.json from a backup; it cannot be rebuilt without "
+                                       "guessing (the model files stay untouched)"))
+        return None, set()
+    known: set[str] = set()
+    for entry in entries:
+        report.entries += 1
+        known |= _check_entry(home, report, entry)
+    return entries, known
+
+
+def _check_entry(home: Home, report: CheckReport, entry: dict[str, Any]) -> set[str]:
+    """One entry's artifact and sidecars against their sha256; returns the file names it names safely."""
+    add, meta, version = report.problems.append, str(home.metadata_json), entry.get("version")
+    try:
+        path = model_path(entry, home=home)
+    except IntegrityError as exc:
+        add(Problem(meta, str(exc), f"fix or remove the entry of {version} in metadata.json"))
+        return set()
+    known = {path.name}
+    try:
+        verify(entry, home=home)
+    except IntegrityError as exc:
+        add(Problem(str(path), str(exc), f"restore the file of {version} from a backup, or retrain it; "
+                                         "it will never be loaded as it is"))
+    for kind in SIDECARS:
+        try:
+            side_path = sidecar_path(entry, kind, home=home)
+        except IntegrityError as exc:
+            add(Problem(meta, str(exc), f"fix the entry of {version} in metadata.json"))
+            continue
+        if side_path is None:
+            continue
+        known.add(side_path.name)
+        if not side_path.is_file() or sha256_file(side_path) != entry.get(f"{kind}_sha256"):
+            what = "drift profile" if kind == "profile" else "contract copy"
+            add(Problem(str(side_path), f"{what} of {version} is missing or does not match its sha256",
+                        f"restore it from a backup or retrain {version}"))
+    return known
+
+
+def _check_history(home: Home, report: CheckReport, *, repair: bool) -> list[dict[str, Any]]:
+    """The history's readable records; damaged lines are a problem (repair: kept aside, the rest rewritten)."""
     records, bad = _read_history(home)
     if bad:
         p = Problem(str(home.history_jsonl), f"lines {', '.join(map(str, bad[:10]))} are not history records",
                     "`churn registry check --repair` keeps the readable lines and saves the file aside",
                     repairable=True)
-        add(p)
+        report.problems.append(p)
         if repair:
-            stamp = file_stamp()
-            aside = home.history_jsonl.with_name(f"history.jsonl.damaged-{stamp}")
-            os.replace(home.history_jsonl, aside)
+            aside = home.history_jsonl.with_name(f"history.jsonl.damaged-{file_stamp()}")
+            os.replace(home.history_jsonl, aside)  # saved aside whole, not a temporary file
             atomic_write_text(home.history_jsonl, "".join(json.dumps(r) + "\n" for r in records))
             p.repaired = True
             report.notes.append(f"the damaged history was saved as {aside}")
+    return records
+
+
+def _check_pointer(home: Home, report: CheckReport, entries: list[dict[str, Any]], current: str | None,
+                   records: list[dict[str, Any]], *, repair: bool) -> None:
+    """The pointer names a registered model, and the history's last record agrees with it."""
+    add = report.problems.append
     last = records[-1]["to"] if records else None
-    by_file = {e["model_file"]: e for e in entries or []}
-    if current not in (None, "?") and entries is not None:
-        report.current = current
+    by_file = {e["model_file"]: e for e in entries}
+    if current not in (None, "?"):
         if current not in by_file:
             add(Problem(str(home.current_txt), f"names {current!r}, which is not registered",
                         "run `churn promote VERSION` to rewrite it"))
@@ -148,7 +176,7 @@ def _check(home: Home, report: CheckReport, *, repair: bool, grace: float) -> No
             add(p)
             if repair:
                 p.repaired = _reconcile(home) is not None
-    elif current is None and last is not None and entries is not None:
+    elif current is None and last is not None:
         target = by_file.get(last)
         ok = target is not None and not _refusals(target, home, force=True)
         p = Problem(str(home.current_txt), f"is missing or empty, but the history's last record made {last} current",
@@ -158,22 +186,26 @@ def _check(home: Home, report: CheckReport, *, repair: bool, grace: float) -> No
         if repair and ok:
             atomic_write_text(home.current_txt, last + "\n")
             p.repaired = True
-    if current is not None and current != "?":
-        report.current = current
-    if home.models_dir.is_dir():
-        now = time.time()
-        for path in sorted(home.models_dir.iterdir()):
-            if path.name in known or not path.is_file():
-                continue
-            if path.name.startswith(".incoming."):
-                old = now - path.stat().st_mtime >= grace
-                p = Problem(str(path), "a temporary file of an interrupted registration",
-                            "`churn registry check --repair` removes it" if old
-                            else "a registration may be writing it; check again in a minute", repairable=old)
-                add(p)
-                if repair and old:
-                    path.unlink(missing_ok=True)
-                    p.repaired = True
-            elif entries is not None:
-                report.notes.append(f"{path} is not registered (left by an interrupted registration or copied in); "
-                                    "delete it if you do not need it")
+
+
+def _check_leftovers(home: Home, report: CheckReport, known: set[str], *, registered: bool, repair: bool,
+                     grace: float) -> None:
+    """Files in models/ no entry names: an interrupted registration's temporary files, or strays."""
+    if not home.models_dir.is_dir():
+        return
+    now = time.time()
+    for path in sorted(home.models_dir.iterdir()):
+        if path.name in known or not path.is_file():
+            continue
+        if path.name.startswith(INCOMING):
+            old = now - path.stat().st_mtime >= grace
+            p = Problem(str(path), "a temporary file of an interrupted registration",
+                        "`churn registry check --repair` removes it" if old
+                        else "a registration may be writing it; check again in a minute", repairable=old)
+            report.problems.append(p)
+            if repair and old:
+                path.unlink(missing_ok=True)
+                p.repaired = True
+        elif registered:
+            report.notes.append(f"{path} is not registered (left by an interrupted registration or copied in); "
+                                "delete it if you do not need it")

@@ -28,11 +28,9 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import re
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -40,8 +38,8 @@ from typing import Any, Iterator
 import joblib
 
 from .. import contract as _contract
-from .._io import append_line, atomic_write_json, atomic_write_text, file_stamp, now, sha256_file, utc_now
-from .._io import TIMESTAMP_FORMAT
+from .._io import (TIMESTAMP_FORMAT, append_line, atomic_write_json, atomic_write_text, commit, file_stamp, incoming,
+                   now, sha256_file, utc_now)
 from ..exceptions import (
     ChurnError,
     IntegrityError,
@@ -54,16 +52,14 @@ from ..exceptions import (
 )
 from ..home import Home
 
-log = logging.getLogger(__name__)
-
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.joblib$")
 LOCK_TIMEOUT_S = 120.0
 #: Sidecar files beside ``<model>.joblib``: kind -> suffix. The entry names each as
 #: ``<kind>_file`` with its ``<kind>_sha256``.
 SIDECARS: dict[str, str] = {"profile": ".profile.json", "contract": ".contract.json"}
-#: Suffix of a model's drift reference profile.
-PROFILE_SUFFIX = SIDECARS["profile"]
+#: Prefix of a file being registered (written before the lock, named under it); `churn registry check` knows it.
+INCOMING = ".incoming."
 SIDECAR_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(profile|contract)\.json$")
 
 
@@ -87,7 +83,7 @@ def lock(*, home: Home | str | None = None, timeout: float = LOCK_TIMEOUT_S) -> 
     """Hold the registry's exclusive lock (an OS file lock, released if the process dies)."""
     home = Home.resolve(home)
     home.registry_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(home.lock_file, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -278,67 +274,65 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
     home = Home.resolve(home)
     if version is not None:
         validate_label(version)
-    home.models_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".incoming.", suffix=".joblib", dir=home.models_dir)
-    os.close(fd)
-    tmp_path = Path(tmp)
     payloads = {}
     if profile is not None:
         payloads["profile"] = json.dumps(profile, indent=1, allow_nan=False)
     if contract is not None:
         payloads["contract"] = _contract.to_json(contract)
-    sides: dict[str, tuple[Path, str]] = {}
-    try:
+
+    def write_model(tmp: Path) -> None:
         if artifact is not None:
-            shutil.copyfile(artifact, tmp_path)
+            shutil.copyfile(artifact, tmp)
         else:
-            joblib.dump(model, tmp_path)
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        digest = sha256_file(tmp_path)
+            joblib.dump(model, tmp)
+
+    with contextlib.ExitStack() as files:  # every file not committed under the lock is removed
+        written = {"model": files.enter_context(incoming(home.models_dir, write_model, prefix=INCOMING,
+                                                         suffix=".joblib"))}
         for kind, text in payloads.items():
-            fd, side = tempfile.mkstemp(prefix=".incoming.", suffix=SIDECARS[kind], dir=home.models_dir)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            sides[kind] = (Path(side), sha256_file(Path(side)))
+            written[kind] = files.enter_context(incoming(
+                home.models_dir, lambda tmp, text=text: tmp.write_text(text, encoding="utf-8"), prefix=INCOMING,
+                suffix=SIDECARS[kind]))
+        digests = {kind: sha256_file(path) for kind, path in written.items()}
         with lock(home=home):
-            _reconcile(home)
-            entries = load_entries(home=home)
-            label = version or next_version(entries)
-            if any(e["version"] == label for e in entries):
-                raise InvalidParameter(f"version {label!r} is already registered; choose another label "
-                                       f"or omit --version to get {next_version(entries)}", name="version")
-            when = now()
-            name = f"churn_model_{label}_{file_stamp(when)}.joblib"
-            if (home.models_dir / name).exists():  # an orphan of a crashed run with this label
-                name = f"churn_model_{label}_{file_stamp(when, micro=True)}.joblib"
-            os.replace(tmp_path, home.models_dir / name)
-            sidecar = {}
-            for kind, (side_path, side_digest) in sides.items():
-                side_name = name[: -len(".joblib")] + SIDECARS[kind]
-                os.replace(side_path, home.models_dir / side_name)
-                sidecar.update({f"{kind}_file": side_name, f"{kind}_sha256": side_digest})
-            entry = {
-                "model_file": name,
-                "version": label,
-                "trained_at_utc": when.strftime(TIMESTAMP_FORMAT),
-                **fields,
-                "model_sha256": digest,
-                **sidecar,
-                "reports_dir": f"reports/{label}",
-            }
-            atomic_write_json(home.metadata_json, [*entries, entry])
-            promoted = False
-            if entry.get("passed_gate") and promote_if_passed:
+            entry = _add_entry(home, version, fields, written, digests)
+            promoted = bool(entry.get("passed_gate") and promote_if_passed)
+            if promoted:
                 _set_current(home, entry, action="register", reason="passed the gate at training")
-                promoted = True
-    finally:
-        tmp_path.unlink(missing_ok=True)
-        for side_path, _ in sides.values():
-            side_path.unlink(missing_ok=True)
     return entry, promoted
+
+
+def _add_entry(home: Home, version: str | None, fields: dict[str, Any], written: dict[str, Path],
+               digests: dict[str, str]) -> dict[str, Any]:
+    """Under the lock: settle the label and file names, move the written files there, append the entry."""
+    _reconcile(home)
+    entries = load_entries(home=home)
+    label = version or next_version(entries)
+    if any(e["version"] == label for e in entries):
+        raise InvalidParameter(f"version {label!r} is already registered; choose another label "
+                               f"or omit --version to get {next_version(entries)}", name="version")
+    when = now()
+    name = f"churn_model_{label}_{file_stamp(when)}.joblib"
+    if (home.models_dir / name).exists():  # an orphan of a crashed run with this label
+        name = f"churn_model_{label}_{file_stamp(when, micro=True)}.joblib"
+    commit(written["model"], home.models_dir / name)
+    sidecars = {}
+    for kind in SIDECARS:
+        if kind in written:
+            side_name = name[: -len(".joblib")] + SIDECARS[kind]
+            commit(written[kind], home.models_dir / side_name)
+            sidecars.update({f"{kind}_file": side_name, f"{kind}_sha256": digests[kind]})
+    entry = {
+        "model_file": name,
+        "version": label,
+        "trained_at_utc": when.strftime(TIMESTAMP_FORMAT),
+        **fields,
+        "model_sha256": digests["model"],
+        **sidecars,
+        "reports_dir": f"reports/{label}",
+    }
+    atomic_write_json(home.metadata_json, [*entries, entry])
+    return entry
 
 
 def sidecar_path(entry: dict[str, Any], kind: str, *, home: Home | str | None = None) -> Path | None:
@@ -428,7 +422,7 @@ def _reconcile(home: Home) -> dict[str, Any] | None:
     if entry is None:  # a damaged pointer: nothing true to record (`churn promote` rewrites it)
         return None
     record = {"ts": utc_now(), "action": "reconcile", "from": last, "to": current,
-              "version": entry["version"] if entry else None, "target": None, "forced": False,
+              "version": entry["version"], "target": None, "forced": False,
               "reason": "current_model.txt changed without a history line (an interrupted command "
                         "or a hand edit); recorded afterwards"}
     append_line(home.history_jsonl, json.dumps(record))
