@@ -141,7 +141,7 @@ def append_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     """
     if not data:
         return
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies, as for every other file
     try:
         written = os.write(fd, data)
         if written != len(data):  # disk full mid-write
