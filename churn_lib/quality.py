@@ -25,7 +25,8 @@ computes them); this module holds the thresholds over their counts
   million). ``drop_duplicates=True`` drops them; ``max_duplicate_rate`` below 1 blocks.
 * ``duplicate_ids``: rows whose id repeats an earlier row's (contracts with an
   id); reported, dropped with ``drop_duplicates``, blocking above ``max_duplicate_rate``.
-* ``min_rows`` / ``both_classes``: enough rows of each class remain (blocking).
+* ``min_rows`` / ``both_classes``: at least ``min_clean_rows`` rows, and two of
+  each class, remain (blocking).
 """
 
 from __future__ import annotations
@@ -33,46 +34,35 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
 
 from . import contract as _contract
 from ._io import atomic_write_json
+from ._params import UNIT, Range, check_fields, param
 from .data import read_csv, write_csv
-from .exceptions import InvalidParameter, QualityError
+from .exceptions import QualityError
 from .home import Home
 
 log = logging.getLogger(__name__)
-
-
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
 
 
 @dataclass(frozen=True)
 class Thresholds:
     """Quality thresholds (rates are shares of rows, 0..1); the prepare stage's parameters."""
 
-    max_missing_rate: float = _help(0.05, "block when a column has a larger share of empty values")
-    max_imputed_rate: float = _help(0.5, "block when a feature the model fills in is empty in a larger share "
-                                         "of rows")
-    max_invalid_rate: float = _help(0.01, "block when a rule would drop a larger share of rows")
-    max_duplicate_rate: float = _help(1.0, "block above this share of duplicate rows (1.0: never)")
-    drop_duplicates: bool = _help(False, "drop exact duplicate rows (and repeated ids)")
-    min_rows: int = _help(100, "rows needed after cleaning")
+    max_missing_rate: float = param(0.05, "block when a column has a larger share of empty values", range=UNIT)
+    max_imputed_rate: float = param(0.5, "block when a feature the model fills in is empty in a larger share "
+                                         "of rows", range=UNIT)
+    max_invalid_rate: float = param(0.01, "block when a rule would drop a larger share of rows", range=UNIT)
+    max_duplicate_rate: float = param(1.0, "block above this share of duplicate rows (1.0: never)", range=UNIT)
+    drop_duplicates: bool = param(False, "drop exact duplicate rows (and repeated ids)")
+    min_clean_rows: int = param(100, "rows needed after cleaning", range=Range(2), was="min_rows")
 
     def __post_init__(self) -> None:
-        for name in ("max_missing_rate", "max_imputed_rate", "max_invalid_rate", "max_duplicate_rate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise InvalidParameter(f"{name} must be between 0 and 1, got {value!r}", name=name)
-        if not isinstance(self.drop_duplicates, bool):
-            raise InvalidParameter(f"drop_duplicates must be true or false, got {self.drop_duplicates!r}",
-                                   name="drop_duplicates")
-        if isinstance(self.min_rows, bool) or not isinstance(self.min_rows, int) or self.min_rows < 2:
-            raise InvalidParameter(f"min_rows must be an integer >= 2, got {self.min_rows!r}", name="min_rows")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
@@ -164,8 +154,22 @@ def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None, *,
     c = contract or _contract.lab()
     n = len(raw)
     report = QualityReport(rows_in=n, thresholds=t)
-    add = report.checks.append
+    if not _schema_check(report, raw, c):
+        return raw.iloc[0:0], report
+    if n == 0:
+        report.checks.append(Check("min_rows", None, False, True, "min_rows: the raw data has no rows"))
+        return raw.iloc[0:0], report
+    check = _contract.check_frame(raw, c, clip=True)
+    _missing_checks(report, check.columns, c, n, t)
+    _rule_checks(report, check.columns, c, n, t)
+    clean = _deduplicate(report, check.clean_frame(~check.bad_rows()), c, t)
+    _size_checks(report, clean, c, t)
+    report.rows_out = len(clean)
+    return clean, report
 
+
+def _schema_check(report: QualityReport, raw: pd.DataFrame, c: _contract.Contract) -> bool:
+    """The ``schema`` check: the header names the contract's columns, no more. True when it passed."""
     missing_cols = [col for col in c.columns if col not in raw.columns]
     extra = [col for col in raw.columns if col not in c.known_columns]
     if missing_cols:
@@ -176,17 +180,14 @@ def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None, *,
     else:
         ignored = [d.column for d in c.dropped if d.column in raw.columns]
         detail = "all required columns present" + (f"; dropped columns {ignored}" if ignored else "")
-    add(Check("schema", None, not (missing_cols or extra), True, detail, count=len(missing_cols) + len(extra)))
-    if missing_cols or extra:
-        return raw.iloc[0:0], report
-    if n == 0:
-        add(Check("min_rows", None, False, True, "min_rows: the raw data has no rows"))
-        return raw.iloc[0:0], report
+    ok = not (missing_cols or extra)
+    report.checks.append(Check("schema", None, ok, True, detail, count=len(missing_cols) + len(extra)))
+    return ok
 
-    check = _contract.check_frame(raw, c, clip=True)
-    cols = check.columns
 
-    # Missing values, on the raw cells before any conversion.
+def _missing_checks(report: QualityReport, cols: Mapping[str, Any], c: _contract.Contract, n: int,
+                    t: Thresholds) -> None:
+    """One ``missing_rate`` check per column, on the raw cells before any conversion."""
     for name in c.columns:
         col = cols[name]
         k = int(col.missing.sum())
@@ -199,41 +200,42 @@ def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None, *,
         if ok:
             fate = "rows dropped" if col.missing_is_invalid else "kept, filled in by the model"
             detail = f"{k} empty values ({rate:.1%}), {fate}" if k else "no empty values"
-        add(Check("missing_rate", name, ok, True, detail, count=k, rate=rate))
+        report.checks.append(Check("missing_rate", name, ok, True, detail, count=k, rate=rate))
+
+
+def _rule_checks(report: QualityReport, cols: Mapping[str, Any], c: _contract.Contract, n: int,
+                 t: Thresholds) -> None:
+    """The contract's row rules (type, category, range, target, id), in the report's order; the cleaning's changes."""
+    def rule(name: str, column: str) -> None:
+        col = cols[column]
+        _invalid_check(report, name, column, col.violations[name], n, t, col.what[name])
 
     for f in c.numeric:
-        col = cols[f.name]
-        _invalid_check(report, _contract.RULE_TYPE, f.name, col.violations[_contract.RULE_TYPE], n, t,
-                       col.what[_contract.RULE_TYPE])
+        rule(_contract.RULE_TYPE, f.name)
     for col in cols.values():
         report.changes.update(col.changes)
     for f in c.categorical:
-        col = cols[f.name]
-        _invalid_check(report, _contract.RULE_CATEGORY, f.name, col.violations[_contract.RULE_CATEGORY], n, t,
-                       col.what[_contract.RULE_CATEGORY])
+        rule(_contract.RULE_CATEGORY, f.name)
     for f in c.numeric:
-        col = cols[f.name]
-        if _contract.RULE_RANGE in col.violations:
-            _invalid_check(report, _contract.RULE_RANGE, f.name, col.violations[_contract.RULE_RANGE], n, t,
-                           col.what[_contract.RULE_RANGE])
-    tcol = cols[c.target.column]
-    _invalid_check(report, _contract.RULE_TARGET, c.target.column, tcol.violations[_contract.RULE_TARGET], n, t,
-                   tcol.what[_contract.RULE_TARGET])
+        if _contract.RULE_RANGE in cols[f.name].violations:
+            rule(_contract.RULE_RANGE, f.name)
+    rule(_contract.RULE_TARGET, c.target.column)
     for name in c.id:
-        col = cols[name]
-        _invalid_check(report, _contract.RULE_ID, name, col.violations[_contract.RULE_ID], n, t,
-                       col.what[_contract.RULE_ID])
+        rule(_contract.RULE_ID, name)
 
-    clean = check.clean_frame(~check.bad_rows())
+
+def _deduplicate(report: QualityReport, clean: pd.DataFrame, c: _contract.Contract, t: Thresholds) -> pd.DataFrame:
+    """The ``duplicates`` and ``duplicate_ids`` checks; the rows they drop with ``drop_duplicates``."""
     dup = clean.duplicated().to_numpy()
     k = int(dup.sum())
     rate = _pct(k, len(clean))
     ok = rate <= t.max_duplicate_rate
     fate = "dropped" if t.drop_duplicates else "kept (drop_duplicates=False)"
-    add(Check("duplicates", None, ok, True,
-              (f"{k} duplicate rows ({rate:.1%}), {fate}" if k else "no duplicate rows") if ok else
-              f"duplicates: {k} of {len(clean)} rows ({rate:.1%}) are exact copies; "
-              f"allowed at most {t.max_duplicate_rate:.1%}", count=k, rate=rate))
+    report.checks.append(Check(
+        "duplicates", None, ok, True,
+        (f"{k} duplicate rows ({rate:.1%}), {fate}" if k else "no duplicate rows") if ok else
+        f"duplicates: {k} of {len(clean)} rows ({rate:.1%}) are exact copies; "
+        f"allowed at most {t.max_duplicate_rate:.1%}", count=k, rate=rate))
     drop = dup.copy()
     if c.id:
         repeated = clean.duplicated(subset=list(c.id)).to_numpy() & ~dup
@@ -241,26 +243,30 @@ def check_and_clean(raw: pd.DataFrame, thresholds: Thresholds | None = None, *,
         rate = _pct(k, len(clean))
         ok = rate <= t.max_duplicate_rate
         ids = ", ".join(c.id)
-        add(Check("duplicate_ids", ", ".join(c.id), ok, True,
-                  (f"{k} rows repeat the id of an earlier row with other values ({rate:.1%}), {fate}" if k
-                   else f"every {ids} is unique") if ok else
-                  f"duplicate_ids: {k} of {len(clean)} rows ({rate:.1%}) repeat an earlier row's {ids}; "
-                  f"allowed at most {t.max_duplicate_rate:.1%}", count=k, rate=rate))
+        report.checks.append(Check(
+            "duplicate_ids", ", ".join(c.id), ok, True,
+            (f"{k} rows repeat the id of an earlier row with other values ({rate:.1%}), {fate}" if k
+             else f"every {ids} is unique") if ok else
+            f"duplicate_ids: {k} of {len(clean)} rows ({rate:.1%}) repeat an earlier row's {ids}; "
+            f"allowed at most {t.max_duplicate_rate:.1%}", count=k, rate=rate))
         drop |= repeated
-    clean = (clean[~drop] if t.drop_duplicates else clean).reset_index(drop=True)
+    return (clean[~drop] if t.drop_duplicates else clean).reset_index(drop=True)
 
+
+def _size_checks(report: QualityReport, clean: pd.DataFrame, c: _contract.Contract, t: Thresholds) -> None:
+    """The ``min_rows`` and ``both_classes`` checks: enough clean rows, and two of each class."""
     rows = len(clean)
-    add(Check("min_rows", None, rows >= t.min_rows, True,
-              f"{rows} rows kept" if rows >= t.min_rows else
-              f"min_rows: only {rows} clean rows remain; at least {t.min_rows} are needed"))
+    report.checks.append(Check(
+        "min_rows", None, rows >= t.min_clean_rows, True,
+        f"{rows} rows kept" if rows >= t.min_clean_rows else
+        f"min_rows: only {rows} clean rows remain; at least {t.min_clean_rows} are needed (min_clean_rows)"))
     counts = clean[c.target.column].value_counts()
     both = all(counts.get(v, 0) >= 2 for v in (0, 1))
-    add(Check("both_classes", c.target.column, both, True,
-              f"class counts {{0: {counts.get(0, 0)}, 1: {counts.get(1, 0)}}}" if both else
-              f"both_classes: need at least 2 rows of each class, have "
-              f"{{0: {counts.get(0, 0)}, 1: {counts.get(1, 0)}}}"))
-    report.rows_out = rows
-    return clean, report
+    report.checks.append(Check(
+        "both_classes", c.target.column, both, True,
+        f"class counts {{0: {counts.get(0, 0)}, 1: {counts.get(1, 0)}}}" if both else
+        f"both_classes: need at least 2 rows of each class, have "
+        f"{{0: {counts.get(0, 0)}, 1: {counts.get(1, 0)}}}"))
 
 
 def _invalid_check(report: QualityReport, name: str, col: str, mask: np.ndarray, n: int,

@@ -142,8 +142,8 @@ def test_the_family_wise_rate_is_split_over_the_tests(model):
 def test_thresholds_are_validated():
     with pytest.raises(InvalidParameter, match="alpha"):
         drift.Thresholds(alpha=0)
-    with pytest.raises(InvalidParameter, match="min_rows"):
-        drift.Thresholds(min_rows=1)
+    with pytest.raises(InvalidParameter, match="min_window_rows must be an integer >= 2, got 1"):
+        drift.Thresholds(min_window_rows=1)
 
 
 @pytest.mark.parametrize("text, expected", [("2025-01-01", 1735689600.0), ("2025-01-01T01:00:00Z", 1735693200.0),
@@ -210,9 +210,9 @@ def test_each_model_is_compared_with_its_own_profile(trained_home, capsys):
     every = drift.check(home=trained_home, model="all")
     assert {m.version: m.verdict for m in every.models} == {"v1": drift.DRIFT, "v2": drift.NO_DRIFT}
     assert every.verdict == drift.DRIFT and every.unknown_models == {"churn_model_v9_elsewhere.joblib": 1}
-    code, out, _ = run_main(capsys, "drift", "--model", "v1")
+    code, out, _ = run_main(capsys, "drift", "--version", "v1")
     assert code == 4 and "v1" in out and "region" in out
-    code, _, err = run_main(capsys, "drift", "--model", "v8")
+    code, _, err = run_main(capsys, "drift", "--version", "v8")
     assert code == 1 and "no registered model named 'v8'" in err
 
 

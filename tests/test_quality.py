@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_lib import InvalidParameter, QualityError
+from churn_lib import DataError, InvalidParameter, QualityError
 from . import lab_contract as schema
 from churn_lib.data import Faults, generate, read_csv, write_csv, write_raw
 from churn_lib.quality import Thresholds, check_and_clean, prepare, train_stats
@@ -107,6 +107,9 @@ def test_duplicates_are_reported_kept_by_default_dropped_on_request():
 def test_min_rows_and_both_classes():
     _, report = check_and_clean(generate(50, seed=1))
     assert not _check(report, "min_rows").passed
+    assert "only 50 clean rows remain; at least 100 are needed (min_clean_rows)" in report.summary()
+    _, report = check_and_clean(generate(50, seed=1), Thresholds(min_clean_rows=50))
+    assert report.passed and report.to_dict()["thresholds"]["min_clean_rows"] == 50
     one_class = generate(300, seed=1)
     one_class["churn"] = 1
     _, report = check_and_clean(one_class)
@@ -122,8 +125,11 @@ def test_failed_prepare_writes_nothing(home):
 
 
 def test_prepare_without_raw_data_says_what_to_do(home):
-    with pytest.raises(Exception, match="run the previous stage first"):
+    with pytest.raises(DataError) as info:
         prepare(home=home)
+    assert type(info.value) is DataError  # not a QualityError: no check ran
+    assert str(info.value) == f"{home.raw_csv} does not exist: run the previous stage first"
+    assert info.value.path == str(home.raw_csv)
 
 
 def test_train_stats_std_is_one_when_constant():
@@ -133,8 +139,12 @@ def test_train_stats_std_is_one_when_constant():
 
 
 def test_thresholds_are_validated():
-    with pytest.raises(InvalidParameter, match="max_missing_rate"):
+    with pytest.raises(InvalidParameter, match="^max_missing_rate must be a number between 0 and 1, got 2$"):
         Thresholds(max_missing_rate=2)
+    with pytest.raises(InvalidParameter, match="^min_clean_rows must be an integer >= 2, got 1$"):
+        Thresholds(min_clean_rows=1)
+    with pytest.raises(InvalidParameter, match="^drop_duplicates must be true or false, got 'yes'$"):
+        Thresholds(drop_duplicates="yes")
 
 
 def test_report_renders_as_table_and_json():

@@ -1,6 +1,7 @@
 """The ``churn`` command: thin over churn_lib; parses, calls one library function, prints.
 
-* :mod:`.parser` - every command and its flags (the stage commands' from the stage table);
+* :mod:`.parser` - every command and its flags, each checked while parsing by its parameter's
+  declaration (the stage commands' and ``drift``'s from the stage table);
 * :mod:`.commands` - one function per command;
 * :mod:`.render` - the text views of results (``--json`` prints the results as JSON).
 
@@ -8,11 +9,11 @@ Exit status:
 
 * 0 - success;
 * 1 - error (one line on stderr: ``churn: error: <message>``);
-* 2 - bad usage (unknown flag, bad value);
+* 2 - bad usage (unknown flag, a value its declaration refuses: ``churn <command>: error: ...``);
 * 3 - a model was trained and registered but refused by the gate;
 * 4 - ``churn drift``: drift detected (at least one statistic alerts);
 * 5 - ``churn drift``: insufficient data (fewer rows in the window than
-  ``--min-rows``, or no log yet): no verdict, not an alarm;
+  ``--min-window-rows``, or no log yet): no verdict, not an alarm;
 * 6 - ``churn sweep``: at least one run of the sweep failed (the others
   completed; the summary lists each failure with its report). A sweep in
   which no version passed the gate exits 3.

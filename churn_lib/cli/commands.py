@@ -1,9 +1,17 @@
-"""The ``churn`` commands: each parses nothing, calls one library function, prints the result.
+"""The ``churn`` commands: one function per command, from parsed arguments to an exit status.
 
-A command takes the parsed arguments and the project home, and returns its
-exit status (:mod:`churn_lib.cli` lists them). Stage parameters arrive as the
-stage table's dataclasses (:func:`stage_params`), so a flag and a notebook
-parameter are checked by the same code.
+A command takes the parsed arguments (each value already checked by the
+parser against its parameter's declaration) and the project home, calls the
+library (one call for most; ``promote`` and ``rollback`` also refresh the
+reports index, the registry views also read the current pointer), prints the
+result through :mod:`.render` or as JSON (``--json``), and returns its exit
+status (:mod:`.exits`; the table is in :mod:`churn_lib.cli`). ``run``,
+``sweep`` and ``score`` print progress lines as they go.
+
+Stage parameters arrive as the stage table's dataclasses (:func:`stage_params`),
+so a flag and a notebook parameter are checked by the same declaration; a
+value refused only in combination with another (a hyperparameter of the
+other family) is a :class:`UsageError`, exit 2 like any bad flag.
 """
 
 from __future__ import annotations
@@ -318,7 +326,7 @@ def cmd_score(args: argparse.Namespace, home: Home) -> int:
         print(f"scored {p.rows_scored:,} rows, rejected {p.rows_rejected:,} ({p.fraction:.0%} of the input)",
               file=sys.stderr, flush=True)
 
-    result = batch.score_file(args.input, args.output, home=home, model=args.model, rejects=args.rejects,
+    result = batch.score_file(args.input, args.output, home=home, model=args.version, rejects=args.rejects,
                               chunk_bytes=args.chunk_mb, scheduler=args.scheduler, n_workers=args.workers,
                               partition_bytes=args.partition_mb, explain=args.explain, on_progress=progress)
     _emit(args, result.to_dict(), result.summary())
@@ -343,8 +351,8 @@ def cmd_serve(args: argparse.Namespace, home: Home) -> int:
 # --- drift and simulation ------------------------------------------------------
 
 def cmd_drift(args: argparse.Namespace, home: Home) -> int:
-    result = drift.check(home=home, last=args.last, since=args.since, model=args.model,
-                         thresholds=drift.Thresholds(alpha=args.alpha, min_rows=args.min_rows))
+    result = drift.check(home=home, last=args.last, since=args.since, model=args.version,
+                         thresholds=drift.Thresholds(alpha=args.alpha, min_window_rows=args.min_window_rows))
     _emit(args, result.to_dict(), render.drift(result))
     return {drift.DRIFT: EXIT_DRIFT, drift.NO_DRIFT: EXIT_OK}.get(result.verdict, EXIT_INSUFFICIENT_DATA)
 
@@ -360,7 +368,7 @@ def cmd_feedback(args: argparse.Namespace, home: Home) -> int:
 def cmd_performance(args: argparse.Namespace, home: Home) -> int:
     from ..drift import performance
 
-    result = performance.check(home=home, last=args.last, since=args.since, model=args.model, floor=args.floor,
+    result = performance.check(home=home, last=args.last, since=args.since, model=args.version, floor=args.floor,
                                min_rows=args.min_rows)
     _emit(args, result.to_dict(), render.performance(result))
     return {performance.OK: EXIT_OK, performance.BELOW_FLOOR: EXIT_BELOW_FLOOR}.get(result.verdict,
@@ -369,7 +377,7 @@ def cmd_performance(args: argparse.Namespace, home: Home) -> int:
 
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     shift = simulate.Shift(mean=dict(args.shift or []), scale=dict(args.scale or []), mix=dict(args.mix or []))
-    result = simulate.simulate(args.n_rows, home=home, seed=args.seed, shift=shift, model=args.model,
+    result = simulate.simulate(args.n_rows, home=home, seed=args.seed, shift=shift, model=args.version,
                                url=args.url, source=args.source)
     _emit(args, result.to_dict(), result.summary())
     return EXIT_OK

@@ -1,64 +1,118 @@
-"""The ``churn`` command's parser: every command, its flags, their help.
+"""The ``churn`` command's parser: every command, its flags, their help and their checks.
 
-The flags of the stage commands (``generate``, ``prepare``, ``train``) come
-from the stage table (:mod:`churn_lib.run.stages`): a parameter's name, default
-and help are declared once, in its dataclass.
+A flag's default, help and constraint come from the one declaration of its
+parameter (:mod:`churn_lib._params`): the stage commands' flags (``generate``,
+``prepare``, ``train``) and ``churn drift``'s from the stage table's dataclasses
+(:mod:`churn_lib.run.stages`), the other commands' from the :class:`Param`
+objects declared here over the library's constants. A value is checked while
+parsing by the same :meth:`Param.refusal` the library's dataclasses use, so a
+refused value is a usage error (exit 2, ``churn <cmd>: error: argument
+--flag: must be ...``), worded as the library words it.
+
+Renamed flags keep their old spelling for one release, with a deprecation
+message on stderr: ``--model V`` (a registered version) is ``--version V``,
+``--min-rows`` of ``prepare`` and ``drift`` is ``--min-clean-rows`` and
+``--min-window-rows``.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+import sys
+from typing import Any, Callable, Sequence
 
-from .. import __version__, drift, simulate
-from ..run import stages
+from .. import __version__, drift, scoring, simulate
+from .._params import UNIT, Param, Range
+from ..drift import performance
 from ..exceptions import ChurnError
-from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare, cmd_promote,
-                       cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run, cmd_score,
-                       cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
+from ..run import stages
+from ..scale import batch
+from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare,
+                       cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run,
+                       cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
+
+# The cli's own parameters (not a stage's): declared once here, checked as the stage parameters are.
+PORT = Param("port", 8000, "port", int, range=Range(1, 65535))
+SERVE_WORKERS = Param("workers", 1, "worker processes sharing the port", int, range=Range(1))
+WORKERS = Param("workers", None, "workers of a local cluster; None: one per core", int, optional=True,
+                range=Range(1))
+PERFORMANCE_LAST = Param("last", None, "the last N logged predictions; None: all", int, optional=True,
+                         range=Range(1))
+FLOOR = Param("floor", None, "F1 below which the verdict is 'below floor'; None: the version's gate F1", float,
+              optional=True, range=UNIT)
+PERFORMANCE_MIN_ROWS = Param("min_rows", performance.MIN_ROWS, "fewer rows of a kind give 'insufficient data'",
+                             int, range=Range(1))
+SIMULATE_ROWS = Param("n_rows", 200, "requests to simulate", int, range=Range(1))
+EXPLAIN = Param("explain", None, "reasons per row", int, optional=True, range=Range(1, scoring.MAX_EXPLAIN))
+MEBIBYTES = Param("mib", None, "MiB", float, range=Range(0.001, 4096))
+#: What a flag's text is read as, before its constraint is checked.
+_READ: dict[type, Callable[[str], Any]] = {int: int, float: float, str: str}
+_READ_WORDS = {int: "an integer", float: "a number", str: "a string"}
 
 
-def add_stage_flags(p: argparse.ArgumentParser, stage: str, title: str) -> None:
-    """One flag per user parameter of ``stage`` (``n_rows`` -> ``--n-rows``); values are checked by the stage."""
-    g = p.add_argument_group(title)
-    for param in stages.TABLE[stage].user_params.values():
-        if param.name == "version":
-            continue
-        flag = "--" + param.name.replace("_", "-")
-        default = "None" if param.default is None else param.default
-        text = f"{param.help} (default {default})"
-        if param.kind is bool:
-            g.add_argument(flag, action="store_true", default=param.default, help=text)
-        else:
-            metavar = "RATE" if param.kind is float and 0 <= (param.default or 0) <= 1 and "rate" in param.name \
-                else param.name.upper()
-            g.add_argument(flag, type=_typed(param.kind), default=param.default, metavar=metavar, help=text)
-
-
-def _typed(kind: type) -> Callable[[str], Any]:
+def _checked(param: Param, convert: Callable[[Any], Any] = lambda v: v) -> Callable[[str], Any]:
+    """An argparse ``type``: the text read as ``param``'s type, checked by its declaration, then ``convert``-ed."""
     def parse(text: str) -> Any:
         try:
-            return kind(text)
+            value = _READ[param.kind](text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'} "
-                                             f"{'' if kind is str else ''}got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {param.describe(none=False)}, got {text!r}") from None
+        why = param.refusal(value, none=False)
+        if why is not None:
+            raise argparse.ArgumentTypeError(why)
+        return convert(value)
 
-    parse.__name__ = kind.__name__
+    parse.__name__ = param.kind.__name__
     return parse
 
 
-def _port(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 65535, got {text}")
-    return value
+class _Renamed(argparse.Action):
+    """A flag's old spelling: stores what the new one stores, with a deprecation message on stderr."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, *, new: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(f"churn: warning: {option_string} is deprecated and will be removed in the next release; "
+              f"use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+def _renamed(p: Any, old: str, new: str, dest: str, **kwargs: Any) -> None:
+    """Accept ``old`` as a hidden alias of flag ``new`` (same ``dest``, type and choices) for one release."""
+    p.add_argument(old, dest=dest, action=_Renamed, new=new, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                   **kwargs)
+
+
+def _flag(p: Any, param: Param, *, default: Any = None, help: str | None = None, metavar: str | None = None,
+          **kwargs: Any) -> None:
+    """One flag from a declared parameter (``n_rows`` -> ``--n-rows``), checked while parsing."""
+    flag = "--" + param.name.replace("_", "-")
+    default = param.default if default is None else default
+    text = help or f"{param.help} (default {default})"
+    if param.kind is bool:
+        p.add_argument(flag, action="store_true", default=default, help=text)
+        return
+    metavar = metavar or ("RATE" if param.kind is float and param.range == UNIT else param.name.upper())
+    p.add_argument(flag, type=_checked(param), default=default, metavar=metavar, help=text, **kwargs)
+    if param.was:
+        _renamed(p, "--" + param.was.replace("_", "-"), flag, param.name, type=_checked(param), metavar=metavar)
+
+
+def add_stage_flags(p: argparse.ArgumentParser, stage: str, title: str) -> None:
+    """One flag per user parameter of ``stage`` (``n_rows`` -> ``--n-rows``), checked by its declaration."""
+    g = p.add_argument_group(title)
+    for param in stages.TABLE[stage].user_params.values():
+        if param.name != "version":
+            _flag(g, param)
+
+
+def _version_flag(p: argparse.ArgumentParser, help: str, default: str | None = "current") -> None:
+    """``--version V``: a registered version (``--model V``, its old name, still accepted for one release)."""
+    p.add_argument("--version", default=default, metavar="VERSION", help=help)
+    _renamed(p, "--model", "--version", "version", metavar="VERSION")
 
 
 def _since(text: str) -> float:
@@ -66,20 +120,6 @@ def _since(text: str) -> float:
         return drift.parse_since(text)
     except ChurnError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _unit(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def _open_rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be strictly between 0 and 1, got {text}")
-    return value
 
 
 def _assignment(text: str) -> tuple[str, float]:
@@ -99,69 +139,19 @@ def _mix_item(text: str) -> tuple[str, dict[str, float]]:
     return name.strip(), shares
 
 
-def _megabytes(text: str) -> int:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
-    if not 0.001 <= value <= 4096:
-        raise argparse.ArgumentTypeError(f"must be between 0.001 and 4096 MiB, got {text}")
-    return int(value * (1 << 20))
+def _window_flags(p: argparse.ArgumentParser, last: Param, last_help: str) -> None:
+    """``--last N`` or ``--since TIME``: the window of logged predictions a check reads."""
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--last", type=_checked(last), metavar="N", help=last_help)
+    window.add_argument("--since", type=_since, metavar="TIME",
+                        help="predictions logged since TIME: an age (30m, 24h, 7d), Unix seconds, or an ISO "
+                             "date/time (UTC unless it has an offset)")
 
 
-def _add_scale_out_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
-    from ..scale import batch
-
-    p = add("sweep", cmd_sweep, "run one notebook run per parameter set of a sweep spec (YAML), in parallel on "
-                                "Dask; promote the best version that passed the gate")
-    p.add_argument("spec", metavar="SPEC", help="sweep spec: grid and/or sets of notebook parameters (YAML)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="address of a running Dask scheduler (tcp://HOST:8786); default: a local cluster")
-    p.add_argument("--workers", type=_positive_int, help="workers of the local cluster (default: one per core)")
-    p.add_argument("--serial", action="store_true", help="run the sets one after the other in this process (no Dask)")
-    p.add_argument("--no-promote", action="store_true", help="report the winner without promoting it")
-    p = add("score", cmd_score, "score a CSV file of any size with a registered model, in chunks; bad rows go to "
-                                "a rejects file with the reason")
-    p.add_argument("input", metavar="INPUT", help="CSV with a header naming the model's features (other columns "
-                                                  "kept)")
-    p.add_argument("output", metavar="OUTPUT", help="CSV: the valid input rows, in order, + probability, "
-                                                    "prediction, version")
-    p.add_argument("--model", metavar="VERSION", help="version label or model file (default: the current model)")
-    p.add_argument("--rejects", metavar="PATH", help="rejected rows with line and reason (default: "
-                                                     "OUTPUT with .rejects before its extension)")
-    p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="score on Dask: 'local' for a local cluster, or a scheduler address (its workers must "
-                        "see INPUT and OUTPUT's folder); default: in this process")
-    p.add_argument("--workers", type=_positive_int, help="workers of a local cluster (default: one per core)")
-    p.add_argument("--chunk-mb", type=_megabytes, default=batch.DEFAULT_CHUNK_BYTES, metavar="MIB",
-                   help=f"input read per block, bounds memory (default {batch.DEFAULT_CHUNK_BYTES >> 20})")
-    p.add_argument("--partition-mb", type=_megabytes, default=batch.DEFAULT_PARTITION_BYTES, metavar="MIB",
-                   help=f"input per Dask task (default {batch.DEFAULT_PARTITION_BYTES >> 20})")
-    p.add_argument("--explain", type=_positive_int, metavar="N",
-                   help="add each row's top N reasons: explain_base, reason_k and contribution_k (log-odds) for "
-                        "k = 1..N, explain_other")
+Add = Callable[..., argparse.ArgumentParser]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--home", help="project home (default: $CHURN_HOME, else the folder holding "
-                                       ".churn-home at or above the working directory, else the working directory)")
-    common.add_argument("--json", action="store_true", help="print JSON for programs")
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-
-    parser = argparse.ArgumentParser(
-        prog="churn", description="Notebook-driven MLOps workflow for customer-churn models.",
-        epilog="exit status: 0 ok, 1 error, 2 bad usage, 3 model registered but refused by the gate, "
-               "4 drift detected, 5 insufficient data for a drift verdict, 6 some runs of a sweep failed")
-    parser.set_defaults(_parser=parser)
-    parser.add_argument("--version", action="version", version=f"churn {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def add(name: str, func: Callable, help: str, parent=sub) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, parents=[common], help=help, description=help)
-        p.set_defaults(func=func, _parser=p)
-        return p
-
+def _add_setup_commands(add: Add) -> None:
     p = add("init", cmd_init, "create a home: its folders and dataset.yaml, the contract inferred from your CSV "
                               "(or the lab's without --data)")
     p.add_argument("--data", metavar="FILE", help="a CSV of customers, one row each, with the churn column")
@@ -173,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable")
     p.add_argument("--name", help="the contract's name (default: the file's name)")
     p.add_argument("--force", action="store_true", help="replace an existing dataset.yaml")
+
+
+def _add_stage_commands(add: Add) -> None:
     p = add("generate", cmd_generate, "stage 01: the contract's source (the lab's generator or your CSV) -> "
                                       "data/raw.csv")
     add_stage_flags(p, "generate", "data")
@@ -184,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_stage_flags(p, "train", "training and gate")
     p = add("evaluate", cmd_evaluate, "compare a version with every registered model on its test split")
     p.add_argument("--version", help="version label or model file (default: the latest registered)")
+
+
+
+def _add_registry_commands(add: Add, sub: Any) -> None:
     reg = sub.add_parser("registry", help="inspect the registry").add_subparsers(dest="registry_command",
                                                                                 required=True, metavar="COMMAND")
     add("list", cmd_registry_list, "list registered models (* marks the current one)", reg)
@@ -201,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="VERSION", help="roll back to this registered model instead")
     p.add_argument("--force", action="store_true", help="activate a model that failed the gate (recorded)")
     add("history", cmd_history, "every change of the current model")
+
+
+def _add_run_command(add: Add) -> None:
     p = add("run", cmd_run, "run the stage notebooks for one model version (papermill), with HTML reports")
     p.add_argument("--version", help="version label of this run (default: the next vN)")
     p.add_argument("--stages", help=f"comma-separated stages (default {','.join(stages.DEFAULT_RUN)}; "
@@ -211,10 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-output", action="store_true", help="stream cell output while the notebooks run")
     p.add_argument("--direct", action="store_true",
                    help="call the stages through the library instead: no notebooks, no reports")
+
+
+def _add_serve_command(add: Add) -> None:
     p = add("serve", cmd_serve, "serve the current model over HTTP (/predict, /health, /docs ...) until stopped")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes sharing the port (default 1)")
+    _flag(p, PORT, metavar="PORT")
+    _flag(p, SERVE_WORKERS, metavar="N")
     p.add_argument("--access-log", action="store_true", help="one line per request on stderr (default off)")
     p.add_argument("--token-file", metavar="FILE",
                    help="bearer tokens, one per line (several for rotation; re-read when it changes); default: "
@@ -222,21 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-auth", action="store_true", help="/metrics needs a token too (default: open)")
     p.add_argument("--insecure", action="store_true",
                    help="allow a --host other machines can reach without a token")
-    th = drift.Thresholds()
+
+
+def _add_monitor_commands(add: Add) -> None:
+    decl = stages.TABLE["monitor_drift"].params
     p = add("drift", cmd_drift, "compare logged predictions with the reference profile of the model that served "
                                 "them; exit 0 no drift, 4 drift, 5 insufficient data")
-    window = p.add_mutually_exclusive_group()
-    window.add_argument("--last", type=_positive_int, metavar="N",
-                        help=f"the last N logged predictions of the model(s) (default {drift.DEFAULT_LAST})")
-    window.add_argument("--since", type=_since, metavar="TIME",
-                        help="predictions logged since TIME: an age (30m, 24h, 7d), Unix seconds, or an ISO "
-                             "date/time (UTC unless it has an offset)")
-    p.add_argument("--model", default="current",
-                   help="current (default), all (each model against its own profile), or a version / model file")
-    p.add_argument("--alpha", type=_open_rate, default=th.alpha,
-                   help=f"family-wise false-alarm rate of one model's tests (default {th.alpha})")
-    p.add_argument("--min-rows", type=_positive_int, default=th.min_rows,
-                   help=f"fewer rows give 'insufficient data' (default {th.min_rows})")
+    _window_flags(p, decl["last"], f"the last N logged predictions of the model(s) (default {drift.DEFAULT_LAST})")
+    _version_flag(p, "current (default), all (each model against its own profile), or a version / model file")
+    _flag(p, decl["alpha"])
+    _flag(p, decl["min_window_rows"], metavar="N")
     p = add("feedback", cmd_feedback, "append outcomes (what became of scored customers) to logs/feedback.log; "
                                       "bad rows are counted, never written")
     p.add_argument("file", metavar="FILE.csv",
@@ -244,20 +242,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "target's labels or 1/0; optional time (Unix seconds or ISO)")
     p = add("performance", cmd_performance, "realized metrics on predictions with outcomes, estimated ones (CBPE) "
                                             "on those without; exit 0 ok, 4 below the floor, 5 insufficient data")
-    window = p.add_mutually_exclusive_group()
-    window.add_argument("--last", type=_positive_int, metavar="N", help="the last N logged predictions (default: all)")
-    window.add_argument("--since", type=_since, metavar="TIME",
-                        help="predictions logged since TIME: an age (30m, 24h, 7d), Unix seconds, or an ISO time")
-    p.add_argument("--model", default="current", help="current (default), all, or a version / model file")
-    p.add_argument("--floor", type=_unit, default=None, metavar="F1",
-                   help="F1 below which the verdict is 'below floor' (default: the version's gate F1)")
-    p.add_argument("--min-rows", type=_positive_int, default=100,
-                   help="fewer rows of a kind give 'insufficient data' (default 100)")
+    _window_flags(p, PERFORMANCE_LAST, "the last N logged predictions (default: all)")
+    _version_flag(p, "current (default), all, or a version / model file")
+    _flag(p, FLOOR, metavar="F1", help="F1 below which the verdict is 'below floor' (default: the version's "
+                                       "gate F1)")
+    _flag(p, PERFORMANCE_MIN_ROWS, metavar="N")
+
+
+def _add_simulate_command(add: Add) -> None:
     p = add("simulate", cmd_simulate, "write simulated predictions to the log (real scores of a registered model) "
                                       "or send them to a running service, from the training distribution or shifted")
-    p.add_argument("--n-rows", type=_positive_int, default=200, help="requests to simulate (default 200)")
+    _flag(p, SIMULATE_ROWS, metavar="N")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--model", default="current", help="model whose scores are logged (default current)")
+    _version_flag(p, "model whose scores are logged (default current)")
     p.add_argument("--shift", type=_assignment, action="append", metavar="FEATURE=K",
                    help="move a numeric feature's mean by K training std (repeatable)")
     p.add_argument("--scale", type=_assignment, action="append", metavar="FEATURE=S",
@@ -269,7 +266,66 @@ def build_parser() -> argparse.ArgumentParser:
                         "data: rows resampled from the model's training split (the default for a file source)")
     p.add_argument("--url", help="send to this running service (loopback only, e.g. http://127.0.0.1:8000) "
                                  "instead of writing the log")
+
+
+def _add_scale_out_commands(add: Add) -> None:
+    p = add("sweep", cmd_sweep, "run one notebook run per parameter set of a sweep spec (YAML), in parallel on "
+                                "Dask; promote the best version that passed the gate")
+    p.add_argument("spec", metavar="SPEC", help="sweep spec: grid and/or sets of notebook parameters (YAML)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="address of a running Dask scheduler (tcp://HOST:8786); default: a local cluster")
+    _flag(p, WORKERS, metavar="N", help="workers of the local cluster (default: one per core)")
+    p.add_argument("--serial", action="store_true", help="run the sets one after the other in this process (no Dask)")
+    p.add_argument("--no-promote", action="store_true", help="report the winner without promoting it")
+    p = add("score", cmd_score, "score a CSV file of any size with a registered model, in chunks; bad rows go to "
+                                "a rejects file with the reason")
+    p.add_argument("input", metavar="INPUT", help="CSV with a header naming the model's features (other columns "
+                                                  "kept)")
+    p.add_argument("output", metavar="OUTPUT", help="CSV: the valid input rows, in order, + probability, "
+                                                    "prediction, version")
+    _version_flag(p, "version label or model file (default: the current model)", default=None)
+    p.add_argument("--rejects", metavar="PATH", help="rejected rows with line and reason (default: "
+                                                     "OUTPUT with .rejects before its extension)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="score on Dask: 'local' for a local cluster, or a scheduler address (its workers must "
+                        "see INPUT and OUTPUT's folder); default: in this process")
+    _flag(p, WORKERS, metavar="N", help="workers of a local cluster (default: one per core)")
+    mib = _checked(MEBIBYTES, lambda v: int(v * (1 << 20)))
+    p.add_argument("--chunk-mb", type=mib, default=batch.DEFAULT_CHUNK_BYTES, metavar="MIB",
+                   help=f"input read per block, bounds memory (default {batch.DEFAULT_CHUNK_BYTES >> 20})")
+    p.add_argument("--partition-mb", type=mib, default=batch.DEFAULT_PARTITION_BYTES, metavar="MIB",
+                   help=f"input per Dask task (default {batch.DEFAULT_PARTITION_BYTES >> 20})")
+    _flag(p, EXPLAIN, metavar="N", help="add each row's top N reasons: explain_base, reason_k and contribution_k "
+                                        f"(log-odds) for k = 1..N, explain_other (N at most {scoring.MAX_EXPLAIN})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``churn`` parser: the common flags, then one small function per group of commands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", help="project home (default: $CHURN_HOME, else the folder holding "
+                                       ".churn-home at or above the working directory, else the working directory)")
+    common.add_argument("--json", action="store_true", help="print JSON for programs")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+
+    parser = argparse.ArgumentParser(
+        prog="churn", description="Notebook-driven MLOps workflow for customer-churn models.",
+        epilog="exit status: 0 ok, 1 error, 2 bad usage, 3 model registered but refused by the gate, "
+               "4 drift detected, 5 insufficient data for a drift verdict, 6 some runs of a sweep failed")
+    parser.set_defaults(_parser=parser)
+    parser.add_argument("--version", action="version", version=f"churn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func, _parser=p)
+        return p
+
+    _add_setup_commands(add)
+    _add_stage_commands(add)
+    _add_registry_commands(add, sub)
+    _add_run_command(add)
+    _add_serve_command(add)
+    _add_monitor_commands(add)
+    _add_simulate_command(add)
     _add_scale_out_commands(add)
     return parser
-
-

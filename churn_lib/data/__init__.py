@@ -22,6 +22,7 @@ import pandas as pd
 
 from .. import contract as _contract
 from .._io import atomic_write_text, sha256_file
+from .._params import Range, check_fields, param
 from ..exceptions import InvalidParameter
 from ..home import Home
 from .csv import read_csv, write_csv
@@ -41,19 +42,14 @@ LAB_ROWS = 1200
 class DataParams:
     """Parameters of stage 01 (notebook parameters and CLI flags share these names)."""
 
-    n_rows: int | None = field(default=None, metadata={
-        "help": "rows: drawn by the lab generator (None: 1200), or a random sample of a file source "
-                "(None: every row)"})
-    seed: int = field(default=42, metadata={"help": "seed of the local random generator (and of training)"})
-    source: str | None = field(default=None, metadata={
-        "help": "a CSV file or glob to read instead of the contract's source (None: the contract's)"})
+    n_rows: int | None = param(None, "rows: drawn by the lab generator (None: 1200), or a random sample of a file "
+                                     "source (None: every row)", range=Range(1))
+    seed: int = param(42, "seed of the local random generator (and of training)", range=Range(0))
+    source: str | None = param(None, "a CSV file or glob to read instead of the contract's source (None: the "
+                                     "contract's)")
 
     def __post_init__(self) -> None:
-        if self.n_rows is not None and (isinstance(self.n_rows, bool) or not isinstance(self.n_rows, int)
-                                        or self.n_rows < 1):
-            raise InvalidParameter(f"n_rows must be a positive integer or None, got {self.n_rows!r}", name="n_rows")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidParameter(f"seed must be a non-negative integer, got {self.seed!r}", name="seed")
+        check_fields(self)
         if self.source is not None and (not isinstance(self.source, str) or not self.source.strip()):
             raise InvalidParameter(f"source must be a file name or glob, got {self.source!r}", name="source")
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
+from .._params import UNIT, Param, check_fields, param
 from ..exceptions import InvalidParameter
 
 _PLANS = ("basic", "premium")
@@ -23,7 +24,7 @@ _REGION_P = (0.25, 0.30, 0.25, 0.20)
 
 
 def _rate(help: str) -> object:
-    return field(default=0.0, metadata={"help": help})
+    return param(0.0, help, range=UNIT)
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,9 @@ class Faults:
     missing_columns: dict[str, float] = field(default_factory=dict, metadata={"stage": False})
 
     def __post_init__(self) -> None:
-        rates = {k: v for k, v in asdict(self).items() if k != "missing_columns"}
-        rates.update({f"missing_columns.{k}": v for k, v in self.missing_columns.items()})
-        for name, rate in rates.items():
-            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= float(rate) <= 1.0:
-                raise InvalidParameter(
-                    f"fault rate {name}={rate!r} must be between 0 and 1", name=name
-                )
+        check_fields(self)
+        for column, rate in self.missing_columns.items():
+            Param(f"missing_columns.{column}", 0.0, "", float, range=UNIT).check(rate)
         columns = _contract.lab().columns
         unknown = set(self.missing_columns) - set(columns)
         if unknown:

@@ -25,6 +25,7 @@ from .. import contract as _contract
 from ..logs import query as logquery, monitoring, predictions as predlog
 from .. import registry
 from .._io import atomic_write_json, iso, utc_now
+from .._params import Range, check_fields, param
 from ..exceptions import InvalidParameter, NoCurrentModel, RegistryError
 from ..home import Home
 from .profile import Profile, load_profile
@@ -41,13 +42,12 @@ DEFAULT_LAST = 1000
 class Window:
     """Which logged predictions a drift check reads (the monitor stage's window parameters)."""
 
-    last: int = field(default=DEFAULT_LAST, metadata={"help": "the last N logged predictions of that model"})
-    since: str | None = field(default=None, metadata={
-        "help": "only predictions since then: an age (24h, 7d), Unix seconds or an ISO time; None: no limit"})
+    last: int = param(DEFAULT_LAST, "the last N logged predictions of that model", range=Range(1))
+    since: str | None = param(None, "only predictions since then: an age (24h, 7d), Unix seconds or an ISO time; "
+                                    "None: no limit")
 
     def __post_init__(self) -> None:
-        if isinstance(self.last, bool) or not isinstance(self.last, int) or self.last < 1:
-            raise InvalidParameter(f"last={self.last!r} must be a positive integer", name="last")
+        check_fields(self)
         if self.since is not None:
             parse_since(self.since)
 

@@ -22,7 +22,7 @@ one family; each is run at alpha/m (Bonferroni), so the chance that a window
 drawn from the training distribution raises any test alarm is at most
 ``alpha`` (5 %). PSI and the lab's z are not tests; PSI alarms only when its
 chi-square is also significant, and the lab's z (a 2.5-std shift of a mean)
-cannot be reached by sampling noise once the window has ``min_rows`` (100)
+cannot be reached by sampling noise once the window has ``min_window_rows`` (100)
 rows. A smaller window gets the verdict "insufficient data", never an alarm.
 The effect-size floors keep a very large window from alarming on a shift too
 small to matter. Missing values (features the model fills in) are left out of
@@ -41,6 +41,7 @@ import pandas as pd
 
 from .. import contract as _contract
 from ..logs import predictions as predlog
+from .._params import Range, check_fields, param
 from ..exceptions import InvalidParameter
 from .profile import CategoricalReference, NumericReference, Profile
 
@@ -50,6 +51,7 @@ INSUFFICIENT = "insufficient data"
 NO_PROFILE = "no profile"
 #: Feature name under which prediction statistics are reported.
 PREDICTION = "prediction"
+_AT_LEAST_0 = Range(0)
 _PSI_FLOOR = 1e-4  # proportions below this count as this, so an empty bin gives a finite PSI
 
 
@@ -57,28 +59,26 @@ _PSI_FLOOR = 1e-4  # proportions below this count as this, so an empty bin gives
 class Thresholds:
     """Alert rules (CLI flags and notebook parameters share these names)."""
 
-    alpha: float = field(default=0.05, metadata={"help": "family-wise false-alarm rate of the model's tests"})
-    min_rows: int = field(default=100, metadata={"help": 'fewer rows in the window: "insufficient data"'})
-    lab_z: float = 2.5                    #: the lab's z alert level
-    psi: float = 0.25                     #: PSI alert level (0.1-0.25 is "moderate")
-    min_mean_shift: float = 0.1           #: smallest mean shift that alarms, in reference std
-    min_ks: float = 0.05                  #: smallest KS distance that alarms
-    min_category_shift: float = 0.05      #: smallest total-variation distance of a category mix
-    max_unseen_share: float = 0.01        #: unseen categories alarm from this share
-    max_out_of_range_share: float = 0.01  #: out-of-range values alarm from this share
-    min_rate_shift: float = 0.05          #: smallest change of the predicted-positive rate
+    alpha: float = param(0.05, "family-wise false-alarm rate of the model's tests",
+                         range=Range(0, 1, open_low=True, open_high=True))
+    min_window_rows: int = param(100, 'fewer rows in the window: "insufficient data"', range=Range(2),
+                                 was="min_rows")
+    lab_z: float = param(2.5, "the lab's z alert level", range=_AT_LEAST_0, stage=False)
+    psi: float = param(0.25, 'PSI alert level (0.1-0.25 is "moderate")', range=_AT_LEAST_0, stage=False)
+    min_mean_shift: float = param(0.1, "smallest mean shift that alarms, in reference std", range=_AT_LEAST_0,
+                                  stage=False)
+    min_ks: float = param(0.05, "smallest KS distance that alarms", range=_AT_LEAST_0, stage=False)
+    min_category_shift: float = param(0.05, "smallest total-variation distance of a category mix",
+                                      range=_AT_LEAST_0, stage=False)
+    max_unseen_share: float = param(0.01, "unseen categories alarm from this share", range=_AT_LEAST_0,
+                                    stage=False)
+    max_out_of_range_share: float = param(0.01, "out-of-range values alarm from this share", range=_AT_LEAST_0,
+                                          stage=False)
+    min_rate_shift: float = param(0.05, "smallest change of the predicted-positive rate", range=_AT_LEAST_0,
+                                  stage=False)
 
     def __post_init__(self) -> None:
-        ok = {
-            "alpha": 0 < self.alpha < 1,
-            "min_rows": isinstance(self.min_rows, int) and not isinstance(self.min_rows, bool) and self.min_rows >= 2,
-        }
-        ok.update({k: getattr(self, k) >= 0 for k in ("lab_z", "psi", "min_mean_shift", "min_ks",
-                                                       "min_category_shift", "max_unseen_share",
-                                                       "max_out_of_range_share", "min_rate_shift")})
-        for name, good in ok.items():
-            if not good:
-                raise InvalidParameter(f"{name}={getattr(self, name)!r} is out of range", name=name)
+        check_fields(self)
 
 
 def _family_size(profile: Profile) -> int:
@@ -372,9 +372,9 @@ def _model_drift(entry: Mapping[str, Any], acc: _ModelAcc, th: Thresholds) -> Mo
                           "no reference profile (registered before drift monitoring): retrain to get one",
                           first, last)
     m = _family_size(acc.profile)
-    if acc.n < th.min_rows:
+    if acc.n < th.min_window_rows:
         return ModelDrift(version, model_file, INSUFFICIENT, acc.n,
-                          f"{acc.n} rows in the window; at least {th.min_rows} are needed for a verdict (min_rows)",
+                          f"{acc.n} rows in the window; at least {th.min_window_rows} are needed for a verdict (min_window_rows)",
                           first, last, m, th.alpha / m)
     stats, feats, a = _evaluate(acc.profile, acc, th)
     alerts = [s for s in stats if s.alert]

@@ -4,21 +4,24 @@ A parameter is declared once, as a field of the dataclass its stage feeds
 (:class:`churn_lib.data.DataParams`, :class:`churn_lib.data.lab.Faults`,
 :class:`churn_lib.quality.Thresholds`, :class:`churn_lib.learn.train.TrainParams`,
 :class:`churn_lib.drift.Window`, :class:`churn_lib.drift.Thresholds`), with its
-default and its help in the field's metadata. Everything else derives from
-:data:`TABLE`: the ``churn`` flags of each stage command, ``churn run``'s
-parameter check before any kernel starts, :func:`churn_lib.run.runner.run_direct`,
-the notebooks (their ``parameters`` cells must read as :meth:`Stage.parameters_cell`
-renders them, a test holds them to it, and their build cells call :func:`build`),
-and the run records the reports index reads.
+default, help and constraint in the field's metadata (:func:`churn_lib._params.param`;
+:meth:`churn_lib._params.Param.check` is the one check of a value). Everything
+else derives from :data:`TABLE`: the ``churn`` flags of each stage command and
+their checks in the parser, ``churn run``'s parameter check before any kernel
+starts, :func:`churn_lib.run.runner.run_direct`, the notebooks (their
+``parameters`` cells must read as :meth:`Stage.parameters_cell` renders them, a
+test holds them to it, and their build cells call :func:`build`), and the run
+records the reports index reads.
 
 A name applies to every stage that declares it (``seed`` seeds both the data
-and the training).
+and the training). A renamed parameter's old name (its declaration's ``was``)
+is accepted for one release by :func:`renamed`, with a warning naming what it
+sets.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import typing
+import logging
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterable, Mapping
@@ -27,59 +30,21 @@ from .. import drift, quality
 from ..learn import train as training
 from ..data import DataParams
 from ..data.lab import Faults
+from .._params import Param, declared
 from ..exceptions import InvalidParameter
 
 _SIMPLE = (bool, int, float, str)
-
-
-@dataclass(frozen=True)
-class Param:
-    """One stage parameter: its name, default, help, type and the dataclass it feeds (None: the runner's)."""
-
-    name: str
-    default: Any
-    help: str
-    kind: type
-    optional: bool = False
-    owner: type | None = None
-
-    @property
-    def type_name(self) -> str:
-        return f"{self.kind.__name__} or None" if self.optional else self.kind.__name__
-
-    def accepts(self, value: Any) -> bool:
-        """True when ``value`` has this parameter's type (an int is a float; a bool is not a number)."""
-        if value is None:
-            return self.optional
-        if self.kind is bool:
-            return isinstance(value, bool)
-        if isinstance(value, bool):
-            return False
-        if self.kind is float:
-            return isinstance(value, (int, float))
-        return isinstance(value, self.kind)
-
-    def coerce(self, value: Any) -> Any:
-        return float(value) if self.kind is float and value is not None else value
-
-    def literal(self) -> str:
-        return repr(self.default)
+log = logging.getLogger(__name__)
 
 
 def _params_of(cls: type, names: Iterable[str] | None = None) -> tuple[Param, ...]:
-    hints = typing.get_type_hints(cls)
     out = []
-    for f in dataclasses.fields(cls):
-        if f.metadata.get("stage") is False or (names is not None and f.name not in names):
+    for p in declared(cls):
+        if not p.stage or (names is not None and p.name not in names):
             continue
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        kind = next((a for a in args if a is not type(None)), hint) if args else hint
-        if kind not in _SIMPLE:
-            raise TypeError(f"{cls.__name__}.{f.name}: stage parameters are bool, int, float or str")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        out.append(Param(f.name, default, f.metadata.get("help", ""), kind, optional, cls))
+        if p.kind not in _SIMPLE:
+            raise TypeError(f"{cls.__name__}.{p.name}: stage parameters are bool, int, float or str")
+        out.append(p)
     return tuple(out)
 
 
@@ -147,7 +112,7 @@ TABLE: dict[str, Stage] = {s.name: s for s in (
           extra=(Param("version", None, "version label or model file; None: the most recently registered", str,
                        optional=True),)),
     Stage("monitor_drift", "05_monitor_drift",
-          groups=((drift.Window, None), (drift.Thresholds, ("alpha", "min_rows"))),
+          groups=((drift.Window, None), (drift.Thresholds, None)),
           extra=(Param("version", None, "version label or model file whose traffic is checked; None: the "
                                         "current model", str, optional=True),)),
 )}
@@ -184,6 +149,42 @@ def listing(stages: Iterable[str]) -> str:
     return "; ".join(parts)
 
 
+def _renames(stages: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """Old parameter name -> (stage, new name) of each selected stage whose parameter was called that."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for stage in stages:
+        for p in TABLE[stage].user_params.values():
+            if p.was:
+                out.setdefault(p.was, []).append((stage, p.name))
+    return out
+
+
+def _targets(old: str, stages: Iterable[str]) -> str:
+    """``min_clean_rows (02_prepare_data) and min_window_rows (05_monitor_drift)``: what ``old`` names now."""
+    return " and ".join(f"{new} ({TABLE[stage].notebook})" for stage, new in _renames(stages).get(old, ()))
+
+
+def renamed(stages: Iterable[str], params: Mapping[str, Any], *, warn: bool = True) -> dict[str, Any]:
+    """``params`` with a renamed parameter's old name replaced by its new name(s) in the selected stages.
+
+    An old name is accepted for one release: a warning says which parameters
+    it sets (``min_rows`` was both the quality and the drift threshold). A new
+    name given too wins. An old name no selected stage had stays, for
+    :func:`check` to refuse.
+    """
+    stages = tuple(stages)
+    renames = _renames(stages)
+    out = dict(params)
+    for old in [name for name in params if name in renames]:
+        value = out.pop(old)
+        for _, new in renames[old]:
+            out.setdefault(new, value)
+        if warn:
+            log.warning("parameter %s is deprecated and will be removed in the next release: here it sets %s; "
+                        "use the new name(s)", old, _targets(old, stages))
+    return out
+
+
 def check(stages: tuple[str, ...], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Split ``params`` per stage; refuse unknown names, wrong types and refused values (no kernel has started).
 
@@ -193,11 +194,13 @@ def check(stages: tuple[str, ...], params: Mapping[str, Any]) -> dict[str, dict[
     ------
     InvalidParameter
     """
+    params = renamed(stages, params)
     known = {n for s in stages for n in TABLE[s].user_params} | {"version"}
     runner_set = {n for s in stages for n in TABLE[s].runner_set}
     unknown = sorted((set(params) - known) | (set(params) & runner_set))
     if unknown:
-        raise InvalidParameter(f"unknown parameter(s) {', '.join(unknown)} for the selected stages. "
+        moved = "".join(f" ({old} is now {_targets(old, TABLE)})" for old in unknown if _targets(old, TABLE))
+        raise InvalidParameter(f"unknown parameter(s) {', '.join(unknown)} for the selected stages{moved}. "
                                f"Parameters: {listing(stages)}", name=unknown[0])
     per_stage: dict[str, dict[str, Any]] = {s: {} for s in stages}
     for stage in stages:
@@ -230,4 +233,5 @@ def defaults() -> dict[str, Any]:
 def changed(params: Mapping[str, Any]) -> dict[str, Any]:
     """The parameters of a run that differ from their defaults (what the index shows)."""
     d = defaults()
+    params = renamed(TABLE, params, warn=False)
     return {k: v for k, v in params.items() if k != "version" and (k not in d or d[k] != v)}

@@ -456,7 +456,7 @@ def _holdout_frame(holdout: Holdout, contract: _contract.Contract | None = None,
     else:
         raw = data.read_csv(folder / "holdout.csv", contract)
         df, _ = quality.check_and_clean(raw, quality.Thresholds(max_missing_rate=1.0, max_invalid_rate=1.0,
-                                                                min_rows=2), contract=contract)
+                                                                min_clean_rows=2), contract=contract)
     return df[list(contract.feature_names)], df[contract.target.column].to_numpy()
 
 
