@@ -21,12 +21,6 @@ SHARED = {
 }
 #: Clashes still in the table, each an expected failure until its rename lands. Remove an entry
 #: when its name is no longer shared (its case is then not generated, and nothing xfails).
-KNOWN_CLASHES = {
-    # quality.Thresholds.min_rows (rows left after cleaning) and drift.Thresholds.min_rows (rows
-    # a drift window needs) are two floors: `-p min_rows=50` sets both. Issue 16 renames them.
-    "min_rows": pytest.mark.xfail(strict=True, reason="quality's and drift's min_rows are two floors "
-                                                      "under one name (issue 16, part 4)"),
-}
 
 STAGES = list(stages.TABLE.values())
 NOTEBOOKS = resources.files("churn_lib") / "notebooks"
@@ -69,8 +63,7 @@ def test_no_name_is_declared_twice_within_a_stage(stage):
     assert len(declared) == len(set(declared)) == len(stage.params)
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=KNOWN_CLASHES[n]) if n in KNOWN_CLASHES else n
-                                  for n in SHARED_NAMES])
+@pytest.mark.parametrize("name", SHARED_NAMES)
 def test_a_name_several_stages_declare_sets_one_thing(name):
     params = _declared_by()[name]
     owners = [f"{p.owner.__module__}.{p.owner.__qualname__}" if p.owner else "the stage table" for p in params]
@@ -119,7 +112,7 @@ def test_an_unknown_or_runner_only_name_is_refused_naming_it_and_listing_the_kno
 
 
 def test_a_value_its_dataclass_refuses_is_refused_naming_it():
-    with pytest.raises(InvalidParameter, match="n_rows must be a positive integer") as caught:
+    with pytest.raises(InvalidParameter, match="n_rows must be an integer >= 1 or None, got 0") as caught:
         stages.check(("generate",), {"n_rows": 0})
     assert caught.value.name == "n_rows"
     with pytest.raises(InvalidParameter, match="n_rows") as caught:
