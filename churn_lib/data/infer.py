@@ -413,7 +413,7 @@ def _observed(s: ColumnStats, f: _contract.Feature) -> str:
     if f.missing != ("",):
         miss += f"; also missing: {', '.join(t for t in f.missing if t)}"
     if f.type in (_contract.INTEGER, _contract.FLOAT):
-        return f"observed {_contract._num(s.low)} .. {_contract._num(s.high)}, {miss}"
+        return f"observed {_contract.number_text(s.low)} .. {_contract.number_text(s.high)}, {miss}"
     if f.type == _contract.BOOLEAN:
         return f"true: {'/'.join(f.true_values)}, false: {'/'.join(f.false_values)}; {miss}"
     return f"{len(f.values)} values, most frequent first; {miss}"
