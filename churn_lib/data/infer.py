@@ -49,6 +49,8 @@ import pandas as pd
 
 from .. import _duck
 from .. import contract as _contract
+from .._io import atomic_write_text, utc_now
+from ..home import MARKER, Home
 from .ingest import read_header
 from ..exceptions import DataError, InvalidParameter
 
@@ -746,7 +748,7 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
     root : path
         The home's folder (created when missing).
     data, target, positive, ids, keep, name
-        The CSV and what :func:`infer` takes; without ``data`` the home gets the lab's contract.
+        The CSV and what :func:`infer` takes (without ``data``: the lab's contract).
     force : bool, default=False
         Replace an existing ``dataset.yaml``.
 
@@ -763,9 +765,6 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
         The file cannot be read.
     """
     import yaml
-
-    from .._io import atomic_write_text, utc_now
-    from ..home import MARKER, Home
 
     root = Path(root).expanduser().resolve()
     path = _contract.path_in(root)
