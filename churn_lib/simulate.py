@@ -178,7 +178,7 @@ def draw(n_rows: int, *, seed: int = 0, shift: Shift | None = None, profile: dri
     source = source or ("generator" if c.source.is_generator else "data")
     if source not in SOURCES:
         raise InvalidParameter(f"source={source!r}: use one of {', '.join(SOURCES)}", name="source")
-    if source == "generator" and not c.is_lab:
+    if source == "generator" and not _contract.is_lab(c):
         raise InvalidParameter("the generator draws the lab's data; this model's contract is "
                                f"{c.name!r}: use --source data (rows resampled from its training split)", name="source")
     shift = shift or Shift()

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
 from churn_lib import ChurnError, Home, __version__
+from churn_lib import contract as _contract
 from churn_lib.serving import Service
 
 from . import errors
@@ -159,7 +160,7 @@ def _openapi(app: FastAPI, service: Service, settings: Settings):
 
 
 def _fill_predict_routes(doc: dict, schemas: Schemas) -> None:
-    lab = schemas.contract.is_lab
+    lab = _contract.is_lab(schemas.contract)
     names = _LAB_EXAMPLE_NAMES if lab else [f"example {i + 1}" for i in range(len(schemas.examples))]
     examples = {name: {"summary": name, "value": ex} for name, ex in zip(names, schemas.examples)}
     for path, body, model, what, batch_examples in (

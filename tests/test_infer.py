@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -33,7 +34,7 @@ def test_a_telecom_export_gets_the_contract_a_person_would_write(telecom_csv):
     assert c.feature("tenure").on_missing == "drop"
     assert set(c.feature("region").values) == {"NA", "EU", "AS"}  # NA is North America, not a gap
     dropped = {d.column: d.reason for d in c.dropped}
-    assert "near-unique text" in dropped["notes"] and "constant" in dropped["country"]
+    assert "unique key" in dropped["notes"] and "constant" in dropped["country"]
     assert len(c.features) == 20 and c.gate.min_f1 is None and c.gate.baseline_margin == 0.02
 
 
@@ -108,7 +109,7 @@ def test_init_prints_what_it_decided(telecom_csv, tmp_path, capsys):
     code = cli.main(["init", "--home", str(tmp_path / "h"), "--data", str(telecom_csv), "--target", "Churn"])
     out = capsys.readouterr().out
     assert code == 0 and "target Churn (churned: Yes), id customerID, 20 features" in out
-    assert "customerID" in out and "dropped" in out and "near-unique text" in out
+    assert "customerID" in out and "dropped" in out and "unique key" in out
 
 
 def test_a_missing_file_is_a_data_error(tmp_path):
@@ -123,3 +124,84 @@ def test_init_without_home_makes_the_home_churn_home_names(tmp_path, monkeypatch
     assert cli.main(["init"]) == 0
     assert (target / "dataset.yaml").is_file() and not (tmp_path / "dataset.yaml").exists()
     capsys.readouterr()
+
+
+def _leaky(n: int, seed: int = 3):
+    """A churn table with the leaks `churn init` must catch, and one honest many-valued integer."""
+    rng = np.random.default_rng(seed)
+    left = rng.random(n) < 0.3
+    minutes = rng.integers(0, 400, size=n) + np.where(left, -60, 60)  # many values, repeats, overlaps by label
+    return pd.DataFrame({
+        "rownames": np.arange(1, n + 1),                                  # R's write.csv row numbers
+        "customer": [f"C{i:05d}" for i in rng.permutation(n)],            # the id
+        "email": [f"user{i}@example.com" for i in rng.permutation(n)],    # a second unique text column
+        "account_no": rng.permutation(n) * 7 + 100_000,                   # unique integers, not consecutive
+        "shuffled_index": rng.permutation(n),                             # 0..n-1 in any order
+        "minutes": minutes.clip(0),
+        "plan": rng.choice(["basic", "plus", "pro"], size=n),
+        "status_now": np.where(left, "closed", "open"),                   # recorded after the churn
+        "refund": np.where(left, rng.uniform(10, 90, size=n), rng.uniform(0, 9.5, size=n)).round(2),
+        "churned": np.where(left, "yes", "no"),
+    })
+
+
+@pytest.mark.parametrize("n", [120, 1500])  # values listed (few rows) and counted by DuckDB alone (many)
+def test_row_numbers_keys_and_target_leaks_are_dropped_with_the_reason(tmp_path, n):
+    path = datasets.write(_leaky(n), tmp_path / "leaky.csv")
+    c = infer.infer(path, target="churned", ids=["customer"]).contract
+    dropped = {d.column: d.reason for d in c.dropped}
+    assert dropped["rownames"] == f"row number: the integers 1 to {n}, each once"
+    assert dropped["shuffled_index"] == f"row number: the integers 0 to {n - 1}, each once"
+    assert dropped["email"].startswith("unique key") and dropped["account_no"].startswith("unique key")
+    assert dropped["status_now"] == "leaks the target: each value has one label of churned"
+    assert dropped["refund"].startswith("leaks the target: every value up to 9.")
+    assert "is no, every value from 1" in dropped["refund"] and dropped["refund"].endswith("is yes")
+    assert c.feature_names == ("minutes", "plan") and c.feature("minutes").type == "integer"
+
+
+def test_init_prints_the_leaks_and_writes_them_under_dropped(tmp_path, capsys):
+    path = datasets.write(_leaky(300), tmp_path / "leaky.csv")
+    code = cli.main(["init", "--home", str(tmp_path / "h"), "--data", str(path), "--target", "churned"])
+    out = capsys.readouterr().out
+    table = {line.split()[0]: line for line in out.splitlines()[1:]}
+    assert code == 0 and "id customer," in out  # the first all-different text column; rownames is no id
+    assert "dropped" in table["rownames"] and "row number: the integers 1 to 300" in table["rownames"]
+    assert "unique key" in table["email"] and "leaks the target" in table["status_now"]
+    assert "feature" in table["minutes"]
+    written = yaml.safe_load((tmp_path / "h" / "dataset.yaml").read_text())
+    reasons = {d["column"]: d["reason"] for d in written["dropped"]}
+    assert reasons["rownames"].startswith("row number") and reasons["refund"].startswith("leaks the target")
+
+
+def test_keep_overrides_a_leak_and_the_table_still_says_why(tmp_path, capsys):
+    path = datasets.write(_leaky(300), tmp_path / "leaky.csv")
+    code = cli.main(["init", "--home", str(tmp_path / "h"), "--data", str(path), "--target", "churned",
+                     "--keep", "rownames", "--keep", "refund"])
+    out = capsys.readouterr().out
+    c = contract.load(tmp_path / "h")
+    assert code == 0 and c.feature("rownames").type == "integer" and c.feature("refund").type == "float"
+    assert "rownames" not in {d.column for d in c.dropped} and "status_now" in {d.column for d in c.dropped}
+    assert "kept with --keep (row number: the integers 1 to 300" in out
+    assert "kept with --keep (leaks the target: every value up to" in out
+    text = (tmp_path / "h" / "dataset.yaml").read_text()
+    assert "# kept with --keep (row number: the integers 1 to 300, each once); observed 1 .. 300, no missing" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--keep", "nothing"], "keep column 'nothing' is not in"),
+    (["--keep", "churned"], "--keep churned: that column is the target"),
+    (["--keep", "email"], "--keep email: init cannot make email a feature (near-unique text"),
+])
+def test_keep_names_a_column_that_can_be_a_feature(tmp_path, capsys, args, message):
+    path = datasets.write(_leaky(300), tmp_path / "leaky.csv")
+    code = cli.main(["init", "--home", str(tmp_path / "h"), "--data", str(path), "--target", "churned", *args])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "h" / "dataset.yaml").exists()
+
+
+def test_a_small_table_is_not_judged_for_leaks(tmp_path):
+    """Below LEAK_MIN_ROWS rows a column is all different, or splits the labels, by chance."""
+    path = datasets.write(_leaky(40), tmp_path / "small.csv")
+    c = infer.infer(path, target="churned", ids=["customer"]).contract
+    assert {"rownames", "account_no", "refund", "minutes"} <= set(c.feature_names)

@@ -64,7 +64,7 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 
     # a home is made where --home says, else $CHURN_HOME (as every other command reads it), else here
     result = infer.init_home(args.home or os.environ.get(ENV_VAR) or ".", data=args.data, target=args.target, positive=args.positive or None,
-                             ids=args.id or (), name=args.name, force=args.force)
+                             ids=args.id or (), keep=args.keep or (), name=args.name, force=args.force)
     payload = {"home": result.home, "contract_path": result.contract_path, "contract": result.contract.to_dict(),
                "decisions": result.inferred.table().to_dict(orient="records") if result.inferred else None}
     _emit(args, payload, render.init(result))

@@ -161,6 +161,9 @@ def _add_setup_commands(add: Add) -> None:
     p.add_argument("--id", metavar="COLUMN", action="append",
                    help="the column naming a customer (default: the first column whose values are all different); "
                         "repeatable")
+    p.add_argument("--keep", metavar="COLUMN", action="append",
+                   help="keep a column as a feature although init drops it as a leak (row number, unique key, "
+                        "leaks the target); repeatable")
     p.add_argument("--name", help="the contract's name (default: the file's name)")
     p.add_argument("--force", action="store_true", help="replace an existing dataset.yaml")
 

@@ -3,8 +3,10 @@
 The whole file is profiled, every cell as text, by DuckDB in two streaming
 passes (:func:`profile_file`); per column only bounded statistics come back
 (counts, min, max, sum, up to :data:`MAX_TRACKED` distinct values, an
-approximate distinct count), and DuckDB works within :data:`MEMORY_LIMIT`, so
-memory does not grow with the file. Then each column gets a role and a type:
+approximate distinct count, each numeric column's range per target label,
+whether a value goes with both labels, how many values repeat in a column that
+may be unique), and DuckDB works within :data:`MEMORY_LIMIT`, so memory does
+not grow with the file. Then each column gets a role and a type:
 
 * the target: exactly two labels; the positive one given (``--positive``) or
   recognised (``yes``, ``true``, ``1``, ``churned`` ...);
@@ -20,7 +22,12 @@ memory does not grow with the file. Then each column gets a role and a type:
   constant (dropped); a column whose values are all different is an id
   candidate (the id, when ``--id`` is not given) or near-unique free text
   (dropped), and other many-valued text is dropped with the reason; a column
-  empty in more than half of the rows is dropped as mostly empty.
+  empty in more than half of the rows is dropped as mostly empty;
+* leaks (on :data:`LEAK_MIN_ROWS` rows or more): a ``row number`` (the
+  integers a..a+n-1, each once), a ``unique key`` (every value different, text
+  or whole numbers, not a float measurement) and a column that ``leaks the
+  target`` (each value, or each side of one threshold, goes with one label)
+  are dropped with the reason; ``--keep COLUMN`` makes a feature of one anyway.
 
 A feature with missing values is filled in by the model (``on_missing:
 impute``); one without is required (``drop``). :func:`render_yaml` writes the
@@ -42,6 +49,8 @@ import pandas as pd
 
 from .. import _duck
 from .. import contract as _contract
+from .._io import atomic_write_text, utc_now
+from ..home import MARKER, Home
 from .ingest import read_header
 from ..exceptions import DataError, InvalidParameter
 
@@ -59,6 +68,12 @@ MOSTLY_EMPTY = 0.5
 SAMPLE_ROWS = 20_000
 #: DuckDB's memory for profiling (it spills beyond): the profile's memory does not grow with the file.
 MEMORY_LIMIT = "512MB"
+#: Fewer rows than this and a column is unique, or separates the labels, by chance: no leak checks.
+LEAK_MIN_ROWS = 50
+#: Rows each target label needs before a column that separates them counts as a leak.
+LEAK_MIN_LABEL = 5
+#: Rows per distinct value (the blank counts as one) before "each value has one label" counts as a leak.
+LEAK_ROWS_PER_VALUE = 5
 #: Tokens that may mean "missing" in an otherwise numeric column (compared case-folded).
 MISSING_WORDS = ("na", "n/a", "nan", "null", "none", "?", "-", "--", "missing", "#n/a")
 _POSITIVE_WORDS = ("1", "yes", "y", "true", "t", "churn", "churned", "left", "lost", "lapsed", "cancelled",
@@ -85,6 +100,10 @@ class ColumnStats:
     others_overflow: bool = False
     max_length: int = 0
     approx_distinct: int = 0
+    repeated: int | None = None                        # values seen more than once (counted when maybe unique)
+    mixed: bool | None = None                          # a value (or the blank) seen with both target labels
+    by_label: dict[str, tuple[int, float, float, int]] = field(default_factory=dict)
+    """Per target label: rows with a number, their min and max, rows without one (numeric candidates)."""
 
     @property
     def present(self) -> int:
@@ -96,6 +115,20 @@ class ColumnStats:
         if not self.overflow:
             return len(self.values)
         return min(self.approx_distinct, self.present)
+
+    @property
+    def unique(self) -> bool:
+        """Exactly: a value in every row, each value in one row only."""
+        if self.blank or not self.rows:
+            return False
+        if not self.overflow:
+            return all(n == 1 for n in self.values.values())
+        return self.repeated == 0
+
+    @property
+    def integer(self) -> bool:
+        """Every value a whole number (no missing-value words either)."""
+        return self.is_numeric and self.whole == self.numeric == self.present and not self.missing_tokens()
 
     def missing_tokens(self) -> tuple[str, ...]:
         """Non-numeric tokens of a mostly numeric column that mean "missing" (none: the column is text)."""
@@ -137,7 +170,39 @@ class Inferred:
                             columns=["column", "role", "type", "missing", "distinct", "note"])
 
 
-def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> tuple[tuple[str, ...], dict[str, ColumnStats], int]:
+# --- profiling the file (DuckDB) -----------------------------------------------------------
+
+@dataclass
+class _Scan:
+    """The SQL pieces of one CSV scan: the source, its arguments, each column trimmed and parsed."""
+
+    path: Path
+    columns: tuple[str, ...]
+    target: str | None
+
+    @property
+    def src(self) -> str:
+        return ("read_csv($path, header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
+                "strict_mode=true, auto_detect=false, columns=$columns)")
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return {"path": str(self.path), "columns": {c: "VARCHAR" for c in self.columns}}
+
+    def text(self, k: int) -> str:
+        return f"trim({_duck.ident(self.columns[k])})"
+
+    def number(self, k: int) -> str:
+        return f"TRY_CAST({self.text(k)} AS DOUBLE)"
+
+    @property
+    def label(self) -> str:
+        """The row's target label (NULL when blank, or without a target)."""
+        return f"NULLIF(trim({_duck.ident(self.target)}), '')" if self.target else "NULL::VARCHAR"
+
+
+def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS,
+                 target: str | None = None) -> tuple[tuple[str, ...], dict[str, ColumnStats], int]:
     """Profile every column of ``path`` (all cells as text) in two streaming passes; return the columns,
     their statistics and the row count.
 
@@ -145,8 +210,11 @@ def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> tuple[tuple[s
     the first pass counts blanks, lengths and distinct values of every column,
     and parses as numbers the columns whose first ``sample_rows`` rows look
     numeric (parsing every text column costs more than the rest together);
-    the second lists the values of the columns with few of them, and the words
-    in the numeric ones.
+    the second lists the values of the columns with few of them (with whether a
+    value goes with both labels of ``target``), the words in the numeric ones,
+    each numeric column's range per target label, and how many values repeat in
+    a column whose values may all be different (what :func:`infer` needs to
+    find row numbers, keys and columns that leak the target).
 
     Raises
     ------
@@ -155,73 +223,117 @@ def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS) -> tuple[tuple[s
     """
     import duckdb
 
-    header = read_header(path)
-    columns = header.columns
+    columns = read_header(path).columns
+    scan = _Scan(path, columns, target if target in columns else None)
     con = _duck.connect(MEMORY_LIMIT, ordered=False)
     try:
-        src = ("read_csv($path, header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
-               "strict_mode=true, auto_detect=false, columns=$columns)")
-        spec = {c: "VARCHAR" for c in columns}
-        args = {"path": str(path), "columns": spec}
-        t = [f"trim({_duck.ident(c)})" for c in columns]
-        d = [f"TRY_CAST({x} AS DOUBLE)" for x in t]
-        try:
-            sample = con.execute(
-                "SELECT " + ", ".join(f"count(*) FILTER (WHERE {x} <> '' AND isfinite({y}) IS NOT TRUE), "
-                                      f"count(*) FILTER (WHERE {x} <> '')" for x, y in zip(t, d))
-                + f" FROM (SELECT * FROM {src} LIMIT {int(sample_rows)})", args).fetchone()
-            # numbers in the head, give or take a few missing-value words (or nothing seen yet)
-            candidates = [k for k in range(len(columns))
-                          if sample[2 * k + 1] == 0 or sample[2 * k] <= max(3, 0.05 * sample[2 * k + 1])]
-            aggs = ["count(*)"]
-            for k, c in enumerate(columns):
-                aggs += [f"count(*) FILTER (WHERE {t[k]} IS NULL OR {t[k]} = '')",
-                         f"max(length({_duck.ident(c)}))", f"approx_count_distinct({t[k]})"]
-            for k in candidates:
-                x = f"n{k}"
-                aggs += [f"count({x}) FILTER (WHERE isfinite({x}))",
-                         f"count({x}) FILTER (WHERE isfinite({x}) AND {x} = round({x}))",
-                         f"min({x}) FILTER (WHERE isfinite({x}))", f"max({x}) FILTER (WHERE isfinite({x}))",
-                         f"sum({x}) FILTER (WHERE isfinite({x}))"]
-            inner = ", ".join([_duck.ident(c) for c in columns] + [f"{d[k]} AS n{k}" for k in candidates])
-            first = con.execute(f"SELECT {', '.join(aggs)} FROM (SELECT {inner} FROM {src})", args).fetchone()
-            rows = int(first[0])
-            stats = {}
-            for k, c in enumerate(columns):
-                blank, length, approx = first[1 + 3 * k: 4 + 3 * k]
-                stats[c] = ColumnStats(c, rows=rows, blank=int(blank), max_length=int(length or 0),
-                                       approx_distinct=int(approx or 0))
-            base = 1 + 3 * len(columns)
-            for j, k in enumerate(candidates):
-                numeric, whole, low, high, total = first[base + 5 * j: base + 5 * j + 5]
-                s = stats[columns[k]]
-                s.numeric, s.whole = int(numeric), int(whole)
-                if numeric:
-                    s.low, s.high, s.total = float(low), float(high), float(total)
-            few = [k for k, c in enumerate(columns) if stats[c].approx_distinct <= MAX_TRACKED * 1.1]
-            parts = [f"SELECT {k} AS col, {t[k]} AS value, count(*) AS n FROM scan WHERE {t[k]} <> '' GROUP BY ALL"
-                     for k in few]
-            parts += [f"SELECT {-1 - k} AS col, {t[k]} AS value, count(*) AS n FROM scan WHERE {t[k]} <> '' "
-                      f"AND isfinite({d[k]}) IS NOT TRUE GROUP BY ALL" for k in candidates]
-            found = con.execute(f"WITH scan AS (SELECT * FROM {src}) " + " UNION ALL ".join(parts), args).fetchall() \
-                if parts else []
-        except duckdb.Error as exc:
-            raise _csv_error(path, exc) from None
+        candidates = _numeric_candidates(con, scan, sample_rows)
+        stats, rows = _first_pass(con, scan, candidates)
+        few = [k for k, c in enumerate(columns) if stats[c].approx_distinct <= MAX_TRACKED * 1.1]
+        maybe_unique = [k for k, c in enumerate(columns) if k not in few and not stats[c].blank
+                        and stats[c].approx_distinct >= NEAR_UNIQUE * rows]
+        found = _second_pass(con, scan, few, candidates, maybe_unique)
+    except duckdb.Error as exc:
+        raise _csv_error(path, exc) from None
     finally:
         con.close()
     if rows == 0:
         raise DataError(f"{path} has a header but no rows", path=str(path))
-    for k, value, n in found:
-        s = stats[columns[k if k >= 0 else -1 - k]]
-        (s.values if k >= 0 else s.others)[value] = int(n)
-    for c in columns:
+    _record(stats, scan, found, few)
+    return columns, stats, rows
+
+
+def _numeric_candidates(con: Any, scan: _Scan, sample_rows: int) -> list[int]:
+    """Columns whose first ``sample_rows`` rows are numbers, give or take a few missing-value words."""
+    n = range(len(scan.columns))
+    sample = con.execute(
+        "SELECT " + ", ".join(f"count(*) FILTER (WHERE {scan.text(k)} <> '' AND isfinite({scan.number(k)}) "
+                              f"IS NOT TRUE), count(*) FILTER (WHERE {scan.text(k)} <> '')" for k in n)
+        + f" FROM (SELECT * FROM {scan.src} LIMIT {int(sample_rows)})", scan.args).fetchone()
+    return [k for k in n if sample[2 * k + 1] == 0 or sample[2 * k] <= max(3, 0.05 * sample[2 * k + 1])]
+
+
+def _first_pass(con: Any, scan: _Scan, candidates: list[int]) -> tuple[dict[str, ColumnStats], int]:
+    """Per column: blanks, longest value, approximate distinct count; per numeric candidate its numbers."""
+    columns = scan.columns
+    aggs = ["count(*)"]
+    for k, c in enumerate(columns):
+        t = scan.text(k)
+        aggs += [f"count(*) FILTER (WHERE {t} IS NULL OR {t} = '')", f"max(length({_duck.ident(c)}))",
+                 f"approx_count_distinct({t})"]
+    for k in candidates:
+        x, finite = f"n{k}", f"FILTER (WHERE isfinite(n{k}))"
+        aggs += [f"count({x}) {finite}", f"count({x}) FILTER (WHERE isfinite({x}) AND {x} = round({x}))",
+                 f"min({x}) {finite}", f"max({x}) {finite}", f"sum({x}) {finite}"]
+    inner = ", ".join([_duck.ident(c) for c in columns] + [f"{scan.number(k)} AS n{k}" for k in candidates])
+    first = con.execute(f"SELECT {', '.join(aggs)} FROM (SELECT {inner} FROM {scan.src})", scan.args).fetchone()
+    rows = int(first[0])
+    stats = {}
+    for k, c in enumerate(columns):
+        blank, length, approx = first[1 + 3 * k: 4 + 3 * k]
+        stats[c] = ColumnStats(c, rows=rows, blank=int(blank), max_length=int(length or 0),
+                               approx_distinct=int(approx or 0))
+    base = 1 + 3 * len(columns)
+    for j, k in enumerate(candidates):
+        numeric, whole, low, high, total = first[base + 5 * j: base + 5 * j + 5]
+        s = stats[columns[k]]
+        s.numeric, s.whole = int(numeric), int(whole)
+        if numeric:
+            s.low, s.high, s.total = float(low), float(high), float(total)
+    return stats, rows
+
+
+def _second_pass(con: Any, scan: _Scan, few: list[int], candidates: list[int],
+                 maybe_unique: list[int]) -> list[tuple]:
+    """One scan, four kinds of rows ``(kind, column, value, n, low, high, extra)``:
+
+    * ``v``: each value (NULL: the blank) of a column with few values, its count, and ``extra`` 1 when it
+      goes with both target labels;
+    * ``o``: each word in a numeric candidate;
+    * ``s``: per target label, a numeric candidate's count of numbers, their min and max, and ``extra``
+      the rows without a number;
+    * ``d``: in a column whose values may all be different, ``n`` values that repeat.
+    """
+    label = scan.label
+    parts = [f"SELECT 'v' AS kind, {k} AS col, NULLIF({scan.text(k)}, '') AS value, count(*) AS n, "
+             f"NULL::DOUBLE AS low, NULL::DOUBLE AS high, (min({label}) IS DISTINCT FROM max({label}))::BIGINT "
+             "AS extra FROM scan GROUP BY ALL" for k in few]
+    parts += [f"SELECT 'o', {k}, {scan.text(k)}, count(*), NULL, NULL, NULL FROM scan WHERE {scan.text(k)} <> '' "
+              f"AND isfinite({scan.number(k)}) IS NOT TRUE GROUP BY ALL" for k in candidates]
+    if scan.target:
+        for k in candidates:
+            x = scan.number(k)
+            parts.append(f"SELECT 's', {k}, {label}, count(*) FILTER (WHERE isfinite({x})), min({x}) FILTER (WHERE "
+                         f"isfinite({x})), max({x}) FILTER (WHERE isfinite({x})), count(*) FILTER (WHERE "
+                         f"isfinite({x}) IS NOT TRUE) FROM scan GROUP BY ALL")
+    parts += [f"SELECT 'd', {k}, NULL, count(*), NULL, NULL, NULL FROM (SELECT {scan.text(k)} FROM scan "
+              f"GROUP BY ALL HAVING count(*) > 1)" for k in maybe_unique]
+    if not parts:
+        return []
+    return con.execute(f"WITH scan AS (SELECT * FROM {scan.src}) " + " UNION ALL ".join(parts), scan.args).fetchall()
+
+
+def _record(stats: dict[str, ColumnStats], scan: _Scan, found: list[tuple], few: list[int]) -> None:
+    """Put the second pass's rows into the columns' statistics."""
+    for kind, k, value, n, low, high, extra in found:
+        s = stats[scan.columns[k]]
+        if kind == "v":
+            s.mixed = bool(s.mixed) or bool(extra)
+            if value is not None:
+                s.values[value] = int(n)
+        elif kind == "o":
+            s.others[value] = int(n)
+        elif kind == "s" and value is not None:
+            s.by_label[value] = (int(n), low, high, int(extra))
+        elif kind == "d":
+            s.repeated = int(n)
+    for k, c in enumerate(scan.columns):
         s = stats[c]
-        s.overflow = columns.index(c) not in few or len(s.values) > MAX_TRACKED
+        s.overflow = k not in few or len(s.values) > MAX_TRACKED
         if s.overflow:
-            s.values = Counter()
+            s.values, s.mixed = Counter(), None
         if len(s.others) > 50:
             s.others_overflow, s.others = True, Counter(dict(s.others.most_common(50)))
-    return columns, stats, rows
 
 
 def _csv_error(path: Path, exc: Exception) -> DataError:
@@ -278,7 +390,8 @@ def _target(s: ColumnStats, positive: Sequence[str] | None) -> _contract.Target:
 
 
 def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = None, ids: Sequence[str] = (),
-          name: str | None = None, source: str | None = None, sample_rows: int = SAMPLE_ROWS) -> Inferred:
+          keep: Sequence[str] = (), name: str | None = None, source: str | None = None,
+          sample_rows: int = SAMPLE_ROWS) -> Inferred:
     """Infer a contract from a CSV file.
 
     Parameters
@@ -291,88 +404,189 @@ def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = Non
         The label(s) meaning churned (default: recognised, e.g. ``Yes`` or ``1``).
     ids : sequence of str, default=()
         Id column(s); default the first column whose values are all different.
+    keep : sequence of str, default=()
+        Columns to keep as features although they look like a leak (a row number, a unique key, a column
+        that separates the target); the printed table and the YAML comment still say why.
     name : str, optional
         The contract's name (default the file's stem).
     source : str, optional
         ``source.path`` to write (default ``path`` as given).
+    sample_rows : int, default=SAMPLE_ROWS
+        Rows of the head of the file that decide which columns are parsed as numbers.
+
+    Returns
+    -------
+    Inferred
 
     Raises
     ------
     InvalidParameter
-        A target that is not binary, a positive label that does not occur, an unknown column.
+        A target that is not binary, a positive label that does not occur, an unknown column, a kept column
+        that is the target or an id, or one init cannot make a feature.
     DataError
         The file cannot be read as CSV.
     """
     path = Path(path)
-    columns, stats, rows = profile_file(path, sample_rows=sample_rows)
-    for col, what in ([(target, "target")] + [(i, "id") for i in ids]):
+    columns, stats, rows = profile_file(path, sample_rows=sample_rows, target=target)
+    _check_named(path, columns, target=target, ids=ids, keep=keep)
+    tgt = _target(stats[target], positive)
+    roles = _Roles(ids=list(ids))
+    for col in columns:
+        roles.assign(stats[col], stats[target], tgt, given=col in ids, kept=col in keep)
+    if not roles.features:
+        raise InvalidParameter(f"{path} has no column init can use as a feature (every column is the target, an "
+                               "id or dropped; see the table)", name="data")
+    contract = _contract.Contract(
+        name=name or re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem) or "dataset",
+        source=_contract.Source(generator=None, path=source or str(path)), target=tgt,
+        features=tuple(roles.features), id=tuple(roles.ids), dropped=tuple(roles.dropped), gate=_contract.Gate(),
+        examples=(_example(roles.features, stats),),
+        description=f"Inferred by churn init from {path.name} ({rows:,} rows); reviewed by: (nobody yet)")
+    return Inferred(contract, roles.decisions, rows, str(path), roles.comments)
+
+
+def _check_named(path: Path, columns: Sequence[str], *, target: str, ids: Sequence[str],
+                 keep: Sequence[str]) -> None:
+    """Every column named on the command line is in the file, and a kept one is not the target or an id."""
+    for col, what in [(target, "target"), *((i, "id") for i in ids), *((k, "keep") for k in keep)]:
         if col not in columns:
             raise InvalidParameter(f"{what} column {col!r} is not in {path} (columns: {', '.join(columns)})",
                                    name=what)
-    tgt = _target(stats[target], positive)
-    decisions: list[Decision] = []
-    comments: dict[str, str] = {}
-    chosen_ids = list(ids)
-    features: list[_contract.Feature] = []
-    dropped: list[_contract.Dropped] = []
-    for col in columns:
-        s = stats[col]
-        if col == target:
-            decisions.append(Decision(col, "target", "", s.blank, len(s.values),
-                                      f"churned: {', '.join(tgt.positive)}; stayed: {', '.join(tgt.negative)}"))
-            continue
-        if col in chosen_ids:
-            decisions.append(Decision(col, "id", "", s.blank, s.distinct, "given with --id"))
-            continue
-        feature, reason = _decide(s, rows, auto_id=not ids and not chosen_ids)
+    for col in keep:
+        if col == target or col in ids:
+            raise InvalidParameter(f"--keep {col}: that column is the {'target' if col == target else 'id'}; "
+                                   "--keep makes a feature of a column init would drop", name="keep")
+
+
+@dataclass
+class _Roles:
+    """The columns' roles as :func:`infer` assigns them, one column at a time."""
+
+    ids: list[str]
+    features: list[_contract.Feature] = field(default_factory=list)
+    dropped: list[_contract.Dropped] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    comments: dict[str, str] = field(default_factory=dict)
+
+    def assign(self, s: ColumnStats, target: ColumnStats, tgt: _contract.Target, *, given: bool,
+               kept: bool) -> None:
+        """Make ``s`` the target, an id (given, or the first all-different column), a feature, or a dropped one."""
+        col = s.name
+        if col == tgt.column:
+            self.decisions.append(Decision(col, "target", "", s.blank, len(s.values), f"churned: "
+                                           f"{', '.join(tgt.positive)}; stayed: {', '.join(tgt.negative)}"))
+            return
+        if given:
+            self.decisions.append(Decision(col, "id", "", s.blank, s.distinct, "given with --id"))
+            return
+        feature, reason = _decide(s, target, auto_id=not self.ids and not kept, leaks=not kept)
         if reason == "id":
-            chosen_ids.append(col)
-            decisions.append(Decision(col, "id", "", s.blank, s.distinct,
-                                      "every value different: taken as the customer id (--id to choose another)"))
-            continue
-        if feature is None:
-            dropped.append(_contract.Dropped(col, reason))
-            decisions.append(Decision(col, "dropped", "", s.blank, s.distinct, reason))
-            continue
-        features.append(feature)
-        comments[col] = _observed(s, feature)
-        decisions.append(Decision(col, "feature", feature.type, s.blank, s.distinct, comments[col]))
-    if not features:
-        raise InvalidParameter(f"{path} has no column init can use as a feature (every column is the target, an "
-                               "id or dropped; see the table)", name="data")
-    examples = (_example(features, stats),)
-    contract = _contract.Contract(
-        name=name or re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem) or "dataset",
-        source=_contract.Source(generator=None, path=source or str(path)), target=tgt, features=tuple(features),
-        id=tuple(chosen_ids), dropped=tuple(dropped), gate=_contract.Gate(), examples=examples,
-        description=f"Inferred by churn init from {path.name} ({rows:,} rows); reviewed by: (nobody yet)")
-    return Inferred(contract, decisions, rows, str(path), comments)
+            self.ids.append(col)
+            self.decisions.append(Decision(col, "id", "", s.blank, s.distinct,
+                                           "every value different: taken as the customer id (--id to choose another)"))
+        elif feature is None and kept:
+            raise InvalidParameter(f"--keep {col}: init cannot make {col} a feature ({reason}); describe it in "
+                                   "dataset.yaml by hand", name="keep")
+        elif feature is None:
+            self.dropped.append(_contract.Dropped(col, reason))
+            self.decisions.append(Decision(col, "dropped", "", s.blank, s.distinct, reason))
+        else:
+            note = _observed(s, feature)
+            leak = _leak(s, target) if kept else None
+            self.comments[col] = (f"kept with --keep ({leak}); " if leak else "") + note
+            self.features.append(feature)
+            self.decisions.append(Decision(col, "feature", feature.type, s.blank, s.distinct, self.comments[col]))
 
 
-def _decide(s: ColumnStats, rows: int, *, auto_id: bool) -> tuple[_contract.Feature | None, str]:
-    present = s.present
-    if present == 0:
+# --- leaks: columns that look usable and must not be features ------------------------------
+
+def _leak(s: ColumnStats, target: ColumnStats) -> str | None:
+    """Why a column must not be a feature although its values look usable (None when it may be one).
+
+    A row number (the integers a..a+n-1, each once: the file's order, or a
+    shuffle of it) and a unique key (every value different, text or whole
+    numbers; a float measurement may be all different and still a feature) name
+    a row, so a model can only memorise them; a column whose every value, or
+    each side of one threshold, goes with a single label is the target in
+    disguise (recorded after the fact, like a cancellation date).
+    """
+    if s.rows < LEAK_MIN_ROWS:
+        return None
+    if s.integer and s.unique and s.high - s.low == s.rows - 1:
+        return (f"row number: the integers {_contract.number_text(s.low)} to {_contract.number_text(s.high)}, "
+                "each once")
+    if s.unique and (s.integer or not s.is_numeric):
+        return "unique key: every value different (" + ("an id number)" if s.integer else "an id or free text)")
+    return _leaks_target(s, target)
+
+
+def _leaks_target(s: ColumnStats, target: ColumnStats) -> str | None:
+    """"leaks the target: ..." when each value, or each side of one threshold, goes with one label only."""
+    labels = target.values
+    if len(labels) != 2 or min(labels.values()) < LEAK_MIN_LABEL:
+        return None  # a label seen a few times is easily "separated" by chance
+    groups = len(s.values) + (1 if s.blank else 0)
+    if s.mixed is False and s.rows >= LEAK_ROWS_PER_VALUE * groups:
+        return (f"leaks the target: each value{' (and the blank)' if s.blank else ''} has one label of "
+                f"{target.name}")
+    if not s.is_numeric or len(s.by_label) != 2:
+        return None
+    (below, (n_below, _, top, miss_below)), (above, (n_above, bottom, _, miss_above)) = sorted(
+        s.by_label.items(), key=lambda kv: kv[1][1] if kv[1][0] else math.inf)
+    if min(n_below, n_above) >= LEAK_MIN_LABEL and top < bottom and not (miss_below and miss_above):
+        return (f"leaks the target: every value up to {_contract.number_text(top)} is {below}, every value from "
+                f"{_contract.number_text(bottom)} is {above}")
+    return None
+
+
+# --- the type of a usable column -------------------------------------------------------------
+
+def _decide(s: ColumnStats, target: ColumnStats, *, auto_id: bool,
+            leaks: bool) -> tuple[_contract.Feature | None, str]:
+    """A feature for the column, or None and why not (``"id"``: it is the customer id)."""
+    if s.present == 0:
         return None, "empty: no value in any row"
     if s.blank > MOSTLY_EMPTY * s.rows:
         return None, f"mostly empty ({s.blank / s.rows:.0%} of the rows have no value)"
-    impute = "impute" if s.blank or (s.is_numeric and s.missing_tokens()) else "drop"
+    if auto_id and _is_id(s):
+        return None, "id"
+    reason = _leak(s, target) if leaks else None
+    if reason:
+        return None, reason
+    return _numeric_feature(s) if s.is_numeric else _text_feature(s)
+
+
+def _is_id(s: ColumnStats) -> bool:
+    """The customer id, when none is given: all (or nearly all) different, a whole number named like an id or
+    short text in every row."""
     if s.is_numeric:
-        tokens = tuple(sorted({"", *s.missing_tokens()}))
-        numeric_values = set(s.values) - set(s.missing_tokens())
-        if not s.overflow and numeric_values and all(_is_01(v) for v in numeric_values) and len(numeric_values) == 2:
-            return _contract.Feature(s.name, _contract.BOOLEAN, missing=tokens, on_missing=impute,
-                                     true_values=tuple(sorted(v for v in numeric_values if float(v) == 1)),
-                                     false_values=tuple(sorted(v for v in numeric_values if float(v) == 0))), ""
-        if not s.overflow and len(numeric_values) == 1:
-            return None, f"constant: every value is {next(iter(numeric_values))}"
-        integer = s.whole == s.numeric
-        if integer and s.distinct >= NEAR_UNIQUE * present and present > 50 and _ID_NAME.search(s.name):
-            if auto_id:
-                return None, "id"
-            return None, "an id-like number (every value different)"
-        low, high = _range(s, integer)
-        return _contract.Feature(s.name, _contract.INTEGER if integer else _contract.FLOAT, missing=tokens,
-                                 on_missing=impute, low=low, high=high), ""
+        return s.whole == s.numeric and s.distinct >= NEAR_UNIQUE * s.present and s.present > 50 and \
+            bool(_ID_NAME.search(s.name))
+    many = s.overflow or len(s.values) > MAX_CATEGORIES
+    return many and s.distinct >= NEAR_UNIQUE * s.present and s.blank == 0 and \
+        s.max_length <= _contract.MAX_TEXT_LENGTH
+
+
+def _numeric_feature(s: ColumnStats) -> tuple[_contract.Feature | None, str]:
+    impute = "impute" if s.blank or s.missing_tokens() else "drop"
+    tokens = tuple(sorted({"", *s.missing_tokens()}))
+    numeric_values = set(s.values) - set(s.missing_tokens())
+    if not s.overflow and numeric_values and all(_is_01(v) for v in numeric_values) and len(numeric_values) == 2:
+        return _contract.Feature(s.name, _contract.BOOLEAN, missing=tokens, on_missing=impute,
+                                 true_values=tuple(sorted(v for v in numeric_values if float(v) == 1)),
+                                 false_values=tuple(sorted(v for v in numeric_values if float(v) == 0))), ""
+    if not s.overflow and len(numeric_values) == 1:
+        return None, f"constant: every value is {next(iter(numeric_values))}"
+    integer = s.whole == s.numeric
+    if integer and s.distinct >= NEAR_UNIQUE * s.present and s.present > 50 and _ID_NAME.search(s.name):
+        return None, "an id-like number (every value different)"
+    low, high = _range(s, integer)
+    return _contract.Feature(s.name, _contract.INTEGER if integer else _contract.FLOAT, missing=tokens,
+                             on_missing=impute, low=low, high=high), ""
+
+
+def _text_feature(s: ColumnStats) -> tuple[_contract.Feature | None, str]:
+    impute = "impute" if s.blank else "drop"
     values = list(s.values)
     if not s.overflow and len(values) == 1:
         return None, f"constant: every value is {values[0]!r}"
@@ -382,23 +596,25 @@ def _decide(s: ColumnStats, rows: int, *, auto_id: bool) -> tuple[_contract.Feat
         return _contract.Feature(s.name, _contract.BOOLEAN, on_missing=impute, true_values=true,
                                  false_values=false), ""
     if not s.overflow and len(values) <= MAX_CATEGORIES:
-        folded = {v.casefold() for v in values}
-        case = "lower" if len(folded) < len(values) else "none"
-        norm = sorted({v.lower() if case == "lower" else v for v in values},
-                      key=lambda v: (-sum(k for x, k in s.values.items() if (x.lower() if case == "lower" else x) == v),
-                                     v))
-        if _contract.MISSING_CATEGORY in norm or any(len(v) > _contract.MAX_TEXT_LENGTH for v in norm):
-            return None, "text with values that cannot be categories (too long, or '(missing)')"
-        unseen = "reject" if len(norm) <= REJECT_UP_TO else "ignore"
-        return _contract.Feature(s.name, _contract.CATEGORICAL, on_missing=impute, values=tuple(norm), case=case,
-                                 unseen=unseen), ""
+        return _categorical(s, impute)
     distinct = s.distinct
-    if distinct >= NEAR_UNIQUE * present:
-        if auto_id and s.blank == 0 and s.max_length <= _contract.MAX_TEXT_LENGTH:
-            return None, "id"
-        return None, f"near-unique text ({distinct:,} distinct values of {present:,}): an id or free text"
+    if distinct >= NEAR_UNIQUE * s.present:
+        return None, f"near-unique text ({distinct:,} distinct values of {s.present:,}): an id or free text"
     return None, (f"high-cardinality text (about {distinct:,} distinct values; more than {MAX_CATEGORIES}): make "
                   "it a categorical by hand if it matters")
+
+
+def _categorical(s: ColumnStats, impute: str) -> tuple[_contract.Feature | None, str]:
+    values = list(s.values)
+    folded = {v.casefold() for v in values}
+    case = "lower" if len(folded) < len(values) else "none"
+    norm = sorted({v.lower() if case == "lower" else v for v in values},
+                  key=lambda v: (-sum(k for x, k in s.values.items() if (x.lower() if case == "lower" else x) == v), v))
+    if _contract.MISSING_CATEGORY in norm or any(len(v) > _contract.MAX_TEXT_LENGTH for v in norm):
+        return None, "text with values that cannot be categories (too long, or '(missing)')"
+    unseen = "reject" if len(norm) <= REJECT_UP_TO else "ignore"
+    return _contract.Feature(s.name, _contract.CATEGORICAL, on_missing=impute, values=tuple(norm), case=case,
+                             unseen=unseen), ""
 
 
 def _is_01(v: str) -> bool:
@@ -413,7 +629,7 @@ def _observed(s: ColumnStats, f: _contract.Feature) -> str:
     if f.missing != ("",):
         miss += f"; also missing: {', '.join(t for t in f.missing if t)}"
     if f.type in (_contract.INTEGER, _contract.FLOAT):
-        return f"observed {_contract._num(s.low)} .. {_contract._num(s.high)}, {miss}"
+        return f"observed {_contract.number_text(s.low)} .. {_contract.number_text(s.high)}, {miss}"
     if f.type == _contract.BOOLEAN:
         return f"true: {'/'.join(f.true_values)}, false: {'/'.join(f.false_values)}; {miss}"
     return f"{len(f.values)} values, most frequent first; {miss}"
@@ -523,22 +739,32 @@ class InitResult:
 
 
 def init_home(root: str | Path, *, data: str | Path | None = None, target: str | None = None,
-              positive: Sequence[str] | None = None, ids: Sequence[str] = (), name: str | None = None,
-              force: bool = False) -> InitResult:
+              positive: Sequence[str] | None = None, ids: Sequence[str] = (), keep: Sequence[str] = (),
+              name: str | None = None, force: bool = False) -> InitResult:
     """Create a home (marker, folders, ``dataset.yaml``): from a CSV file, or with the lab's contract.
+
+    Parameters
+    ----------
+    root : path
+        The home's folder (created when missing).
+    data, target, positive, ids, keep, name
+        The CSV and what :func:`infer` takes (without ``data``: the lab's contract).
+    force : bool, default=False
+        Replace an existing ``dataset.yaml``.
+
+    Returns
+    -------
+    InitResult
 
     Raises
     ------
     InvalidParameter
         ``dataset.yaml`` exists (without ``force``), ``--data`` without ``--target`` (or the reverse),
-        or the file's target / ids do not fit (see :func:`infer`).
+        ``--keep`` without ``--data``, or the file's target / ids / kept columns do not fit (see :func:`infer`).
     DataError
         The file cannot be read.
     """
     import yaml
-
-    from .._io import atomic_write_text, utc_now
-    from ..home import MARKER, Home
 
     root = Path(root).expanduser().resolve()
     path = _contract.path_in(root)
@@ -547,6 +773,8 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
                                "contract they were trained on)", name="force")
     if (data is None) != (target is None):
         raise InvalidParameter("--data and --target go together: --data FILE --target COLUMN", name="target")
+    if keep and data is None:
+        raise InvalidParameter("--keep names a column of --data FILE; the lab's contract drops none", name="keep")
     inferred = None
     if data is None:
         contract = _contract.lab()
@@ -555,7 +783,7 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
     else:
         data = Path(data).expanduser().resolve()
         source = str(data.relative_to(root)) if data.is_relative_to(root) else str(data)
-        inferred = infer(data, target=target, positive=positive, ids=ids, name=name, source=source)
+        inferred = infer(data, target=target, positive=positive, ids=ids, keep=keep, name=name, source=source)
         contract = inferred.contract
         text = render_yaml(contract, comments=inferred.comments,
                            provenance=f"Written by `churn init` from {data} ({inferred.rows:,} rows) on "
