@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 CHILD = """
 import json, sys, time
-from churn_lib import infer
+from churn_lib.data import infer
 t = time.perf_counter()
 result = infer.init_home(sys.argv[1], data=sys.argv[2], target="Churn")
 seconds = time.perf_counter() - t
