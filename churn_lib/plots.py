@@ -212,10 +212,9 @@ def importance(values: dict[str, float], ax=None, *, top: int = 20, title: str =
 def describe(model: Any, contract: _contract.Contract | None = None, ax=None):
     """What a trained model learned, drawn by its family: coefficients, or the trees' gain shares."""
     from . import models
-    from .models.calibration import Calibrated
 
-    inner = model.model if isinstance(model, Calibrated) else model
-    return models.family(models.family_of(model)).describe(inner, contract or _contract.lab(), ax=ax)
+    frame = models.importance(model)
+    return importance(frame.iloc[:, 0].to_dict(), ax=ax, title=frame.attrs.get("title", str(frame.columns[0])))
 
 
 def profit_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: str | None = None):

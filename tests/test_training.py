@@ -137,3 +137,30 @@ def test_threshold_curve_equals_sklearn_metrics_at_every_threshold():
         assert row.f1 == pytest.approx(f1_score(y, pred, zero_division=0))
         assert row.precision == pytest.approx(precision_score(y, pred, zero_division=0))
         assert row.recall == pytest.approx(recall_score(y, pred, zero_division=0))
+
+
+def test_model_is_the_old_name_of_family_and_says_so(caplog):
+    with caplog.at_level("WARNING", logger="churn_lib.learn.train"):
+        params = TrainParams(model="lightgbm", num_leaves=7)
+    assert params.family == "lightgbm" and params.family_params["num_leaves"] == 7
+    assert "model='lightgbm' is deprecated" in caplog.text and "call it family" in caplog.text
+    with pytest.raises(InvalidParameter, match="model \\(the old name of family\\) and family disagree"):
+        TrainParams(model="lightgbm", family="logreg")
+
+
+def test_the_old_name_model_still_works_where_parameters_are_given(caplog):
+    from churn_lib.run import stages
+
+    names = [line.split(" = ")[0] for line in stages.TABLE["train"].parameters_cell().splitlines()]
+    assert "family" in names and "model" not in names  # the notebook shows the new name only
+    with caplog.at_level("WARNING", logger="churn_lib.learn.train"):
+        (params,) = stages.TABLE["train"].build(stages.check(("train",), {"model": "lightgbm"})["train"])
+    assert params.family == "lightgbm" and "call it family" in caplog.text
+
+
+def test_the_registry_entry_records_the_family_and_its_resolved_hyperparameters(trained_home):
+    entry = registry.get("v1", home=trained_home)
+    assert entry["model_family"] == "logreg" and entry["model_params"] == {"C": 1.0}
+    assert entry["params"]["family"] == "logreg" and entry["params"]["C"] == 1.0 and "model" not in entry["params"]
+    assert TrainParams(family="lightgbm", num_leaves=7, seed=3).changed() == {"seed": 3, "family": "lightgbm",
+                                                                             "num_leaves": 7}

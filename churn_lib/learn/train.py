@@ -25,8 +25,10 @@ clearly better than the baselines passes on defaults, whatever the data.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
+import typing
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +36,13 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
-from .. import drift, registry
+from .. import drift, models, registry
 from .._io import sha256_file
 from ..data import read_csv
 from ..exceptions import ChurnError, DataError, InvalidParameter
 from ..home import Home
+from ..models import Interval, Options
+from ..models import calibration as _calibration
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -57,8 +61,15 @@ PROFIT_GRID = np.round(np.arange(1, 200) / 200, 3)
 THRESHOLD_METRICS: tuple[str, ...] = ("f1", "profit")
 
 
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
+def _param(default: Any, text: str, *constraints: Any) -> Any:
+    """A train parameter: its default, help and constraints (checked by :func:`churn_lib.models.check`)."""
+    return field(default=default, metadata={"help": text, "constraints": constraints})
+
+
+_RATE = (None, Interval(float, 0, 1))
+_AT_LEAST_0 = (None, Interval(float, 0, None))
+#: Old names of train parameters, kept one release: old -> new (a deprecation message names the new one).
+ALIASES: dict[str, str] = {"model": "family"}
 
 
 @dataclass(frozen=True)
@@ -75,107 +86,134 @@ class Costs:
         return tp * (self.offer_success * self.retention_value - self.offer_cost) - fp * self.offer_cost
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrainParams:
-    """Parameters of one training run: the train stage's parameters (notebook, CLI flags, run_direct).
+    """Parameters of one training run: the common fields plus the chosen family's ``Params``.
+
+    Built from flat names (the notebook's parameters, ``churn train`` flags,
+    ``-p``): ``TrainParams(family="lightgbm", num_leaves=7)``. A family's
+    hyperparameters are declared once, in its module's ``Params``
+    (:mod:`churn_lib.models`); one left unset or None takes the family's
+    default, and one of another family is refused by name. ``hyperparameters``
+    may also be given whole (a ``Params`` or a mapping). ``model`` is the old
+    name of ``family``, accepted for one release with a deprecation message.
 
     The gate's settings default to None: the contract's values (``gate:`` in
     dataset.yaml; the lab's F1 floor 0.65, margin 0.0), see :meth:`resolved`.
-    A family's hyperparameters default to None: the family's defaults
-    (:data:`churn_lib.models.logreg.PARAMS`, :data:`churn_lib.models.lightgbm.PARAMS`);
-    setting one of another family's is refused.
+
+    Raises
+    ------
+    InvalidParameter
+        An unknown name, a hyperparameter of another family, or a value its constraints refuse.
     """
 
-    seed: int = _help(42, "split and model seed")
-    model: str = _help("logreg", "model family: logreg (the lab's logistic regression) or lightgbm")
-    C: float | None = _help(None, "logreg: inverse regularisation strength; None: 1.0")
-    n_estimators: int | None = _help(None, "lightgbm: most trees (early stopping picks fewer); None: 400")
-    learning_rate: float | None = _help(None, "lightgbm: shrinkage per tree; None: 0.05")
-    num_leaves: int | None = _help(None, "lightgbm: most leaves per tree; None: 15")
-    max_depth: int | None = _help(None, "lightgbm: deepest split level, -1 for no limit; None: 4")
-    min_child_samples: int | None = _help(None, "lightgbm: fewest rows in a leaf; None: 20")
-    calibration: str = _help("none", "probability calibration fitted on out-of-fold predictions: none, sigmoid "
-                                     "or isotonic")
-    threshold_metric: str = _help("f1", "what the threshold maximises on out-of-fold predictions: f1 or profit")
-    retention_value: float | None = _help(None, "profit: value of keeping a customer who would have churned")
-    offer_cost: float | None = _help(None, "profit: cost of one retention offer")
-    offer_success: float = _help(1.0, "profit: share of contacted churners who stay")
-    test_size: float = _help(0.25, "share of rows held out for the test split")
-    cv_folds: int = _help(5, "folds of the out-of-fold predictions that choose the threshold")
-    gate_f1: float | None = _help(None, "minimum test F1 at the stored threshold; None: the contract's "
-                                        "gate.min_f1 (the lab's 0.65; none for a new contract)")
-    baseline_margin: float | None = _help(None, "F1 margin required over each trivial baseline; None: the "
-                                                "contract's gate.baseline_margin")
-    regression_tolerance: float | None = _help(None, "allowed F1 drop against the current model on the same test "
-                                                     "split; None: the contract's gate.regression_tolerance")
-    min_lift_top_decile: float | None = _help(None, "gate: least lift of the riskiest tenth of the test split "
-                                                    "(its churn rate over the overall rate); None: not checked")
+    seed: int = _param(42, "split and model seed", Interval(int, 0, None))
+    family: str = _param("logreg", "model family: logreg (the lab's logistic regression) or lightgbm")
+    calibration: str = _param("none", "probability calibration fitted on out-of-fold predictions: none, sigmoid "
+                                      "or isotonic", Options(_calibration.METHODS))
+    threshold_metric: str = _param("f1", "what the threshold maximises on out-of-fold predictions: f1 or profit",
+                                   Options(THRESHOLD_METRICS))
+    retention_value: float | None = _param(None, "profit: value of keeping a customer who would have churned",
+                                           *_AT_LEAST_0)
+    offer_cost: float | None = _param(None, "profit: cost of one retention offer", *_AT_LEAST_0)
+    offer_success: float = _param(1.0, "profit: share of contacted churners who stay",
+                                  Interval(float, 0, 1, closed="right"))
+    test_size: float = _param(0.25, "share of rows held out for the test split",
+                              Interval(float, 0, 1, closed="neither"))
+    cv_folds: int = _param(5, "folds of the out-of-fold predictions that choose the threshold", Interval(int, 2, None))
+    gate_f1: float | None = _param(None, "minimum test F1 at the stored threshold; None: the contract's "
+                                         "gate.min_f1 (the lab's 0.65; none for a new contract)", *_RATE)
+    baseline_margin: float | None = _param(None, "F1 margin required over each trivial baseline; None: the "
+                                                 "contract's gate.baseline_margin", *_RATE)
+    regression_tolerance: float | None = _param(None, "allowed F1 drop against the current model on the same test "
+                                                      "split; None: the contract's gate.regression_tolerance", *_RATE)
+    min_lift_top_decile: float | None = _param(None, "gate: least lift of the riskiest tenth of the test split "
+                                                     "(its churn rate over the overall rate); None: not checked",
+                                               *_AT_LEAST_0)
+    hyperparameters: Any = field(default=None, metadata={"stage": False, "help": "the family's Params"})
 
-    def __post_init__(self) -> None:
-        from .. import models
-        from ..models import calibration
-
-        def number(v: Any) -> bool:
-            return not isinstance(v, bool) and isinstance(v, (int, float))
-
-        def integer(v: Any, low: int) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-        def rate(v: Any) -> bool:
-            return v is None or (number(v) and 0 <= v <= 1)
-
-        def choice(name: str, options: tuple[str, ...]) -> None:
-            if getattr(self, name) not in options:
-                raise InvalidParameter(f"{name}={getattr(self, name)!r} is not one of {', '.join(options)}",
-                                       name=name)
-
-        choice("model", models.FAMILIES)
-        choice("calibration", calibration.METHODS)
-        choice("threshold_metric", THRESHOLD_METRICS)
-        for name, owner in models.PARAM_FAMILY.items():
-            if getattr(self, name) is not None and owner != self.model:
-                raise InvalidParameter(f"{name} is a parameter of model={owner}, not of model={self.model}; "
-                                       f"model={self.model} takes {', '.join(models.defaults_names(self.model))}",
-                                       name=name)
-        checks = {
-            "C": self.C is None or (number(self.C) and self.C > 0),
-            "n_estimators": self.n_estimators is None or integer(self.n_estimators, 1),
-            "learning_rate": self.learning_rate is None or (number(self.learning_rate) and 0 < self.learning_rate <= 1),
-            "num_leaves": self.num_leaves is None or integer(self.num_leaves, 2),
-            "max_depth": self.max_depth is None or self.max_depth == -1 or integer(self.max_depth, 1),
-            "min_child_samples": self.min_child_samples is None or integer(self.min_child_samples, 1),
-            "retention_value": self.retention_value is None or (number(self.retention_value)
-                                                                and self.retention_value >= 0),
-            "offer_cost": self.offer_cost is None or (number(self.offer_cost) and self.offer_cost >= 0),
-            "offer_success": number(self.offer_success) and 0 < self.offer_success <= 1,
-            "test_size": number(self.test_size) and 0 < self.test_size < 1,
-            "cv_folds": integer(self.cv_folds, 2),
-            "gate_f1": rate(self.gate_f1),
-            "baseline_margin": rate(self.baseline_margin),
-            "regression_tolerance": rate(self.regression_tolerance),
-            "min_lift_top_decile": self.min_lift_top_decile is None or (number(self.min_lift_top_decile)
-                                                                        and self.min_lift_top_decile >= 0),
-            "seed": integer(self.seed, 0),
-        }
-        for name, ok in checks.items():
-            if not ok:
-                value = getattr(self, name)
-                more = " (costs and values are >= 0)" if name in ("retention_value", "offer_cost") else ""
-                raise InvalidParameter(f"{name}={value!r} is out of range{more}", name=name)
+    def __init__(self, *, hyperparameters: Any = None, **values: Any) -> None:
+        own = {f.name: f for f in dataclasses.fields(self) if f.name != "hyperparameters"}
+        for old, new in ALIASES.items():
+            if values.get(old) is not None:
+                log.warning("the train parameter %s=%r is deprecated and will be removed in the next release: "
+                            "call it %s", old, values[old], new)
+                if values.get(new, values[old]) != values[old]:
+                    raise InvalidParameter(f"{old} (the old name of {new}) and {new} disagree", name=new)
+                values[new] = values[old]
+            values.pop(old, None)
+        for name, f in own.items():
+            object.__setattr__(self, name, values.pop(name, f.default))
+        fam = models.family(self.family)  # an unknown family is refused here, naming the known ones
+        given = dict(values)
+        if dataclasses.is_dataclass(hyperparameters):
+            given = {**dataclasses.asdict(hyperparameters), **given}
+        elif hyperparameters is not None:
+            given = {**dict(hyperparameters), **given}
+        object.__setattr__(self, "hyperparameters", fam.Params(**self._own_hyperparameters(given)))
+        models.check(self.hyperparameters)
+        models.check(self)
         if self.threshold_metric == "profit":
             absent = [n for n in ("retention_value", "offer_cost") if getattr(self, n) is None]
             if absent:
                 raise InvalidParameter(f"threshold_metric=profit needs {' and '.join(absent)} (the value of a "
                                        "churner kept and the cost of one offer, both >= 0)", name=absent[0])
 
+    def _own_hyperparameters(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The hyperparameters set in ``given`` that are this family's; None values are unset.
+
+        Raises
+        ------
+        InvalidParameter
+            A name no family declares, or another family's hyperparameter set to a value.
+        """
+        mine = [f.name for f in dataclasses.fields(models.params(self.family))]
+        out = {}
+        for name, value in given.items():
+            owner = self.family if name in mine else models.owner_of(name)
+            if owner is None:
+                raise InvalidParameter(f"{name} is not a train parameter; family={self.family} takes "
+                                       f"{', '.join(mine) or 'no hyperparameter'}", name=name)
+            if value is None:
+                continue
+            if owner != self.family:
+                raise InvalidParameter(f"{name} is a parameter of family={owner}, not of family={self.family}; "
+                                       f"family={self.family} takes {', '.join(mine) or 'no hyperparameter'}",
+                                       name=name)
+            out[name] = value
+        return out
+
+    @classmethod
+    def stage_fields(cls) -> tuple[dataclasses.Field, ...]:
+        """The train stage's parameters, in notebook order (the stage table derives the ``churn train``
+        flags, the notebook's parameters cell and ``churn run``'s checks from them): these fields with
+        every family's hyperparameters after ``family`` (:func:`churn_lib.models.fields`), then the old
+        names (:data:`ALIASES`, marked ``alias_of``)."""
+        own = [f for f in dataclasses.fields(cls) if f.name != "hyperparameters"]
+        at = [f.name for f in own].index("family") + 1
+        hints = typing.get_type_hints(cls)
+        aliases = dataclasses.make_dataclass("Aliases", [
+            (old, hints[new] | None, field(default=None, metadata={
+                "help": f"deprecated: the old name of {new}, removed in the next release", "alias_of": new}))
+            for old, new in ALIASES.items()], frozen=True)
+        return (*own[:at], *models.fields(), *own[at:], *dataclasses.fields(aliases))
+
     @property
     def family_params(self) -> dict[str, Any]:
-        """The model family's hyperparameters: its defaults, overridden by those set here."""
-        from .. import models
+        """The family's hyperparameters: its defaults, overridden by those set here (``model_params``)."""
+        return dataclasses.asdict(self.hyperparameters)
 
-        out = models.defaults(self.model)
-        out.update({k: getattr(self, k) for k in out if getattr(self, k, None) is not None})
-        return out
+    def to_dict(self) -> dict[str, Any]:
+        """Every parameter by its flat name (the registry entry's ``params``)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "hyperparameters"}
+        at = list(out).index("family") + 1
+        items = list(out.items())
+        return dict(items[:at] + list(self.family_params.items()) + items[at:])
+
+    def changed(self) -> dict[str, Any]:
+        """The parameters that differ from the defaults (the family's, for its hyperparameters)."""
+        default = TrainParams(family=self.family).to_dict() | {"family": TrainParams().family}
+        return {k: v for k, v in self.to_dict().items() if default.get(k) != v}
 
     @property
     def costs(self) -> Costs | None:
@@ -262,7 +300,7 @@ def build_pipeline(contract: _contract.Contract | None = None, *, seed: int = 42
     """
     from ..models import logreg
 
-    return logreg.build(contract or _contract.lab(), seed=seed, C=C)
+    return logreg.build(contract or _contract.lab(), seed=seed, params=logreg.Params(C=C))
 
 
 def split(df: pd.DataFrame, contract: _contract.Contract | None = None, *, test_size: float = 0.25,
@@ -572,7 +610,7 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     home = Home.resolve(home)
     contract = _contract.load(home)
     given = params or TrainParams()
-    changed = {k: v for k, v in asdict(given).items() if v != getattr(TrainParams(), k)}
+    changed = given.changed()
     params = given.resolved(contract)
     if version is not None:
         registry.validate_label(version)
@@ -588,11 +626,8 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     _check_classes(df[contract.target.column], test_size=params.test_size, cv_folds=params.cv_folds,
                    path=str(data_path))
     X_train, X_test, y_train, y_test = split(df, contract, test_size=params.test_size, seed=params.seed)
-    from ..models import calibration as _calibration
-    from ..models import family
-
-    fam = family(params.model)
-    model = fam.build(contract, seed=params.seed, **params.family_params)
+    fam = models.family(params.family)
+    model = fam.build(contract, seed=params.seed, params=params.hyperparameters)
     oof = out_of_fold(model, X_train, y_train, seed=params.seed, cv_folds=params.cv_folds)
     cal = _calibration.fit(params.calibration, _calibration.logit(oof), y_train)
     if cal is not None:
@@ -621,7 +656,7 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     entry = {
         "data_file": str(data_path.relative_to(home.root)) if data_path.is_relative_to(home.root) else str(data_path),
         "seed": params.seed,
-        "model_family": params.model,
+        "model_family": params.family,
         "model_params": params.family_params,
         "calibration": None if cal is None else cal.to_dict(),
         "metrics": metrics,
@@ -634,7 +669,7 @@ def train(*, home: Home | str | None = None, version: str | None = None,
         "threshold_cv_f1": float(f1_curve["f1"].max()),
         "costs": None if costs is None else asdict(costs),
         "expected_profit_per_1000": oof_profit,
-        "params": asdict(params),
+        "params": params.to_dict(),
         "params_changed": changed,
         "data_sha256": data_sha,
         "n_train": int(len(y_train)),
@@ -642,7 +677,7 @@ def train(*, home: Home | str | None = None, version: str | None = None,
         "baselines": base,
         "gate": {"passed": passed, "criteria": [asdict(c) for c in criteria]},
         "gate_reasons": [c.reason for c in criteria if not c.passed],
-        "libraries": library_versions(extra=("lightgbm",) if params.model == "lightgbm" else ()),
+        "libraries": library_versions(extra=tuple(fam.LIBRARIES)),
         "contract_name": contract.name,
     }
     profile = drift.build_profile(X_train, proba, threshold=threshold, contract=contract).to_dict()  # drift reference

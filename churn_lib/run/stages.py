@@ -20,10 +20,9 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Iterable, Mapping
 
-from .. import drift, quality
+from .. import drift, models, quality
 from ..learn import train as training
 from ..data import DataParams
 from ..data.lab import Faults
@@ -42,6 +41,7 @@ class Param:
     kind: type
     optional: bool = False
     owner: type | None = None
+    alias_of: str | None = None  # an old name, accepted for one release (not in the notebook's cell)
 
     @property
     def type_name(self) -> str:
@@ -66,20 +66,27 @@ class Param:
         return repr(self.default)
 
 
+def _fields(cls: type) -> tuple[dataclasses.Field, ...]:
+    """The dataclass's stage parameters: its fields, or those it declares (``stage_fields``: the train
+    parameters add every model family's hyperparameters, declared in the family's ``Params``)."""
+    declared = getattr(cls, "stage_fields", None)
+    return tuple(declared()) if declared is not None else dataclasses.fields(cls)
+
+
 def _params_of(cls: type, names: Iterable[str] | None = None) -> tuple[Param, ...]:
     hints = typing.get_type_hints(cls)
     out = []
-    for f in dataclasses.fields(cls):
+    for f in _fields(cls):
         if f.metadata.get("stage") is False or (names is not None and f.name not in names):
             continue
-        hint = hints[f.name]
+        hint = hints.get(f.name, f.type)
         args = typing.get_args(hint)
         optional = type(None) in args
         kind = next((a for a in args if a is not type(None)), hint) if args else hint
         if kind not in _SIMPLE:
             raise TypeError(f"{cls.__name__}.{f.name}: stage parameters are bool, int, float or str")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        out.append(Param(f.name, default, f.metadata.get("help", ""), kind, optional, cls))
+        out.append(Param(f.name, default, f.metadata.get("help", ""), kind, optional, cls, f.metadata.get("alias_of")))
     return tuple(out)
 
 
@@ -96,14 +103,19 @@ class Stage:
     extra: tuple[Param, ...] = ()
     runner_set: tuple[str, ...] = ()
 
-    @cached_property
+    @property
     def params(self) -> dict[str, Param]:
-        """Every parameter of the stage, in notebook order."""
-        out = {p.name: p for p in self.extra if p.name == "version"}
-        for cls, names in self.groups:
-            out.update({p.name: p for p in _params_of(cls, names)})
-        out.update({p.name: p for p in self.extra if p.name != "version"})
-        return out
+        """Every parameter of the stage, in notebook order (read again when a model family is registered)."""
+        key = models.names()
+        cached = self.__dict__.get("_params")
+        if cached is None or cached[0] != key:
+            out = {p.name: p for p in self.extra if p.name == "version"}
+            for cls, names in self.groups:
+                out.update({p.name: p for p in _params_of(cls, names)})
+            out.update({p.name: p for p in self.extra if p.name != "version"})
+            cached = (key, out)
+            object.__setattr__(self, "_params", cached)  # a cache of a frozen dataclass, as cached_property
+        return cached[1]
 
     @property
     def user_params(self) -> dict[str, Param]:
@@ -133,7 +145,7 @@ class Stage:
 
     def parameters_cell(self) -> str:
         """The source of the notebook's ``parameters`` cell: ``name = default  # help`` per parameter."""
-        return "\n".join(f"{p.name} = {p.literal()}  # {p.help}" for p in self.params.values())
+        return "\n".join(f"{p.name} = {p.literal()}  # {p.help}" for p in self.params.values() if p.alias_of is None)
 
 
 TABLE: dict[str, Stage] = {s.name: s for s in (
