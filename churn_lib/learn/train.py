@@ -286,6 +286,10 @@ class TrainResult:
         return (f"{self.version} ({self.entry.get('model_family', 'logreg')}) {verdict}: test F1 {m['f1']:.4f} at "
                 f"threshold {m['threshold']:.2f}, ROC AUC {auc}{profit}; {fate}.")
 
+    def gains(self) -> Gains:
+        """Gains and lift on the test split, the stored threshold marked (:func:`churn_lib.plots.gains_and_lift`)."""
+        return gains_at(self.y_test, self.proba_test, self.entry["threshold"])
+
     def gate_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.entry["gate"]["criteria"])
 
@@ -424,6 +428,23 @@ def gains(y: np.ndarray, proba: np.ndarray, *, bins: int = 10) -> pd.DataFrame:
     take = np.maximum(np.ceil(share * n).astype(int), 1)
     gain = hits[take - 1] / total
     return pd.DataFrame({"share": share, "gain": gain, "lift": gain / share})
+
+
+@dataclass(frozen=True)
+class Gains:
+    """What :func:`churn_lib.plots.gains_and_lift` draws: the cumulative gains in 50 steps, the lift per
+    decile, and, at ``threshold``, the share of customers ``contacted``."""
+
+    curve: pd.DataFrame
+    deciles: pd.DataFrame
+    threshold: float | None = None
+    contacted: float | None = None
+
+
+def gains_at(y: np.ndarray, proba: np.ndarray, threshold: float | None = None) -> Gains:
+    """The gains and lift of ``proba`` against the outcomes ``y`` (and the share contacted at ``threshold``)."""
+    contacted = None if threshold is None else float(np.mean(np.asarray(proba) >= threshold))
+    return Gains(gains(y, proba, bins=50), gains(y, proba), threshold, contacted)
 
 
 def lift_top_decile(y: np.ndarray, proba: np.ndarray) -> float | None:
