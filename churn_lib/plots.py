@@ -223,7 +223,7 @@ def profit_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: str |
 def gains_and_lift(gains: Any, axes=None):
     """Cumulative gains (share of churners reached) and lift by riskiest share of customers.
 
-    ``gains``: a :class:`churn_lib.learn.train.Gains` (``curve``, ``deciles``,
+    ``gains``: a :class:`churn_lib.learn.metrics.Gains` (``curve``, ``deciles``,
     ``threshold``, ``contacted``), e.g. ``result.gains()`` or ``ev.gains()``.
     """
     ax_g, ax_l = _axes(2, axes, width=3.4, height=2.8, left=0.7)

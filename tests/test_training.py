@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_lib import InvalidParameter, registry, scoring
+from churn_lib import DataError, InvalidParameter, registry, scoring
 from churn_lib.data import read_csv
 from churn_lib.learn.train import (
     TrainParams,
@@ -114,8 +114,9 @@ def test_train_params_are_validated():
 
 
 def test_train_without_processed_data_says_what_to_do(home):
-    with pytest.raises(Exception, match="run the previous stage first"):
+    with pytest.raises(DataError, match=r"processed\.csv does not exist: run the previous stage first") as caught:
         train(home=home)
+    assert caught.value.path == str(home.processed_csv)
 
 
 def test_compute_metrics_at_a_threshold():

@@ -23,7 +23,8 @@ from .._io import sha256_file
 from ..data import read_csv
 from ..exceptions import ChurnError, IntegrityError, ModelNotFound
 from ..home import Home
-from .train import Gains, compute_metrics, gains_at, split, threshold_curve
+from .metrics import Gains, compute_metrics, gains_at, threshold_curve
+from .train import split
 
 
 @dataclass
