@@ -174,22 +174,34 @@ class Param:
         return value
 
 
-@cache
 def declared(cls: type) -> tuple[Param, ...]:
-    """The fields of dataclass ``cls`` as :class:`Param` objects, in order (read once per class)."""
+    """The parameters dataclass ``cls`` declares, as :class:`Param` objects, in order.
+
+    Its fields, or, when the class composes parameters declared elsewhere, what its
+    ``stage_fields()`` returns (the train parameters add every model family's
+    hyperparameters, which change when a family is registered, so those are read anew).
+    """
+    composed = getattr(cls, "stage_fields", None)
+    if composed is None:
+        return _declared(cls)
+    return tuple(_param_of(f, typing.get_type_hints(cls).get(f.name, f.type), cls) for f in composed())
+
+
+@cache
+def _declared(cls: type) -> tuple[Param, ...]:
     hints = typing.get_type_hints(cls)
-    out = []
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        args = typing.get_args(hint)
-        optional = type(None) in args
-        kind = next((a for a in args if a is not type(None)), hint) if optional else hint
-        kind = typing.get_origin(kind) or kind
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        m = f.metadata
-        out.append(Param(f.name, default, m.get("help", ""), kind, optional, cls, m.get("range"),
-                         m.get("choices"), m.get("was"), m.get("stage", True)))
-    return tuple(out)
+    return tuple(_param_of(f, hints[f.name], cls) for f in dataclasses.fields(cls))
+
+
+def _param_of(f: dataclasses.Field, hint: Any, owner: type) -> Param:
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    kind = next((a for a in args if a is not type(None)), hint) if optional else hint
+    kind = typing.get_origin(kind) or kind
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    m = f.metadata
+    return Param(f.name, default, m.get("help", ""), kind, optional, owner, m.get("range"), m.get("choices"),
+                 m.get("was"), m.get("stage", True))
 
 
 def check_fields(obj: Any) -> None:
@@ -200,5 +212,6 @@ def check_fields(obj: Any) -> None:
     InvalidParameter
         The first field whose value is of the wrong type or outside its range or choices.
     """
-    for p in declared(type(obj)):
-        p.check(getattr(obj, p.name))
+    for p in _declared(type(obj)):  # its own fields (a composed class checks its parts itself)
+        if p.kind is not Any:  # a field holding an object (the train parameters' ``hyperparameters``)
+            p.check(getattr(obj, p.name))

@@ -1,9 +1,14 @@
 """Plots for the stage notebooks and reports (matplotlib).
 
-Each function takes a result (a frame, a TrainResult, an Evaluation) and an
-optional ``ax`` (or ``axes``), draws, and returns what it drew on, in the
-manner of scikit-learn's display objects. Plots of large data are drawn from
-aggregates (histograms, rates), so a million rows plot as fast as a thousand.
+Each function takes data (a frame, a metrics dict, a gains result, a drift
+result) and an optional ``ax`` (or ``axes``), draws, and returns what it drew
+on, in the manner of scikit-learn's display objects. It draws the data it is
+given and computes no domain result: importance comes from the model's family
+(:func:`churn_lib.models.importance`), gains from :mod:`churn_lib.learn`, churn
+rates from :func:`churn_lib.data.churn_rates`; results are read by their
+attributes (no import of the packages that make them). Plots of large data
+are drawn from aggregates (histograms, rates), so a million rows plot as fast
+as a thousand.
 
 Figures are laid out with fixed margins in inches (:func:`_grid`), not with a
 layout engine: matplotlib's constrained layout measured every label again and
@@ -78,17 +83,13 @@ def feature_distributions(df: pd.DataFrame, contract: _contract.Contract | None 
     return axes
 
 
-def churn_rate_by(df: pd.DataFrame, contract: _contract.Contract | None = None, columns: Sequence[str] | None = None,
-                  axes=None, *, max_plots: int = 12):
-    """Churn rate per category of each categorical or boolean feature, with the overall rate as a line.
+def churn_rate_by(rates: dict[str, pd.DataFrame], axes=None):
+    """Churn rate per category of each column, with the overall rate as a line.
 
-    ``df`` holds the target as 0/1 (processed data) or as the contract's labels (raw data).
+    ``rates``: per column, a frame of ``rows`` and ``churn_rate`` per value
+    (:func:`churn_lib.data.churn_rates`); the 15 most frequent values are drawn.
     """
-    from .data import target01, target_rates
-
-    c = contract or _contract.lab()
-    columns = list(columns) if columns is not None else [f.name for f in c.features if not f.is_numeric
-                                                         or f.type == _contract.BOOLEAN][:max_plots]
+    columns = list(rates)
     if not columns:
         return []
     if axes is None:
@@ -99,17 +100,16 @@ def churn_rate_by(df: pd.DataFrame, contract: _contract.Contract | None = None, 
             ax.set_axis_off()
     else:
         axes = list(np.ravel(axes))
-    target = target01(df, c)  # once for every chart
     for ax, col in zip(axes, columns):
-        rates = target_rates(df, col, c, target=target)
-        overall = float((rates["churn_rate"] * rates["rows"]).sum() / rates["rows"].sum())
-        rates = rates.sort_values("rows", ascending=False).head(15)
-        ax.bar([str(i)[:12] for i in rates.index], rates["churn_rate"].to_numpy(), alpha=0.7)
+        table = rates[col]
+        overall = float((table["churn_rate"] * table["rows"]).sum() / table["rows"].sum())
+        table = table.sort_values("rows", ascending=False).head(15)
+        ax.bar([str(i)[:12] for i in table.index], table["churn_rate"].to_numpy(), alpha=0.7)
         ax.axhline(overall, color="k", lw=1, ls="--", label=f"overall {overall:.1%}")
         ax.set_ylim(0, 1)
         _ticks(ax, 4)
         ax.set_title(f"churn rate by {col}", fontsize=10)
-        ax.tick_params(axis="x", labelrotation=45 if len(rates) > 4 else 0, labelsize=8)
+        ax.tick_params(axis="x", labelrotation=45 if len(table) > 4 else 0, labelsize=8)
         ax.legend(loc="upper right", fontsize=8)
     return axes
 
@@ -174,48 +174,36 @@ def threshold_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: st
     return ax
 
 
-def coefficients(pipeline: Any, ax=None, *, top: int = 30):
-    """The logistic regression's coefficients per (scaled / one-hot) feature; the ``top`` largest by size."""
-    names = np.array([n.split("__", 1)[-1] for n in pipeline[:-1].get_feature_names_out()])
-    coef = pipeline[-1].coef_.ravel()
-    keep = np.argsort(-np.abs(coef))[:top]
-    order = keep[np.argsort(coef[keep])]
-    if ax is None:
-        longest = max((len(n) for n in names[order]), default=4)
-        ax = _axes(1, None, width=4.5, height=max(1.6, 0.22 * len(order)), left=min(0.3 + 0.075 * longest, 3.5))[0]
-    ax.barh(names[order], coef[order], color=["C3" if c > 0 else "C0" for c in coef[order]])
-    ax.axvline(0, color="k", lw=1)
-    _ticks(ax)
-    shown = "" if len(order) == len(coef) else f", the {len(order)} largest of {len(coef)}"
-    ax.set_title(f"coefficients (positive: more churn{shown})", fontsize=10)
-    return ax
-
-
-def importance(values: dict[str, float], ax=None, *, top: int = 20, title: str = "feature importance",
+def importance(values: pd.DataFrame | dict[str, float], ax=None, *, top: int = 20, title: str | None = None,
                xlabel: str | None = None):
-    """Horizontal bars of a per-feature importance (``{feature: value}``), the ``top`` largest."""
+    """Horizontal bars of a per-feature value, the ``top`` largest by size.
+
+    ``values``: ``{feature: value}``, or a frame indexed by feature whose first
+    column holds the values and whose ``attrs["title"]`` names them (what
+    :func:`churn_lib.models.importance` returns: coefficients, gain shares ...).
+    Signed values are drawn in order, positive red, negative blue, with the zero line.
+    """
+    if isinstance(values, pd.DataFrame):
+        title = title or values.attrs.get("title") or str(values.columns[0])
+        values = dict(zip(values.index.astype(str), values.iloc[:, 0].astype(float)))
     names = np.array(list(values))
     v = np.array([float(values[n]) for n in names])
     keep = np.argsort(-np.abs(v), kind="stable")[:top][::-1]
+    signed = bool((v < 0).any())
+    if signed:
+        keep = keep[np.argsort(v[keep], kind="stable")]
     if ax is None:
         longest = max((len(n) for n in names[keep]), default=4)
         ax = _axes(1, None, width=4.5, height=max(1.6, 0.22 * len(keep)), left=min(0.3 + 0.075 * longest, 3.5))[0]
-    ax.barh(names[keep], v[keep], color="C0")
+    ax.barh(names[keep], v[keep], color=["C3" if x > 0 else "C0" for x in v[keep]] if signed else "C0")
+    if signed:
+        ax.axvline(0, color="k", lw=1)
     _ticks(ax)
     shown = "" if len(keep) == len(v) else f", the {len(keep)} largest of {len(v)}"
-    ax.set_title(f"{title}{shown}", fontsize=10)
+    ax.set_title(f"{title or 'feature importance'}{shown}", fontsize=10)
     if xlabel:
         ax.set_xlabel(xlabel)
     return ax
-
-
-def describe(model: Any, contract: _contract.Contract | None = None, ax=None):
-    """What a trained model learned, drawn by its family: coefficients, or the trees' gain shares."""
-    from . import models
-    from .models.calibration import Calibrated
-
-    inner = model.model if isinstance(model, Calibrated) else model
-    return models.family(models.family_of(model)).describe(inner, contract or _contract.lab(), ax=ax)
 
 
 def profit_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: str | None = None):
@@ -232,20 +220,21 @@ def profit_curve(curve: pd.DataFrame, threshold: float, ax=None, *, title: str |
     return ax
 
 
-def gains_and_lift(y: np.ndarray, proba: np.ndarray, threshold: float | None = None, axes=None):
-    """Cumulative gains (share of churners reached) and lift by riskiest share of customers."""
-    from .learn.train import gains
+def gains_and_lift(gains: Any, axes=None):
+    """Cumulative gains (share of churners reached) and lift by riskiest share of customers.
 
+    ``gains``: a :class:`churn_lib.learn.metrics.Gains` (``curve``, ``deciles``,
+    ``threshold``, ``contacted``), e.g. ``result.gains()`` or ``ev.gains()``.
+    """
     ax_g, ax_l = _axes(2, axes, width=3.4, height=2.8, left=0.7)
-    g = gains(y, proba, bins=50)
-    ax_g.plot(np.r_[0, g["share"]], np.r_[0, g["gain"]], label="model")
+    curve, deciles = gains.curve, gains.deciles
+    ax_g.plot(np.r_[0, curve["share"]], np.r_[0, curve["gain"]], label="model")
     ax_g.plot([0, 1], [0, 1], "k--", lw=1, label="random")
-    deciles = gains(y, proba)
     ax_l.bar(deciles["share"] * 100, deciles["lift"], width=8, color="C0")
     ax_l.axhline(1, color="k", lw=1, ls="--")
-    if threshold is not None:
-        share = float(np.mean(np.asarray(proba) >= threshold))
-        ax_g.axvline(share, color="C3", ls="--", label=f"threshold {threshold:.3g}: top {share:.0%}")
+    if gains.threshold is not None:
+        ax_g.axvline(gains.contacted, color="C3", ls="--",
+                     label=f"threshold {gains.threshold:.3g}: top {gains.contacted:.0%}")
     ax_g.set(xlabel="share of customers contacted (riskiest first)", ylabel="share of churners", title="gains")
     ax_l.set(xlabel="riskiest decile (%)", ylabel="lift", title=f"lift (top decile {deciles['lift'].iloc[0]:.2f})")
     _ticks(ax_g)
@@ -294,14 +283,21 @@ def version_comparison(table: pd.DataFrame, ax=None, *, metrics: Sequence[str] =
     return ax
 
 
+#: The name drift statistics give the predicted probability (``churn_lib.drift.stats.PREDICTION``).
+_PREDICTION = "prediction"
+
+
+def _model_drift(result: Any, version: str | None) -> Any:
+    """One model's drift: ``result`` itself (a ``ModelDrift``: it has ``features``), else ``result.model(version)``."""
+    return result if hasattr(result, "features") else result.model(version)
+
+
 def drift_feature(result: Any, feature: str, *, version: str | None = None, ax=None):
     """Reference against production proportions of one feature on the reference bins; returns ``ax``.
 
     ``result`` is a :class:`~churn_lib.drift.DriftResult` (``version`` picks the model) or a ``ModelDrift``.
     """
-    from .drift import PREDICTION, DriftResult
-
-    md = result.model(version) if isinstance(result, DriftResult) else result
+    md = _model_drift(result, version)
     fd = md.feature(feature)
     if ax is None:
         ax = _axes(1, None, width=5.0, height=2.6, bottom=1.0, left=0.8)[0]
@@ -312,7 +308,7 @@ def drift_feature(result: Any, feature: str, *, version: str | None = None, ax=N
                   fontsize=8)
     ax.set_ylabel("share of rows")
     _ticks(ax, 4)
-    key = PREDICTION if fd.kind == "probability" else fd.feature
+    key = _PREDICTION if fd.kind == "probability" else fd.feature
     alerts = [s.name for s in md.statistics if s.feature == key and s.alert]
     state = (f"DRIFT ({', '.join(alerts)})" if alerts else "no alert") if md.statistics else md.verdict
     ax.set_title(f"{md.version} · {fd.feature}: {state}", fontsize=10)
@@ -322,9 +318,7 @@ def drift_feature(result: Any, feature: str, *, version: str | None = None, ax=N
 
 def drift_features(result: Any, *, version: str | None = None, axes=None):
     """:func:`drift_feature` for every feature and the probability, on a grid; returns the axes array."""
-    from .drift import DriftResult
-
-    md = result.model(version) if isinstance(result, DriftResult) else result
+    md = _model_drift(result, version)
     if axes is None:
         n = max(len(md.features), 1)
         _, axes = _grid((n + 2) // 3, 3, width=4.0, height=2.4, left=0.8, bottom=1.0, hspace=1.6, wspace=0.9)

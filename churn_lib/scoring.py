@@ -9,7 +9,7 @@ wrapper) for one row costs milliseconds (a DataFrame, column dispatch, input
 validation). At load time :func:`build` asks the model's family to compile it
 (:func:`churn_lib.models.logreg.compile`: the logistic regression as plain
 arithmetic, about a microsecond a row; :func:`churn_lib.models.lightgbm.compile`:
-the booster fed float vectors), then checks the compiled scorer against the
+the booster fed float vectors; the family names the engine, ``ENGINE``), then checks the compiled scorer against the
 model on sample rows covering every category (max absolute difference at most
 :data:`VERIFY_TOLERANCE`) and checks that its contributions add up to its
 log-odds. Only a verified compilation is used; a model it cannot reproduce is
@@ -17,7 +17,7 @@ scored by the model itself, and :attr:`Scorer.engine` / :attr:`Scorer.engine_not
 say which and why.
 
 Explanations (:meth:`Scorer.explain_one`, :meth:`Scorer.explain`): per-feature
-contributions in log-odds, exact for both families, so that
+contributions in log-odds, exact for every family, so that
 ``sigmoid(base + sum(contributions)) == probability``; after calibration they are
 mapped into the calibrated log-odds (:mod:`churn_lib.models.calibration`).
 
@@ -48,7 +48,7 @@ from . import models, registry
 from .exceptions import DataError, InvalidParameter, NoCurrentModel
 from .home import Home
 from .models.calibration import Calibrated
-from .models.logreg import LinearScorer
+from .models.logreg import LinearScorer  # re-exported: the compiled logistic regression (scoring's face)
 
 __all__ = ["LinearScorer", "Scorer", "build", "compile_pipeline", "from_entry", "load", "model_frame",
            "sample_rows", "verify"]
@@ -209,6 +209,7 @@ class Scorer:
         self.model = self.pipeline.model if calibrated else self.pipeline  # the family's own estimator
         self.calibration = self.pipeline.calibration if calibrated else None
         self.family = models.family_of(self.pipeline)
+        self._engine = models.family(self.family).ENGINE
 
     @property
     def version(self) -> str:
@@ -224,11 +225,9 @@ class Scorer:
 
     @property
     def engine(self) -> str:
-        """``"numpy"`` (compiled logistic regression), ``"booster"`` (LightGBM fed float vectors), else the
-        model itself: ``"sklearn"`` or ``"lightgbm"``."""
-        if self.compiled is not None:
-            return "numpy" if isinstance(self.compiled, LinearScorer) else "booster"
-        return "lightgbm" if self.family == "lightgbm" else "sklearn"
+        """What scores, as the family names it: its compiled scorer (``"numpy"``, the compiled logistic
+        regression; ``"booster"``, LightGBM fed float vectors) or the model itself (``"sklearn"``, ``"lightgbm"``)."""
+        return self._engine.compiled if self.compiled is not None else self._engine.itself
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -236,8 +235,8 @@ class Scorer:
 
     @property
     def explains(self) -> bool:
-        """Whether this model can explain its answers (a compiled scorer, or LightGBM's own contributions)."""
-        return self.compiled is not None or self.family == "lightgbm"
+        """Whether this model can explain its answers (a compiled scorer, or the model's own ``contributions``)."""
+        return self.compiled is not None or hasattr(self.model, "contributions")
 
     def _calibrated(self, z: Any) -> Any:
         return self.calibration.proba(z)
@@ -371,7 +370,8 @@ def build(entry: dict[str, Any], pipeline: Any, *, contract: _contract.Contract 
     version = entry.get("version")
     contract = contract or _contract.lab()
     base = pipeline.model if isinstance(pipeline, Calibrated) else pipeline
-    itself = "LightGBM model" if models.family_of(pipeline) == "lightgbm" else "scikit-learn pipeline"
+    engine = models.family(models.family_of(pipeline)).ENGINE
+    itself = engine.itself_note
     if not fast:
         return Scorer(entry, pipeline, None, f"{itself} (compilation disabled)", contract)
     try:
@@ -388,7 +388,7 @@ def build(entry: dict[str, Any], pipeline: Any, *, contract: _contract.Contract 
                     version, itself, diff, tolerance)
         return Scorer(entry, pipeline, None,
                       f"{itself} (compiled scorer differed by {diff:.3g} > {tolerance:.0e})", contract)
-    kind = "compiled numpy scorer" if isinstance(compiled, LinearScorer) else "LightGBM booster on float rows"
+    kind = engine.compiled_note
     log.info("model %s is scored by the %s (max |diff| %.3g)", version, kind, diff)
     return Scorer(entry, pipeline, compiled, f"{kind} (verified on {len(rows)} rows, max |diff| {diff:.2g})",
                   contract)

@@ -2,9 +2,11 @@ import shutil
 
 from churn_lib._io import atomic_write_json
 
+import numpy as np
 import pytest
 
-from churn_lib import ModelNotFound, registry
+from churn_lib import ModelNotFound, contract, registry
+from churn_lib.data import read_csv
 from churn_lib.learn.evaluation import evaluate
 from churn_lib.learn.train import TrainParams, train
 
@@ -46,3 +48,19 @@ def test_a_version_is_evaluated_on_the_data_it_was_trained_on(trained_home):
 def test_nothing_registered(home):
     with pytest.raises(ModelNotFound, match="run `churn train` first"):
         evaluate(home=home)
+
+
+def test_plots_draw_the_data_that_learn_data_and_the_families_give(trained_home):
+    from churn_lib import data, models, plots, scoring
+
+    ev = evaluate(home=trained_home)
+    g = ev.gains()
+    assert g.threshold == ev.threshold and g.contacted == np.mean(ev.proba[ev.version] >= ev.threshold)
+    assert len(g.deciles) == 10 and g.curve["gain"].iloc[-1] == 1.0
+    assert len(plots.gains_and_lift(g)[1].patches) == 10
+    learned = models.importance(scoring.load(home=trained_home).pipeline)
+    assert learned.columns.tolist() == ["coefficient"] and "tenure_months" in learned.index
+    assert learned.attrs["title"] == "coefficients (positive: more churn)"
+    assert len(plots.importance(learned).patches) == len(learned)
+    rates = data.churn_rates(read_csv(trained_home.processed_csv), contract.lab())
+    assert list(rates) == ["plan_type", "region"] and len(plots.churn_rate_by(rates)) == 2

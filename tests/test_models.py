@@ -36,7 +36,7 @@ def wide_home(tmp_path_factory):
     source = datasets.write(datasets.telecom(2500, seed=5), root.parent / "in" / "telecom.csv")
     infer.init_home(root, data=source, target="Churn", ids=["customerID"])
     runner.run_direct(home=root, version="v1", stages=("generate", "prepare", "train"))
-    train(home=root, version="v2", params=TrainParams(model="lightgbm"))
+    train(home=root, version="v2", params=TrainParams(family="lightgbm"))
     return root
 
 
@@ -45,8 +45,8 @@ def lab_lgbm_home(tmp_path_factory, _trained_template):
     """The lab's trained home plus a LightGBM v2 and a sigmoid-calibrated LightGBM v3."""
     root = tmp_path_factory.mktemp("lablgbm") / "home"
     shutil.copytree(_trained_template, root)
-    train(home=root, version="v2", params=TrainParams(model="lightgbm", gate_f1=0.0, regression_tolerance=1.0))
-    train(home=root, version="v3", params=TrainParams(model="lightgbm", calibration="sigmoid", gate_f1=0.0,
+    train(home=root, version="v2", params=TrainParams(family="lightgbm", gate_f1=0.0, regression_tolerance=1.0))
+    train(home=root, version="v3", params=TrainParams(family="lightgbm", calibration="sigmoid", gate_f1=0.0,
                                                       regression_tolerance=1.0))
     return root
 
@@ -76,9 +76,9 @@ def test_lightgbm_on_the_labs_contract_is_registered_with_its_family_and_compile
 
 
 def test_lightgbm_is_deterministic_with_a_seed(trained_home):
-    a = train(home=trained_home, version="a", params=TrainParams(model="lightgbm", seed=3, gate_f1=0.0))
-    b = train(home=trained_home, version="b", params=TrainParams(model="lightgbm", seed=3, gate_f1=0.0))
-    c = train(home=trained_home, version="c", params=TrainParams(model="lightgbm", seed=4, gate_f1=0.0))
+    a = train(home=trained_home, version="a", params=TrainParams(family="lightgbm", seed=3, gate_f1=0.0))
+    b = train(home=trained_home, version="b", params=TrainParams(family="lightgbm", seed=3, gate_f1=0.0))
+    c = train(home=trained_home, version="c", params=TrainParams(family="lightgbm", seed=4, gate_f1=0.0))
     assert np.array_equal(a.proba_test, b.proba_test) and a.entry["threshold"] == b.entry["threshold"]
     assert not np.array_equal(a.proba_test[: len(c.proba_test)], c.proba_test)
 
@@ -281,18 +281,21 @@ def test_a_calibrated_model_serves_calibrated_probabilities(lab_lgbm_home):
 # --- bad input ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("params, message", [
-    ({"model": "xgboost"}, "model='xgboost' is not one of logreg, lightgbm"),
-    ({"model": "lightgbm", "C": 2.0}, "C is a parameter of model=logreg, not of model=lightgbm; model=lightgbm "
-                                       "takes n_estimators, learning_rate, num_leaves, max_depth, min_child_samples"),
-    ({"num_leaves": 8}, "num_leaves is a parameter of model=lightgbm"),
+    ({"family": "xgboost"}, "family must be one of logreg, lightgbm, got 'xgboost'"),
+    ({"family": "lightgbm", "C": 2.0}, "C is a parameter of family=logreg, not of family=lightgbm; family=lightgbm "
+                                        "takes n_estimators, learning_rate, num_leaves, max_depth, min_child_samples"),
+    ({"num_leaves": 8}, "num_leaves is a parameter of family=lightgbm"),
     ({"threshold_metric": "profit", "retention_value": 100.0}, "threshold_metric=profit needs offer_cost"),
     ({"threshold_metric": "profit", "retention_value": 100.0, "offer_cost": -1.0},
-     r"offer_cost=-1.0 is out of range \(costs and values are >= 0\)"),
-    ({"threshold_metric": "recall"}, "threshold_metric='recall' is not one of f1, profit"),
-    ({"calibration": "platt"}, "calibration='platt' is not one of none, sigmoid, isotonic"),
-    ({"model": "lightgbm", "learning_rate": 0.0}, "learning_rate=0.0 is out of range"),
-    ({"offer_success": 0.0}, "offer_success=0.0 is out of range"),
-    ({"model": "lightgbm", "max_depth": 0}, "max_depth=0 is out of range"),
+     "offer_cost must be a number >= 0 or None, got -1.0"),
+    ({"threshold_metric": "recall"}, "threshold_metric must be one of f1, profit, got 'recall'"),
+    ({"calibration": "platt"}, "calibration must be one of none, sigmoid, isotonic, got 'platt'"),
+    ({"family": "lightgbm", "learning_rate": 0.0}, "learning_rate must be a number > 0 and <= 1, got 0.0"),
+    ({"offer_success": 0.0}, "offer_success must be a number > 0 and <= 1, got 0.0"),
+    ({"family": "lightgbm", "max_depth": 0}, "max_depth must be an integer >= 1 or -1, got 0"),
+    ({"family": "lightgbm", "max_depth": 2.5}, "max_depth=2.5 of 03_train must be int or None"),
+    ({"C": -1.0}, "C must be a number > 0, got -1.0"),
+    ({"cv_folds": 1}, "cv_folds must be an integer >= 2, got 1"),
 ])
 def test_bad_training_parameters_are_refused_before_any_kernel_starts(params, message):
     with pytest.raises(InvalidParameter, match=message):

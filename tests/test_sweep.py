@@ -80,12 +80,12 @@ def test_a_set_with_an_unknown_parameter_fails_before_any_kernel_starts(home):
 
 
 def test_a_grid_over_model_families_refuses_another_familys_parameter_before_any_kernel_starts(home):
-    spec = sweep.build_spec({"grid": {"model": ["logreg", "lightgbm"], "C": [0.1]}})
-    assert [s["model"] for s in spec.sets] == ["logreg", "lightgbm"]
-    with pytest.raises(InvalidParameter, match=r"set 1 \(.*model=lightgbm.*\): C is a parameter of model=logreg"):
+    spec = sweep.build_spec({"grid": {"family": ["logreg", "lightgbm"], "C": [0.1]}})
+    assert [s["family"] for s in spec.sets] == ["logreg", "lightgbm"]
+    with pytest.raises(InvalidParameter, match=r"set 1 \(.*family=lightgbm.*\): C is a parameter of family=logreg"):
         sweep.run_sweep(spec, home=home, serial=True)
     assert not list(home.reports_dir.iterdir())
-    sweep.build_spec({"sets": [{"model": "logreg", "C": 0.1}, {"model": "lightgbm", "num_leaves": 7}]})
+    sweep.build_spec({"sets": [{"family": "logreg", "C": 0.1}, {"family": "lightgbm", "num_leaves": 7}]})
 
 
 # --- data isolation: a home with a data folder of its own -------------------------------

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_lib import InvalidParameter, registry, scoring
+from churn_lib import DataError, InvalidParameter, registry, scoring
 from churn_lib.data import read_csv
 from churn_lib.learn.train import (
     TrainParams,
@@ -114,8 +114,9 @@ def test_train_params_are_validated():
 
 
 def test_train_without_processed_data_says_what_to_do(home):
-    with pytest.raises(Exception, match="run the previous stage first"):
+    with pytest.raises(DataError, match=r"processed\.csv does not exist: run the previous stage first") as caught:
         train(home=home)
+    assert caught.value.path == str(home.processed_csv)
 
 
 def test_compute_metrics_at_a_threshold():
@@ -137,3 +138,35 @@ def test_threshold_curve_equals_sklearn_metrics_at_every_threshold():
         assert row.f1 == pytest.approx(f1_score(y, pred, zero_division=0))
         assert row.precision == pytest.approx(precision_score(y, pred, zero_division=0))
         assert row.recall == pytest.approx(recall_score(y, pred, zero_division=0))
+
+
+def test_model_is_the_old_name_of_family_and_says_so(caplog):
+    with caplog.at_level("WARNING", logger="churn_lib.learn.train"):
+        params = TrainParams(model="lightgbm", num_leaves=7)
+    assert params.family == "lightgbm" and params.family_params["num_leaves"] == 7
+    assert "model='lightgbm' is deprecated" in caplog.text and "call it family" in caplog.text
+    with pytest.raises(InvalidParameter, match="model \\(the old name of family\\) and family disagree"):
+        TrainParams(model="lightgbm", family="logreg")
+
+
+def test_the_old_name_model_still_works_where_parameters_are_given(caplog):
+    from churn_lib.run import stages
+
+    names = [line.split(" = ")[0] for line in stages.TABLE["train"].parameters_cell().splitlines()]
+    assert "family" in names and "model" not in names  # the notebook shows the new name only
+    with caplog.at_level("WARNING", logger="churn_lib.run.stages"):
+        (params,) = stages.TABLE["train"].build(stages.check(("train",), {"model": "lightgbm"})["train"])
+    assert params.family == "lightgbm"
+    assert "parameter model is deprecated" in caplog.text and "here it sets family (03_train)" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="churn_lib.learn.train"):  # the library takes the old keyword too
+        assert TrainParams(model="lightgbm").family == "lightgbm"
+    assert "call it family" in caplog.text
+
+
+def test_the_registry_entry_records_the_family_and_its_resolved_hyperparameters(trained_home):
+    entry = registry.get("v1", home=trained_home)
+    assert entry["model_family"] == "logreg" and entry["model_params"] == {"C": 1.0}
+    assert entry["params"]["family"] == "logreg" and entry["params"]["C"] == 1.0 and "model" not in entry["params"]
+    assert TrainParams(family="lightgbm", num_leaves=7, seed=3).changed() == {"seed": 3, "family": "lightgbm",
+                                                                             "num_leaves": 7}

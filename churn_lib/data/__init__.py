@@ -29,8 +29,8 @@ from .csv import read_csv, write_csv
 from .ingest import ingest
 from .lab import Faults, generate, inject_faults
 
-__all__ = ["DataParams", "Faults", "RawData", "generate", "inject_faults", "make_raw", "read_csv", "summary",
-           "target_rates", "write_csv", "write_raw"]
+__all__ = ["DataParams", "Faults", "RawData", "churn_rates", "generate", "inject_faults", "make_raw", "read_csv",
+           "summary", "target_rates", "write_csv", "write_raw"]
 
 log = logging.getLogger(__name__)
 
@@ -191,3 +191,16 @@ def target_rates(df: pd.DataFrame, by: str, contract: _contract.Contract | None 
     out = target.groupby(df[by], observed=True, dropna=False).agg(["size", "mean"])  # grouped in C
     out.index = ["(missing)" if pd.isna(v) else str(v) for v in out.index]
     return out.rename(columns={"size": "rows", "mean": "churn_rate"}).sort_index()
+
+
+def churn_rates(df: pd.DataFrame, contract: _contract.Contract | None = None, *,
+                columns: list[str] | None = None, max_columns: int = 12) -> dict[str, pd.DataFrame]:
+    """:func:`target_rates` of each categorical or boolean feature (the first ``max_columns``), or of ``columns``.
+
+    What :func:`churn_lib.plots.churn_rate_by` draws; the target is mapped once for every column.
+    """
+    contract = contract or _contract.lab()
+    if columns is None:
+        columns = [f.name for f in contract.features if not f.is_numeric or f.type == _contract.BOOLEAN][:max_columns]
+    target = pd.Series(_target01(df, contract), index=df.index) if columns else None
+    return {col: target_rates(df, col, contract, target=target) for col in columns}

@@ -23,7 +23,8 @@ from .._io import sha256_file
 from ..data import read_csv
 from ..exceptions import ChurnError, IntegrityError, ModelNotFound
 from ..home import Home
-from .train import compute_metrics, split, threshold_curve
+from .metrics import Gains, compute_metrics, gains_at, threshold_curve
+from .train import split
 
 
 @dataclass
@@ -57,6 +58,12 @@ class Evaluation:
     def curve(self, version: str | None = None) -> pd.DataFrame:
         """F1 / precision / recall against the threshold on this test split (display only)."""
         return threshold_curve(self.y_test, self.proba[version or self.version])
+
+    def gains(self, version: str | None = None) -> Gains:
+        """Gains and lift of a version (default the evaluated one) on this test split, at its threshold."""
+        version = version or self.version
+        threshold = float(self.table.set_index("version").loc[version, "threshold"])
+        return gains_at(self.y_test, self.proba[version], threshold)
 
     def reasons(self, n: int = 3):
         """Global importance and the riskiest decile's top reasons of the evaluated version on its test split

@@ -1,5 +1,5 @@
-"""Training: the contract's pipeline (the lab's on the lab's data) and split, an
-honest decision threshold, test metrics, trivial baselines and the quality gate.
+"""Training: the family's model on the contract's split, an honest decision threshold, the
+test metrics (:mod:`churn_lib.learn.metrics`), the quality gate, and the registry entry.
 
 The decision threshold is chosen for F1 on out-of-fold predictions of the
 training split, never on the test split, and is stored with the model: the
@@ -25,8 +25,10 @@ clearly better than the baselines passes on defaults, whatever the data.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
+import typing
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +36,16 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
-from .. import drift, registry
+from .. import drift, models, registry
 from .._io import sha256_file
 from ..data import read_csv
 from ..exceptions import ChurnError, DataError, InvalidParameter
 from ..home import Home
+from .._params import UNIT, Range, check_fields, param
+from ..models import calibration as _calibration
+from .metrics import (PROFIT_GRID, THRESHOLD_GRID, THRESHOLD_METRICS, Costs, Gains, baselines,  # noqa: F401
+                      compute_metrics, gains, gains_at, lift_top_decile, metrics_frame, pick_threshold, profit_curve,
+                      threshold_curve)  # re-exported: the metrics used to live here
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -49,133 +56,136 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Thresholds scanned for F1, as in the lab: 0.10 .. 0.90 by 0.01.
-THRESHOLD_GRID = np.round(np.arange(10, 91) / 100, 2)
-#: Thresholds scanned for profit: 0.005 .. 0.995 by 0.005 (cheap offers want thresholds below 0.10).
-PROFIT_GRID = np.round(np.arange(1, 200) / 200, 3)
-#: What the decision threshold may maximise.
-THRESHOLD_METRICS: tuple[str, ...] = ("f1", "profit")
+
+_AT_LEAST_0 = Range(0)
+#: Old names of train parameters, kept one release: old -> new (a deprecation message names the new one).
+ALIASES: dict[str, str] = {"model": "family"}
 
 
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
-
-
-@dataclass(frozen=True)
-class Costs:
-    """What a decision is worth: a churner kept is worth ``retention_value``, an offer costs ``offer_cost``,
-    and a contacted churner stays with probability ``offer_success``."""
-
-    retention_value: float
-    offer_cost: float
-    offer_success: float = 1.0
-
-    def profit(self, tp: np.ndarray, fp: np.ndarray) -> np.ndarray:
-        """Expected profit of contacting ``tp`` churners and ``fp`` stayers (the rest: nothing spent, nothing kept)."""
-        return tp * (self.offer_success * self.retention_value - self.offer_cost) - fp * self.offer_cost
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class TrainParams:
-    """Parameters of one training run: the train stage's parameters (notebook, CLI flags, run_direct).
+    """Parameters of one training run: the common fields plus the chosen family's ``Params``.
+
+    Built from flat names (the notebook's parameters, ``churn train`` flags,
+    ``-p``): ``TrainParams(family="lightgbm", num_leaves=7)``. A family's
+    hyperparameters are declared once, in its module's ``Params``
+    (:mod:`churn_lib.models`); one left unset or None takes the family's
+    default, and one of another family is refused by name. ``hyperparameters``
+    may also be given whole (a ``Params`` or a mapping). ``model`` is the old
+    name of ``family``, accepted for one release with a deprecation message.
 
     The gate's settings default to None: the contract's values (``gate:`` in
     dataset.yaml; the lab's F1 floor 0.65, margin 0.0), see :meth:`resolved`.
-    A family's hyperparameters default to None: the family's defaults
-    (:data:`churn_lib.models.logreg.PARAMS`, :data:`churn_lib.models.lightgbm.PARAMS`);
-    setting one of another family's is refused.
+
+    Raises
+    ------
+    InvalidParameter
+        An unknown name, a hyperparameter of another family, or a value its constraints refuse.
     """
 
-    seed: int = _help(42, "split and model seed")
-    model: str = _help("logreg", "model family: logreg (the lab's logistic regression) or lightgbm")
-    C: float | None = _help(None, "logreg: inverse regularisation strength; None: 1.0")
-    n_estimators: int | None = _help(None, "lightgbm: most trees (early stopping picks fewer); None: 400")
-    learning_rate: float | None = _help(None, "lightgbm: shrinkage per tree; None: 0.05")
-    num_leaves: int | None = _help(None, "lightgbm: most leaves per tree; None: 15")
-    max_depth: int | None = _help(None, "lightgbm: deepest split level, -1 for no limit; None: 4")
-    min_child_samples: int | None = _help(None, "lightgbm: fewest rows in a leaf; None: 20")
-    calibration: str = _help("none", "probability calibration fitted on out-of-fold predictions: none, sigmoid "
-                                     "or isotonic")
-    threshold_metric: str = _help("f1", "what the threshold maximises on out-of-fold predictions: f1 or profit")
-    retention_value: float | None = _help(None, "profit: value of keeping a customer who would have churned")
-    offer_cost: float | None = _help(None, "profit: cost of one retention offer")
-    offer_success: float = _help(1.0, "profit: share of contacted churners who stay")
-    test_size: float = _help(0.25, "share of rows held out for the test split")
-    cv_folds: int = _help(5, "folds of the out-of-fold predictions that choose the threshold")
-    gate_f1: float | None = _help(None, "minimum test F1 at the stored threshold; None: the contract's "
-                                        "gate.min_f1 (the lab's 0.65; none for a new contract)")
-    baseline_margin: float | None = _help(None, "F1 margin required over each trivial baseline; None: the "
-                                                "contract's gate.baseline_margin")
-    regression_tolerance: float | None = _help(None, "allowed F1 drop against the current model on the same test "
-                                                     "split; None: the contract's gate.regression_tolerance")
-    min_lift_top_decile: float | None = _help(None, "gate: least lift of the riskiest tenth of the test split "
-                                                    "(its churn rate over the overall rate); None: not checked")
+    seed: int = param(42, "split and model seed", range=Range(0))
+    family: str = param("logreg", "model family: logreg (the lab's logistic regression) or lightgbm",
+                        choices=models.names, was="model")
+    calibration: str = param("none", "probability calibration fitted on out-of-fold predictions: none, sigmoid "
+                                     "or isotonic", choices=_calibration.METHODS)
+    threshold_metric: str = param("f1", "what the threshold maximises on out-of-fold predictions: f1 or profit",
+                                  choices=THRESHOLD_METRICS)
+    retention_value: float | None = param(None, "profit: value of keeping a customer who would have churned",
+                                          range=_AT_LEAST_0)
+    offer_cost: float | None = param(None, "profit: cost of one retention offer", range=_AT_LEAST_0)
+    offer_success: float = param(1.0, "profit: share of contacted churners who stay", range=Range(0, 1, open_low=True))
+    test_size: float = param(0.25, "share of rows held out for the test split",
+                             range=Range(0, 1, open_low=True, open_high=True))
+    cv_folds: int = param(5, "folds of the out-of-fold predictions that choose the threshold", range=Range(2))
+    gate_f1: float | None = param(None, "minimum test F1 at the stored threshold; None: the contract's "
+                                        "gate.min_f1 (the lab's 0.65; none for a new contract)", range=UNIT)
+    baseline_margin: float | None = param(None, "F1 margin required over each trivial baseline; None: the "
+                                                "contract's gate.baseline_margin", range=UNIT)
+    regression_tolerance: float | None = param(None, "allowed F1 drop against the current model on the same test "
+                                                     "split; None: the contract's gate.regression_tolerance",
+                                               range=UNIT)
+    min_lift_top_decile: float | None = param(None, "gate: least lift of the riskiest tenth of the test split "
+                                                    "(its churn rate over the overall rate); None: not checked",
+                                              range=_AT_LEAST_0)
+    hyperparameters: Any = field(default=None, metadata={"stage": False, "help": "the family's Params"})
 
-    def __post_init__(self) -> None:
-        from .. import models
-        from ..models import calibration
-
-        def number(v: Any) -> bool:
-            return not isinstance(v, bool) and isinstance(v, (int, float))
-
-        def integer(v: Any, low: int) -> bool:
-            return isinstance(v, int) and not isinstance(v, bool) and v >= low
-
-        def rate(v: Any) -> bool:
-            return v is None or (number(v) and 0 <= v <= 1)
-
-        def choice(name: str, options: tuple[str, ...]) -> None:
-            if getattr(self, name) not in options:
-                raise InvalidParameter(f"{name}={getattr(self, name)!r} is not one of {', '.join(options)}",
-                                       name=name)
-
-        choice("model", models.FAMILIES)
-        choice("calibration", calibration.METHODS)
-        choice("threshold_metric", THRESHOLD_METRICS)
-        for name, owner in models.PARAM_FAMILY.items():
-            if getattr(self, name) is not None and owner != self.model:
-                raise InvalidParameter(f"{name} is a parameter of model={owner}, not of model={self.model}; "
-                                       f"model={self.model} takes {', '.join(models.defaults_names(self.model))}",
-                                       name=name)
-        checks = {
-            "C": self.C is None or (number(self.C) and self.C > 0),
-            "n_estimators": self.n_estimators is None or integer(self.n_estimators, 1),
-            "learning_rate": self.learning_rate is None or (number(self.learning_rate) and 0 < self.learning_rate <= 1),
-            "num_leaves": self.num_leaves is None or integer(self.num_leaves, 2),
-            "max_depth": self.max_depth is None or self.max_depth == -1 or integer(self.max_depth, 1),
-            "min_child_samples": self.min_child_samples is None or integer(self.min_child_samples, 1),
-            "retention_value": self.retention_value is None or (number(self.retention_value)
-                                                                and self.retention_value >= 0),
-            "offer_cost": self.offer_cost is None or (number(self.offer_cost) and self.offer_cost >= 0),
-            "offer_success": number(self.offer_success) and 0 < self.offer_success <= 1,
-            "test_size": number(self.test_size) and 0 < self.test_size < 1,
-            "cv_folds": integer(self.cv_folds, 2),
-            "gate_f1": rate(self.gate_f1),
-            "baseline_margin": rate(self.baseline_margin),
-            "regression_tolerance": rate(self.regression_tolerance),
-            "min_lift_top_decile": self.min_lift_top_decile is None or (number(self.min_lift_top_decile)
-                                                                        and self.min_lift_top_decile >= 0),
-            "seed": integer(self.seed, 0),
-        }
-        for name, ok in checks.items():
-            if not ok:
-                value = getattr(self, name)
-                more = " (costs and values are >= 0)" if name in ("retention_value", "offer_cost") else ""
-                raise InvalidParameter(f"{name}={value!r} is out of range{more}", name=name)
+    def __init__(self, *, hyperparameters: Any = None, **values: Any) -> None:
+        own = {f.name: f for f in dataclasses.fields(self) if f.name != "hyperparameters"}
+        for old, new in ALIASES.items():
+            if values.get(old) is not None:
+                log.warning("the train parameter %s=%r is deprecated and will be removed in the next release: "
+                            "call it %s", old, values[old], new)
+                if values.get(new, values[old]) != values[old]:
+                    raise InvalidParameter(f"{old} (the old name of {new}) and {new} disagree", name=new)
+                values[new] = values[old]
+            values.pop(old, None)
+        for name, f in own.items():
+            object.__setattr__(self, name, values.pop(name, f.default))
+        fam = models.family(self.family)  # an unknown family is refused here, naming the known ones
+        given = dict(values)
+        if dataclasses.is_dataclass(hyperparameters):
+            given = {**dataclasses.asdict(hyperparameters), **given}
+        elif hyperparameters is not None:
+            given = {**dict(hyperparameters), **given}
+        object.__setattr__(self, "hyperparameters", fam.Params(**self._own_hyperparameters(given)))
+        check_fields(self.hyperparameters)
+        check_fields(self)
         if self.threshold_metric == "profit":
             absent = [n for n in ("retention_value", "offer_cost") if getattr(self, n) is None]
             if absent:
                 raise InvalidParameter(f"threshold_metric=profit needs {' and '.join(absent)} (the value of a "
                                        "churner kept and the cost of one offer, both >= 0)", name=absent[0])
 
+    def _own_hyperparameters(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The hyperparameters set in ``given`` that are this family's; None values are unset.
+
+        Raises
+        ------
+        InvalidParameter
+            A name no family declares, or another family's hyperparameter set to a value.
+        """
+        mine = [f.name for f in dataclasses.fields(models.params(self.family))]
+        out = {}
+        for name, value in given.items():
+            owner = self.family if name in mine else models.owner_of(name)
+            if owner is None:
+                raise InvalidParameter(f"{name} is not a train parameter; family={self.family} takes "
+                                       f"{', '.join(mine) or 'no hyperparameter'}", name=name)
+            if value is None:
+                continue
+            if owner != self.family:
+                raise InvalidParameter(f"{name} is a parameter of family={owner}, not of family={self.family}; "
+                                       f"family={self.family} takes {', '.join(mine) or 'no hyperparameter'}",
+                                       name=name)
+            out[name] = value
+        return out
+
+    @classmethod
+    def stage_fields(cls) -> tuple[dataclasses.Field, ...]:
+        """The train stage's parameters, in notebook order (the stage table derives the ``churn train``
+        flags, the notebook's parameters cell and ``churn run``'s checks from them): these fields with
+        every family's hyperparameters after ``family`` (:func:`churn_lib.models.fields`). The old name
+        ``model`` is the ``was`` of ``family``: the stage table and the flags accept it for one release."""
+        own = [f for f in dataclasses.fields(cls) if f.name != "hyperparameters"]
+        at = [f.name for f in own].index("family") + 1
+        return (*own[:at], *models.fields(), *own[at:])
+
     @property
     def family_params(self) -> dict[str, Any]:
-        """The model family's hyperparameters: its defaults, overridden by those set here."""
-        from .. import models
+        """The family's hyperparameters: its defaults, overridden by those set here (``model_params``)."""
+        return dataclasses.asdict(self.hyperparameters)
 
-        out = models.defaults(self.model)
-        out.update({k: getattr(self, k) for k in out if getattr(self, k, None) is not None})
-        return out
+    def to_dict(self) -> dict[str, Any]:
+        """Every parameter by its flat name (the registry entry's ``params``)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "hyperparameters"}
+        at = list(out).index("family") + 1
+        items = list(out.items())
+        return dict(items[:at] + list(self.family_params.items()) + items[at:])
+
+    def changed(self) -> dict[str, Any]:
+        """The parameters that differ from the defaults (the family's, for its hyperparameters)."""
+        default = TrainParams(family=self.family).to_dict() | {"family": TrainParams().family}
+        return {k: v for k, v in self.to_dict().items() if default.get(k) != v}
 
     @property
     def costs(self) -> Costs | None:
@@ -248,6 +258,10 @@ class TrainResult:
         return (f"{self.version} ({self.entry.get('model_family', 'logreg')}) {verdict}: test F1 {m['f1']:.4f} at "
                 f"threshold {m['threshold']:.2f}, ROC AUC {auc}{profit}; {fate}.")
 
+    def gains(self) -> Gains:
+        """Gains and lift on the test split, the stored threshold marked (:func:`churn_lib.plots.gains_and_lift`)."""
+        return gains_at(self.y_test, self.proba_test, self.entry["threshold"])
+
     def gate_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.entry["gate"]["criteria"])
 
@@ -262,7 +276,7 @@ def build_pipeline(contract: _contract.Contract | None = None, *, seed: int = 42
     """
     from ..models import logreg
 
-    return logreg.build(contract or _contract.lab(), seed=seed, C=C)
+    return logreg.build(contract or _contract.lab(), seed=seed, params=logreg.Params(C=C))
 
 
 def split(df: pd.DataFrame, contract: _contract.Contract | None = None, *, test_size: float = 0.25,
@@ -306,145 +320,6 @@ def choose_threshold(pipeline: Any, X: pd.DataFrame, y: pd.Series, *, seed: int 
     """
     oof = out_of_fold(pipeline, X, y, seed=seed, cv_folds=cv_folds)
     return pick_threshold(np.asarray(y), oof, "f1")[:2]
-
-
-def pick_threshold(y: np.ndarray, proba: np.ndarray, metric: str = "f1",
-                   costs: Costs | None = None) -> tuple[float, pd.DataFrame, float]:
-    """The threshold that maximises ``metric`` on ``(y, proba)``: ``(threshold, curve, best value)``.
-
-    ``f1`` scans :data:`THRESHOLD_GRID` (the lab's); ``profit`` scans
-    :data:`PROFIT_GRID` with ``costs`` (:func:`profit_curve`). Ties go to the lowest threshold.
-    """
-    if metric == "profit":
-        if costs is None:
-            raise InvalidParameter("threshold_metric=profit needs retention_value and offer_cost",
-                                   name="threshold_metric")
-        curve = profit_curve(y, proba, costs)
-        column = "profit_per_1000"
-    else:
-        curve = threshold_curve(y, proba)
-        column = "f1"
-    values = curve[column].to_numpy()
-    best = int(np.argmax(values))
-    return float(curve["threshold"].iloc[best]), curve, float(values[best])
-
-
-def _counts(y: np.ndarray, proba: np.ndarray, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, int, int]:
-    """True and false positives at each threshold of ``grid`` (``proba >= t``), and the class sizes.
-
-    Two sorted arrays and ``searchsorted`` (O(n log n) once), not one pass per
-    threshold: a million rows take milliseconds.
-    """
-    y = np.asarray(y).astype(bool)
-    proba = np.asarray(proba, dtype=float)
-    pos, neg = np.sort(proba[y]), np.sort(proba[~y])
-    tp = len(pos) - np.searchsorted(pos, grid, side="left")
-    fp = len(neg) - np.searchsorted(neg, grid, side="left")
-    return tp, fp, len(pos), len(neg)
-
-
-def threshold_curve(y: np.ndarray, proba: np.ndarray) -> pd.DataFrame:
-    """F1, precision and recall at each threshold of :data:`THRESHOLD_GRID`.
-
-    Values equal sklearn's ``f1_score`` etc. with ``zero_division=0``.
-    """
-    tp, fp, n_pos, _ = _counts(y, proba, THRESHOLD_GRID)
-    fn = n_pos - tp
-    with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.where(tp + fp > 0, tp / np.maximum(tp + fp, 1), 0.0)
-        recall = np.where(n_pos > 0, tp / max(n_pos, 1), 0.0)
-        f1 = np.where(2 * tp + fp + fn > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    return pd.DataFrame({"threshold": THRESHOLD_GRID.astype(float), "f1": f1, "precision": precision,
-                         "recall": recall})
-
-
-def profit_curve(y: np.ndarray, proba: np.ndarray, costs: Costs) -> pd.DataFrame:
-    """Expected profit per 1,000 customers of contacting every one scored at or above each threshold.
-
-    Columns: ``threshold`` (:data:`PROFIT_GRID`), ``profit_per_1000``,
-    ``contacted`` (share of customers), ``recall``.
-    """
-    tp, fp, n_pos, n_neg = _counts(y, proba, PROFIT_GRID)
-    n = max(n_pos + n_neg, 1)
-    return pd.DataFrame({"threshold": PROFIT_GRID.astype(float),
-                         "profit_per_1000": costs.profit(tp, fp) * 1000.0 / n,
-                         "contacted": (tp + fp) / n, "recall": tp / max(n_pos, 1)})
-
-
-def gains(y: np.ndarray, proba: np.ndarray, *, bins: int = 10) -> pd.DataFrame:
-    """Cumulative gains and lift by riskiest share of customers (deciles by default).
-
-    ``share``: the riskiest ``share`` of customers (sorted by probability);
-    ``gain``: the share of all churners among them; ``lift``: their churn
-    rate over the overall churn rate.
-    """
-    y = np.asarray(y).astype(float)
-    order = np.argsort(-np.asarray(proba, dtype=float), kind="stable")
-    hits = np.cumsum(y[order])
-    n, total = len(y), max(float(y.sum()), 1.0)
-    share = np.arange(1, bins + 1) / bins
-    take = np.maximum(np.ceil(share * n).astype(int), 1)
-    gain = hits[take - 1] / total
-    return pd.DataFrame({"share": share, "gain": gain, "lift": gain / share})
-
-
-def lift_top_decile(y: np.ndarray, proba: np.ndarray) -> float | None:
-    """The churn rate of the riskiest tenth of customers over the overall rate (None without churners)."""
-    y = np.asarray(y)
-    if len(y) == 0 or y.sum() == 0:
-        return None
-    return float(gains(y, proba)["lift"].iloc[0])
-
-
-def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float,
-                    costs: Costs | None = None) -> dict[str, Any]:
-    """Classification metrics at ``threshold`` plus threshold-free ones (and the profit, given ``costs``)."""
-    from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, confusion_matrix,
-                                 f1_score, precision_score, recall_score, roc_auc_score)
-
-    y = np.asarray(y)
-    pred = (proba >= threshold).astype(int)
-    both = len(np.unique(y)) == 2
-    return {
-        "threshold": round(float(threshold), 4),
-        "accuracy": float(accuracy_score(y, pred)),
-        "precision": float(precision_score(y, pred, zero_division=0)),
-        "recall": float(recall_score(y, pred, zero_division=0)),
-        "f1": float(f1_score(y, pred, zero_division=0)),
-        "roc_auc": float(roc_auc_score(y, proba)) if both else None,
-        "average_precision": float(average_precision_score(y, proba)) if both else None,
-        "brier": float(brier_score_loss(y, proba)),
-        "confusion_matrix": confusion_matrix(y, pred, labels=[0, 1]).tolist(),
-        "positive_rate": float(pred.mean()),
-        "lift_top_decile": lift_top_decile(y, proba),
-        "profit_per_1000": None if costs is None else float(
-            costs.profit(np.sum(pred & (y == 1)), np.sum(pred & (y == 0))) * 1000.0 / max(len(y), 1)),
-    }
-
-
-def baselines(y_train: np.ndarray, y_test: np.ndarray, *, seed: int = 42) -> dict[str, dict[str, float]]:
-    """Trivial baselines on the test split: always 0, always 1, and the class prior.
-
-    The prior baseline scores every row with the training churn rate (for the
-    Brier score) and labels rows at random at that rate (for F1).
-    """
-    from sklearn.metrics import accuracy_score, brier_score_loss, f1_score
-
-    y_test = np.asarray(y_test)
-    prior = float(np.mean(y_train))
-    rng = np.random.default_rng(seed)
-    out = {}
-    for name, pred, proba in (
-        ("always_0", np.zeros_like(y_test), np.zeros(len(y_test))),
-        ("always_1", np.ones_like(y_test), np.ones(len(y_test))),
-        ("prior", (rng.random(len(y_test)) < prior).astype(int), np.full(len(y_test), prior)),
-    ):
-        out[name] = {
-            "f1": float(f1_score(y_test, pred, zero_division=0)),
-            "accuracy": float(accuracy_score(y_test, pred)),
-            "brier": float(brier_score_loss(y_test, proba)),
-        }
-    return out
 
 
 def gate(metrics: dict[str, Any], base: dict[str, dict[str, float]], params: TrainParams,
@@ -569,10 +444,13 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     -------
     TrainResult
     """
+    # Long (about 100 lines): the train stage's steps in order, read top to bottom (data, split,
+    # out-of-fold threshold, fit, metrics, gate, entry, register); the entry's fields are most of it.
+    # Moving the gate to learn/gate.py (issue 16, part 3) is what will shorten it.
     home = Home.resolve(home)
     contract = _contract.load(home)
     given = params or TrainParams()
-    changed = {k: v for k, v in asdict(given).items() if v != getattr(TrainParams(), k)}
+    changed = given.changed()
     params = given.resolved(contract)
     if version is not None:
         registry.validate_label(version)
@@ -588,11 +466,8 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     _check_classes(df[contract.target.column], test_size=params.test_size, cv_folds=params.cv_folds,
                    path=str(data_path))
     X_train, X_test, y_train, y_test = split(df, contract, test_size=params.test_size, seed=params.seed)
-    from ..models import calibration as _calibration
-    from ..models import family
-
-    fam = family(params.model)
-    model = fam.build(contract, seed=params.seed, **params.family_params)
+    fam = models.family(params.family)
+    model = fam.build(contract, seed=params.seed, params=params.hyperparameters)
     oof = out_of_fold(model, X_train, y_train, seed=params.seed, cv_folds=params.cv_folds)
     cal = _calibration.fit(params.calibration, _calibration.logit(oof), y_train)
     if cal is not None:
@@ -621,7 +496,7 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     entry = {
         "data_file": str(data_path.relative_to(home.root)) if data_path.is_relative_to(home.root) else str(data_path),
         "seed": params.seed,
-        "model_family": params.model,
+        "model_family": params.family,
         "model_params": params.family_params,
         "calibration": None if cal is None else cal.to_dict(),
         "metrics": metrics,
@@ -634,7 +509,7 @@ def train(*, home: Home | str | None = None, version: str | None = None,
         "threshold_cv_f1": float(f1_curve["f1"].max()),
         "costs": None if costs is None else asdict(costs),
         "expected_profit_per_1000": oof_profit,
-        "params": asdict(params),
+        "params": params.to_dict(),
         "params_changed": changed,
         "data_sha256": data_sha,
         "n_train": int(len(y_train)),
@@ -642,7 +517,7 @@ def train(*, home: Home | str | None = None, version: str | None = None,
         "baselines": base,
         "gate": {"passed": passed, "criteria": [asdict(c) for c in criteria]},
         "gate_reasons": [c.reason for c in criteria if not c.passed],
-        "libraries": library_versions(extra=("lightgbm",) if params.model == "lightgbm" else ()),
+        "libraries": library_versions(extra=tuple(fam.LIBRARIES)),
         "contract_name": contract.name,
     }
     profile = drift.build_profile(X_train, proba, threshold=threshold, contract=contract).to_dict()  # drift reference
@@ -655,17 +530,3 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     entry, promoted = registry.register(model, entry, home=home, version=version, profile=profile, contract=contract)
     log.info("registered %s (gate %s)", entry["version"], "passed" if passed else "refused")
     return TrainResult(entry=entry, promoted=promoted, **result)
-
-
-def metrics_frame(entry: dict[str, Any]) -> pd.DataFrame:
-    """Test metrics of an entry at its threshold and at 0.5, side by side with the baselines."""
-    keys = ["accuracy", "precision", "recall", "f1", "roc_auc", "average_precision", "brier", "lift_top_decile",
-            "profit_per_1000"]
-    cols = {f"model @ {entry['threshold']:.2f}": entry["metrics"]}
-    if "metrics_at_0_5" in entry:
-        cols["model @ 0.50"] = entry["metrics_at_0_5"]
-    for name, b in entry.get("baselines", {}).items():
-        cols[f"baseline {name}"] = b
-    return pd.DataFrame({k: [v.get(m) for m in keys] for k, v in cols.items()}, index=keys)
-
-

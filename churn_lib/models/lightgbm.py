@@ -12,7 +12,12 @@
   skips pandas;
 * contributions - LightGBM's own exact per-feature tree contributions
   (``pred_contrib``, TreeSHAP), in log-odds, the last column the base value;
-* :func:`describe` - each feature's share of the total gain, for the train report.
+* :func:`importance` - each feature's share of the total gain, as data (the train report draws it).
+
+The estimator's class subclasses scikit-learn's ``BaseEstimator``, whose import
+costs about a second; the stage table reads :class:`Params` whenever ``churn``
+starts, so the class is made on first use (module ``__getattr__``), with the
+name and module its pickles have always had.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -27,11 +33,26 @@ import pandas as pd
 
 from .. import contract as _contract
 from ..exceptions import InvalidParameter
+from .._params import Range, param
+from .base import Engine
 
 NAME = "lightgbm"
-#: This family's hyperparameters (train parameters) and their defaults.
-PARAMS: dict[str, Any] = {"n_estimators": 400, "learning_rate": 0.05, "num_leaves": 15, "max_depth": 4,
-                          "min_child_samples": 20}
+ENGINE = Engine(compiled="booster", compiled_note="LightGBM booster on float rows", itself="lightgbm",
+                itself_note="LightGBM model")
+LIBRARIES: tuple[str, ...] = ("lightgbm",)
+
+
+@dataclass(frozen=True)
+class Params:
+    """This family's hyperparameters (train parameters), declared once."""
+
+    n_estimators: int = param(400, "most trees (early stopping picks fewer)", range=Range(1))
+    learning_rate: float = param(0.05, "shrinkage per tree", range=Range(0, 1, open_low=True))
+    num_leaves: int = param(15, "most leaves per tree", range=Range(2))
+    max_depth: int = param(4, "deepest split level, -1 for no limit", range=Range(1, also=(-1,)))
+    min_child_samples: int = param(20, "fewest rows in a leaf", range=Range(1))
+
+
 #: Share of the training rows held out inside each fit for early stopping, and its patience.
 VALIDATION_FRACTION = 0.1
 EARLY_STOPPING_ROUNDS = 30
@@ -41,13 +62,13 @@ def _lightgbm():
     try:
         import lightgbm
     except ImportError:  # pragma: no cover - a declared dependency; a broken environment says so
-        raise InvalidParameter("model=lightgbm needs the lightgbm package, which churn-mlops depends on: "
+        raise InvalidParameter("family=lightgbm needs the lightgbm package, which churn-mlops depends on: "
                                "reinstall the project (make install, or pip install lightgbm)",
-                               name="model") from None
+                               name="family") from None
     except OSError as exc:  # pragma: no cover - the wheel links libgomp
-        raise InvalidParameter(f"model=lightgbm: the lightgbm library cannot load ({exc}); install the OpenMP "
+        raise InvalidParameter(f"family=lightgbm: the lightgbm library cannot load ({exc}); install the OpenMP "
                                "runtime (Debian: apt-get install libgomp1, or make system-deps)",
-                               name="model") from None
+                               name="family") from None
     return lightgbm
 
 
@@ -58,18 +79,14 @@ def _threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402 - this module loads with its family
+class _Methods:
+    """The methods of :class:`LightGBMChurn` (made on first use, see the module docstring)."""
 
-
-class LightGBMChurn(ClassifierMixin, BaseEstimator):
-    """A binary LightGBM classifier over a contract's features (scikit-learn's estimator API).
-
-    Parameters are stored as given (scikit-learn's convention); ``fit`` does the work.
-    """
-
-    def __init__(self, contract: _contract.Contract | None = None, n_estimators: int = 400,
-                 learning_rate: float = 0.05, num_leaves: int = 15, max_depth: int = 4,
-                 min_child_samples: int = 20, seed: int = 42) -> None:
+    # scikit-learn reads an estimator's parameters from its __init__'s signature: the defaults are Params'
+    def __init__(self, contract: _contract.Contract | None = None, n_estimators: int = Params.n_estimators,
+                 learning_rate: float = Params.learning_rate, num_leaves: int = Params.num_leaves,
+                 max_depth: int = Params.max_depth, min_child_samples: int = Params.min_child_samples,
+                 seed: int = 42) -> None:
         self.contract = contract
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -133,6 +150,30 @@ class LightGBMChurn(ClassifierMixin, BaseEstimator):
         """``(base per row, matrix)``: LightGBM's exact tree contributions in log-odds (TreeSHAP)."""
         out = self.model_.predict(self._frame(X), pred_contrib=True, num_iteration=self.best_iteration_)
         return out[:, -1], out[:, :-1]
+
+
+_CLASS_LOCK = threading.Lock()
+
+
+def _estimator_class() -> type:
+    """:class:`LightGBMChurn`, made once: ``_Methods`` on scikit-learn's classifier bases."""
+    with _CLASS_LOCK:
+        cls = globals().get("LightGBMChurn")
+        if cls is None:
+            from sklearn.base import BaseEstimator, ClassifierMixin
+
+            cls = type("LightGBMChurn", (_Methods, ClassifierMixin, BaseEstimator),
+                       {"__module__": __name__, "__qualname__": "LightGBMChurn",
+                        "__doc__": "A binary LightGBM classifier over a contract's features (scikit-learn's "
+                                   "estimator API). Parameters are stored as given; ``fit`` does the work."})
+            globals()["LightGBMChurn"] = cls
+    return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "LightGBMChurn":
+        return _estimator_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 #: LightGBM C API constants (include/LightGBM/c_api.h).
@@ -286,25 +327,30 @@ class BoosterScorer:
         return out[:, -1], out[:, :-1]
 
 
-def build(contract: _contract.Contract, *, seed: int = 42, **params: Any) -> LightGBMChurn:
-    """An unfitted model; ``params``: :data:`PARAMS` to override (others are ignored)."""
+def build(contract: _contract.Contract, *, seed: int = 42, params: Params | None = None) -> Any:
+    """An unfitted :class:`LightGBMChurn` for ``params`` (default :class:`Params`)."""
     _lightgbm()  # a missing library says so before any fit
-    return LightGBMChurn(contract, seed=seed, **{name: params.get(name, value) for name, value in PARAMS.items()})
+    return _estimator_class()(contract, seed=seed, **asdict(params or Params()))
+
+
+def owns(model: Any) -> bool:
+    """Whether ``model`` is a :class:`LightGBMChurn` (told without importing scikit-learn)."""
+    return type(model).__module__ == __name__ and type(model).__name__ == "LightGBMChurn"
 
 
 def compile(model: Any, contract: _contract.Contract | None = None) -> BoosterScorer:
     """The booster's row scorer (raises ValueError for anything but a fitted :class:`LightGBMChurn`)."""
-    if not isinstance(model, LightGBMChurn) or not hasattr(model, "model_"):
+    if not owns(model) or not hasattr(model, "model_"):
         raise ValueError("not a fitted LightGBMChurn")
     codes = tuple({v: i for i, v in enumerate(model.categories_[f.name])} if f.type == _contract.CATEGORICAL
                   else None for f in model.contract.features)
     return BoosterScorer(model.features, codes, model.model_.booster_, model.best_iteration_)
 
 
-def describe(model: Any, contract: _contract.Contract, ax=None):
-    """Each feature's share of the total split gain."""
-    from ..plots import importance
-
+def importance(model: Any) -> pd.DataFrame:
+    """Each feature's share of the fitted model's total split gain."""
     gain = model.model_.booster_.feature_importance(importance_type="gain", iteration=model.best_iteration_)
-    return importance(dict(zip(model.features, gain / max(gain.sum(), 1e-12))), ax=ax,
-                      title=f"share of the split gain ({model.best_iteration_} trees)")
+    frame = pd.DataFrame({"gain share": gain / max(gain.sum(), 1e-12)},
+                         index=pd.Index(list(model.features), name="feature"))
+    frame.attrs["title"] = f"share of the split gain ({model.best_iteration_} trees)"
+    return frame

@@ -9,7 +9,7 @@
 * contributions - exact, per original feature (a category's one-hot columns
   summed), in log-odds, measured from the training means
   (:meth:`LinearScorer.contributions`);
-* :func:`describe` - the coefficients, for the train report.
+* :func:`importance` - the coefficients, as data (the train report draws them).
 """
 
 from __future__ import annotations
@@ -23,13 +23,23 @@ import pandas as pd
 
 from .. import contract as _contract
 from ..exceptions import DataError
+from .._params import Range, param
+from .base import Engine
 
 NAME = "logreg"
-#: This family's hyperparameters (train parameters) and their defaults.
-PARAMS: dict[str, Any] = {"C": 1.0}
+ENGINE = Engine(compiled="numpy", compiled_note="compiled numpy scorer", itself="sklearn",
+                itself_note="scikit-learn pipeline")
+LIBRARIES: tuple[str, ...] = ()
 
 
-def build(contract: _contract.Contract, *, seed: int = 42, C: float = 1.0, **_: Any):
+@dataclass(frozen=True)
+class Params:
+    """This family's hyperparameters (train parameters), declared once."""
+
+    C: float = param(1.0, "inverse regularisation strength", range=Range(0, open_low=True))
+
+
+def build(contract: _contract.Contract, *, seed: int = 42, params: Params | None = None):
     """The pipeline for a contract: scaled numbers + one-hot categories -> logistic regression.
 
     A feature with ``on_missing: impute`` adds an imputer before its kind's
@@ -55,14 +65,21 @@ def build(contract: _contract.Contract, *, seed: int = 42, C: float = 1.0, **_: 
                                ("onehot", onehot)])
         parts.append(("cat", onehot, [f.name for f in contract.categorical]))
     return Pipeline([("pre", ColumnTransformer(parts)),
-                     ("clf", LogisticRegression(max_iter=200, random_state=seed, C=C))])
+                     ("clf", LogisticRegression(max_iter=200, random_state=seed, C=(params or Params()).C))])
 
 
-def describe(model: Any, contract: _contract.Contract, ax=None):
-    """The coefficients plot (positive: more churn)."""
-    from ..plots import coefficients
+def owns(model: Any) -> bool:
+    """A scikit-learn pipeline is this family's (the lab's model is one)."""
+    return type(model).__module__.startswith("sklearn.")
 
-    return coefficients(model, ax=ax)
+
+def importance(model: Any) -> pd.DataFrame:
+    """The coefficient of each (scaled or one-hot) feature of the fitted pipeline: positive, more churn."""
+    names = [n.split("__", 1)[-1] for n in model[:-1].get_feature_names_out()]
+    frame = pd.DataFrame({"coefficient": np.asarray(model[-1].coef_, dtype=np.float64).ravel()},
+                         index=pd.Index(names, name="feature"))
+    frame.attrs["title"] = "coefficients (positive: more churn)"
+    return frame
 
 
 @dataclass(frozen=True)

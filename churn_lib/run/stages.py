@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Iterable, Mapping
 
-from .. import drift, quality
+from .. import drift, models, quality
 from ..learn import train as training
 from ..data import DataParams
 from ..data.lab import Faults
@@ -35,6 +34,7 @@ from ..exceptions import InvalidParameter
 
 _SIMPLE = (bool, int, float, str)
 log = logging.getLogger(__name__)
+
 
 
 def _params_of(cls: type, names: Iterable[str] | None = None) -> tuple[Param, ...]:
@@ -61,14 +61,19 @@ class Stage:
     extra: tuple[Param, ...] = ()
     runner_set: tuple[str, ...] = ()
 
-    @cached_property
+    @property
     def params(self) -> dict[str, Param]:
-        """Every parameter of the stage, in notebook order."""
-        out = {p.name: p for p in self.extra if p.name == "version"}
-        for cls, names in self.groups:
-            out.update({p.name: p for p in _params_of(cls, names)})
-        out.update({p.name: p for p in self.extra if p.name != "version"})
-        return out
+        """Every parameter of the stage, in notebook order (read again when a model family is registered)."""
+        key = models.names()
+        cached = self.__dict__.get("_params")
+        if cached is None or cached[0] != key:
+            out = {p.name: p for p in self.extra if p.name == "version"}
+            for cls, names in self.groups:
+                out.update({p.name: p for p in _params_of(cls, names)})
+            out.update({p.name: p for p in self.extra if p.name != "version"})
+            cached = (key, out)
+            object.__setattr__(self, "_params", cached)  # a cache of a frozen dataclass, as cached_property
+        return cached[1]
 
     @property
     def user_params(self) -> dict[str, Param]:

@@ -66,7 +66,7 @@ from ..home import Home
 
 log = logging.getLogger(__name__)
 
-#: Selection metrics -> True when higher is better (values of :func:`churn_lib.learn.train.compute_metrics`).
+#: Selection metrics -> True when higher is better (values of :func:`churn_lib.learn.metrics.compute_metrics`).
 METRICS: dict[str, bool] = {"f1": True, "roc_auc": True, "average_precision": True, "accuracy": True,
                             "precision": True, "recall": True, "brier": False}
 DEFAULT_METRIC = "f1"
@@ -486,7 +486,7 @@ def _split_source(contract: _contract.Contract, holdout: Holdout, home: Home, fo
 
 def _score_holdout(version: str, X, y, home: Home) -> dict[str, Any]:
     from .. import scoring
-    from ..learn.train import compute_metrics
+    from ..learn.metrics import compute_metrics
 
     scorer = scoring.load(version, home=home)  # through the registry: sha256-checked
     metrics = compute_metrics(y, scorer.predict_proba(X), scorer.threshold)
