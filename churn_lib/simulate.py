@@ -172,15 +172,8 @@ def draw(n_rows: int, *, seed: int = 0, shift: Shift | None = None, profile: dri
     >>> draw(3, seed=1).shape
     (3, 5)
     """
-    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
-        raise InvalidParameter(f"n_rows must be a positive integer, got {n_rows!r}", name="n_rows")
     c = contract or _contract.lab()
-    source = source or ("generator" if c.source.is_generator else "data")
-    if source not in SOURCES:
-        raise InvalidParameter(f"source={source!r}: use one of {', '.join(SOURCES)}", name="source")
-    if source == "generator" and not _contract.is_lab(c):
-        raise InvalidParameter("the generator draws the lab's data; this model's contract is "
-                               f"{c.name!r}: use --source data (rows resampled from its training split)", name="source")
+    source = _check_draw(n_rows, c, source)
     shift = shift or Shift()
     shift.check(c)
     # a seed of its own, so that simulated traffic never replays the training draws
@@ -194,11 +187,38 @@ def draw(n_rows: int, *, seed: int = 0, shift: Shift | None = None, profile: dri
         if frame.empty:
             raise InvalidParameter(f"{Home.resolve(home).processed_csv} has no rows to resample", name="source")
         base = frame.iloc[rng.integers(0, len(frame), size=int(n_rows))].reset_index(drop=True)
-    out = pd.DataFrame({name: base[name].astype(object).where(base[name].notna(), None).to_numpy(dtype=object)
-                        for name in c.id if name in base.columns})
-    numeric = [f.name for f in c.features if f.type in (_contract.INTEGER, _contract.FLOAT)]
+    out = pd.DataFrame({name: _objects(base[name]) for name in c.id if name in base.columns})
+    _put_features(out, base, c, shift, profile)
+    for name, shares in shift.mix.items():
+        out[name] = _mixed(c.feature(name), shares, int(n_rows), rng)
+    return out[[*(n for n in c.id if n in out.columns), *names]]
+
+
+def _check_draw(n_rows: int, contract: _contract.Contract, source: str | None) -> str:
+    """The source to draw from, once ``n_rows`` and ``source`` are checked against the contract."""
+    if isinstance(n_rows, bool) or not isinstance(n_rows, (int, np.integer)) or n_rows < 1:
+        raise InvalidParameter(f"n_rows must be a positive integer, got {n_rows!r}", name="n_rows")
+    source = source or ("generator" if contract.source.is_generator else "data")
+    if source not in SOURCES:
+        raise InvalidParameter(f"source={source!r}: use one of {', '.join(SOURCES)}", name="source")
+    if source == "generator" and not _contract.is_lab(contract):
+        raise InvalidParameter("the generator draws the lab's data; this model's contract is "
+                               f"{contract.name!r}: use --source data (rows resampled from its training split)",
+                               name="source")
+    return source
+
+
+def _objects(column: pd.Series) -> np.ndarray:
+    """A column as Python objects, None where a value is missing."""
+    return column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
+
+
+def _put_features(out: pd.DataFrame, base: pd.DataFrame, contract: _contract.Contract, shift: Shift,
+                  profile: drift.Profile | None) -> None:
+    """Each feature of ``base`` into ``out``: numbers shifted and scaled, clipped to the valid range and typed."""
+    numeric = [f.name for f in contract.features if f.type in (_contract.INTEGER, _contract.FLOAT)]
     moments = _moments(base, numeric, profile)
-    for f in c.features:
+    for f in contract.features:
         column = base[f.name]
         if f.type in (_contract.INTEGER, _contract.FLOAT):
             x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
@@ -213,15 +233,18 @@ def draw(n_rows: int, *, seed: int = 0, shift: Shift | None = None, profile: dri
         elif f.type == _contract.BOOLEAN:
             out[f.name] = _typed(pd.to_numeric(column, errors="coerce").to_numpy(dtype=float), bool)
         else:
-            out[f.name] = column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
-    for name, shares in shift.mix.items():
-        cats = list(shares)
-        p = np.array([float(shares[k]) for k in cats])
-        drawn = np.asarray(cats, dtype=object)[rng.choice(len(cats), size=int(n_rows), p=p / p.sum())]
-        if c.feature(name).type == _contract.BOOLEAN:
-            drawn = np.array([v == "true" for v in drawn], dtype=object)
-        out[name] = drawn
-    return out[[*(n for n in c.id if n in out.columns), *names]]
+            out[f.name] = _objects(column)
+
+
+def _mixed(feature: _contract.Feature, shares: Mapping[str, float], n_rows: int, rng: np.random.Generator
+           ) -> np.ndarray:
+    """``n_rows`` values of a categorical (or boolean) feature drawn with ``shares``."""
+    cats = list(shares)
+    p = np.array([float(shares[k]) for k in cats])
+    drawn = np.asarray(cats, dtype=object)[rng.choice(len(cats), size=n_rows, p=p / p.sum())]
+    if feature.type == _contract.BOOLEAN:
+        drawn = np.array([v == "true" for v in drawn], dtype=object)
+    return drawn
 
 
 def _typed(x: np.ndarray, kind: type) -> np.ndarray:
@@ -349,20 +372,9 @@ def simulate(n_rows: int = 200, *, home: Home | str | None = None, seed: int = 0
     shift = shift or Shift()
     start = time.perf_counter()
     base_url = _check_loopback(url) if url is not None else None
-    scorer, profile = None, None
-    if base_url is None:
-        scorer = _scorer(model, home)
-        entry = scorer.entry
-    else:
-        try:
-            entry = registry.current_entry(home=home) if model == "current" else registry.get(model, home=home)
-        except RegistryError:
-            entry = None
-    if entry is not None and not shift.is_null:
-        try:
-            profile = drift.load_profile(entry, home=home)
-        except RegistryError as exc:
-            log.warning("shift in units of the drawn rows' own std: %s", exc)
+    scorer = _scorer(model, home) if base_url is None else None
+    entry = scorer.entry if scorer is not None else _entry(model, home)
+    profile = _profile(entry, home) if entry is not None and not shift.is_null else None
     contract = registry.load_contract(entry, home=home) if entry is not None else _contract.load(home)
     rows = draw(n_rows, seed=seed, shift=shift, profile=profile, source=source, home=home, contract=contract,
                 entry=entry)
@@ -374,25 +386,49 @@ def simulate(n_rows: int = 200, *, home: Home | str | None = None, seed: int = 0
     else:
         result = SimulateResult(n_rows, "log", str(home.predictions_log), seed, source, shift.to_dict(),
                                 scorer.version, scorer.model_file)
-        t0 = time.perf_counter()
-        proba = scorer.predict_proba(rows)
-        latency_ms = round((time.perf_counter() - t0) * 1000.0 / len(rows), 3)
-        ts0 = time.time() if start_ts is None else float(start_ts)
-        records = []
-        for i, (req, p) in enumerate(zip(requests, proba.tolist())):
-            request_id = req.pop("request_id")
-            ids = {n: req.pop(n) for n in contract.id if n in req} or None
-            records.append(predlog.record(request_id=request_id, model_file=scorer.model_file,
-                                          version=scorer.version, threshold=scorer.threshold, probability=p,
-                                          features=req, latency_ms=latency_ms, ts=round(ts0 + i * interval_s, 3),
-                                          ids=ids))
-        home.logs_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            for i in range(0, len(records), WRITE_BATCH):
-                predlog.append_many(records[i:i + WRITE_BATCH], path=home.predictions_log)
-        except OSError as exc:
-            raise ChurnError(f"cannot write {home.predictions_log}: {exc.strerror or exc}") from None
-        result.delivered = len(records)
+        result.delivered = _write_log(rows, requests, scorer, contract, home, start_ts=start_ts,
+                                      interval_s=interval_s)
     result.seconds = round(time.perf_counter() - start, 3)
     log.info("%s", result.summary())
     return result
+
+
+def _entry(model: str, home: Home) -> dict[str, Any] | None:
+    """The registry entry of ``model`` (``current`` or a version), None when there is none."""
+    try:
+        return registry.current_entry(home=home) if model == "current" else registry.get(model, home=home)
+    except RegistryError:
+        return None
+
+
+def _profile(entry: Mapping[str, Any], home: Home) -> drift.Profile | None:
+    """The model's training profile, whose std units a shift uses (None: the drawn rows' own)."""
+    try:
+        return drift.load_profile(entry, home=home)
+    except RegistryError as exc:
+        log.warning("shift in units of the drawn rows' own std: %s", exc)
+        return None
+
+
+def _write_log(rows: pd.DataFrame, requests: list[dict[str, Any]], scorer: scoring.Scorer,
+               contract: _contract.Contract, home: Home, *, start_ts: float | None, interval_s: float) -> int:
+    """Score ``rows`` and append them to the prediction log as the API logs them; returns the rows written."""
+    t0 = time.perf_counter()
+    proba = scorer.predict_proba(rows)
+    latency_ms = round((time.perf_counter() - t0) * 1000.0 / len(rows), 3)
+    ts0 = time.time() if start_ts is None else float(start_ts)
+    records = []
+    for i, (req, p) in enumerate(zip(requests, proba.tolist())):
+        request_id = req.pop("request_id")
+        ids = {n: req.pop(n) for n in contract.id if n in req} or None
+        records.append(predlog.record(request_id=request_id, model_file=scorer.model_file,
+                                      version=scorer.version, threshold=scorer.threshold, probability=p,
+                                      features=req, latency_ms=latency_ms, ts=round(ts0 + i * interval_s, 3),
+                                      ids=ids))
+    home.logs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for i in range(0, len(records), WRITE_BATCH):
+            predlog.append_many(records[i:i + WRITE_BATCH], path=home.predictions_log)
+    except OSError as exc:
+        raise ChurnError(f"cannot write {home.predictions_log}: {exc.strerror or exc}") from None
+    return len(records)

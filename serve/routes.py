@@ -1,4 +1,25 @@
-"""The API's routes: validated request model in, one churn_lib call, declared response model out."""
+"""The API's routes: input validated by a dependency, one call to the service, the answer out.
+
+* ``GET /health`` and ``GET /model``: :class:`churn_lib.serving.Service`'s
+  state and the served model's registry entry, as declared response models;
+  ``/health`` is 503 when no model can be served.
+* ``POST /predict`` and ``POST /predict/batch``: rows validated in one pass
+  against the served model's contract (:mod:`serve.body`, :mod:`serve.schemas`),
+  one ``Service`` call, and an answer built from the log lines churn_lib
+  already encoded, with ``logged``, ``log_error`` and ``ignored_fields``
+  spliced in (:func:`prediction_response`, :func:`batch_response`) rather than
+  validated again. Their request and 200 schemas are the served contract's,
+  filled into the OpenAPI document by :mod:`serve.app`.
+* ``POST /feedback``: records parsed by :func:`serve.body.feedback_body`,
+  checked and appended by :func:`churn_lib.logs.outcomes.ingest_records` in
+  a worker thread; a failed write is 503 and nothing is written.
+* ``GET /metrics``: Prometheus text from :mod:`serve.metrics`, synced with the
+  service first.
+
+Status codes of errors (413, 422, 503) and their bodies are shaped by
+:mod:`serve.errors`; with tokens configured, :mod:`serve.auth`'s middleware
+checks them before any route runs.
+"""
 
 from __future__ import annotations
 

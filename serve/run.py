@@ -77,7 +77,25 @@ def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 
         raise InvalidParameter(f"--workers must be at least 1, got {workers}", name="workers")
     saved = {k: os.environ.get(k) for k in ("CHURN_HOME", METRICS_DIR_ENV, auth.TOKEN_FILE_ENV,
                                             auth.METRICS_AUTH_ENV)}
+    _check_access(saved, host=host, port=port, token_file=token_file, insecure=insecure, metrics_auth=metrics_auth)
+    os.environ["CHURN_HOME"] = str(home.root)
     metrics_dir = None
+    if workers > 1:
+        metrics_dir = tempfile.mkdtemp(prefix="churn-metrics-")
+        os.environ[METRICS_DIR_ENV] = metrics_dir
+    try:
+        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, access_log=access_log,
+                    log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
+    finally:
+        _restore(saved)
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _check_access(saved: dict[str, str | None], *, host: str, port: int, token_file: str | os.PathLike | None,
+                  insecure: bool, metrics_auth: bool) -> None:
+    """Export the token settings the workers read; check the tokens, the exposure and the port (the
+    environment is restored to ``saved`` when a check fails)."""
     if token_file is not None:  # the workers read the same file
         os.environ[auth.TOKEN_FILE_ENV] = str(os.path.abspath(os.path.expanduser(token_file)))
     if metrics_auth:
@@ -90,17 +108,6 @@ def run(*, home: Home | str | None = None, host: str = "127.0.0.1", port: int = 
     except BaseException:
         _restore(saved)
         raise
-    os.environ["CHURN_HOME"] = str(home.root)
-    if workers > 1:
-        metrics_dir = tempfile.mkdtemp(prefix="churn-metrics-")
-        os.environ[METRICS_DIR_ENV] = metrics_dir
-    try:
-        uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, access_log=access_log,
-                    log_level=log_level, lifespan="on", timeout_graceful_shutdown=10)
-    finally:
-        _restore(saved)
-        if metrics_dir:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 def _restore(saved: dict[str, str | None]) -> None:

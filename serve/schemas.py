@@ -181,38 +181,52 @@ class Schemas:
                                  "echoed in the answer and the log"
         self.allowed["request_id"] = f"an optional string of 1 to {REQUEST_ID_MAX_LENGTH} characters"
         self.fields_text = ", ".join((*contract.id, *contract.feature_names, "request_id"))
-        self._attr: dict[str, str] = {}  # column -> python attribute name
-        fields: dict[str, Any] = {}
-        for k, f in enumerate(contract.features):
-            attr = f"f{k}"
-            self._attr[f.name] = attr
-            ann = _annotation(f)
-            if f.imputed:
-                fields[attr] = (Optional[ann], Field(default=None, alias=f.name, description=self.allowed[f.name]))
-            else:
-                fields[attr] = (ann, Field(alias=f.name, description=self.allowed[f.name]))
-        for k, name in enumerate(contract.id):
-            attr = f"id{k}"
-            self._attr[name] = attr
-            fields[attr] = (Annotated[Optional[Annotated[str, Field(min_length=1, max_length=_contract.MAX_TEXT_LENGTH),
-                                                         BeforeValidator(_id_text)]],
-                                      WithJsonSchema(_ID_SCHEMA | {"description": self.allowed[name]})],
-                            Field(default=None, alias=name))
-        fields["request_id"] = (Optional[Annotated[str, Field(min_length=1, max_length=REQUEST_ID_MAX_LENGTH)]],
-                                Field(default=None, description=self.allowed["request_id"] + "; generated when absent"))
+        self._attr: dict[str, str] = {f.name: f"f{k}" for k, f in enumerate(contract.features)}  # python names
+        self._attr.update({name: f"id{k}" for k, name in enumerate(contract.id)})
         self.examples = [dict(e) for e in contract.examples] or [contract.example()]
-        self.request_model = create_model(
-            "PredictRequest", __config__=ConfigDict(extra="allow", populate_by_name=False,
-                                                    json_schema_extra={"examples": self.examples}),
-            __doc__=f"One customer of the contract {contract.name!r}: its features"
-                    + (f", {', '.join(contract.id)}" if contract.id else "") + " and an optional request id.",
-            **fields)
+        self.request_model = self._request_model()
         self.single = TypeAdapter(self.request_model)
         self.batch = TypeAdapter(Annotated[list[self.request_model], Field(min_length=1, max_length=MAX_BATCH_ROWS)])
         self.features_model = create_model(
             "Features", __config__=ConfigDict(populate_by_name=False),
             __doc__="The normalised features the model scored, in the contract's order (null: filled in).",
             **{self._attr[f.name]: (_response_type(f), Field(alias=f.name)) for f in contract.features})
+        self.explanation_model = _explanation_model(contract)
+        if contract.id:
+            self.id_model = create_model("CustomerId", __config__=ConfigDict(populate_by_name=False),
+                                         **{self._attr[n]: (Optional[str], Field(default=None, alias=n))
+                                            for n in contract.id})
+        self.prediction_model = self._prediction_model()
+        self._response_models()
+
+    def _request_model(self) -> type[BaseModel]:
+        """``PredictRequest``: a field per feature (typed and bounded), the id columns and ``request_id``."""
+        contract = self.contract
+        fields: dict[str, Any] = {}
+        for f in contract.features:
+            ann = _annotation(f)
+            if f.imputed:
+                fields[self._attr[f.name]] = (Optional[ann], Field(default=None, alias=f.name,
+                                                                   description=self.allowed[f.name]))
+            else:
+                fields[self._attr[f.name]] = (ann, Field(alias=f.name, description=self.allowed[f.name]))
+        for name in contract.id:
+            fields[self._attr[name]] = (
+                Annotated[Optional[Annotated[str, Field(min_length=1, max_length=_contract.MAX_TEXT_LENGTH),
+                                             BeforeValidator(_id_text)]],
+                          WithJsonSchema(_ID_SCHEMA | {"description": self.allowed[name]})],
+                Field(default=None, alias=name))
+        fields["request_id"] = (Optional[Annotated[str, Field(min_length=1, max_length=REQUEST_ID_MAX_LENGTH)]],
+                                Field(default=None, description=self.allowed["request_id"] + "; generated when absent"))
+        return create_model(
+            "PredictRequest", __config__=ConfigDict(extra="allow", populate_by_name=False,
+                                                    json_schema_extra={"examples": self.examples}),
+            __doc__=f"One customer of the contract {contract.name!r}: its features"
+                    + (f", {', '.join(contract.id)}" if contract.id else "") + " and an optional request id.",
+            **fields)
+
+    def _prediction_model(self) -> type[BaseModel]:
+        """``Prediction``: the lab's response keys in the lab's order, then threshold, version, explanation, id."""
         pred_fields: dict[str, Any] = {
             "request_id": (str, ...),
             "model_version": (str, Field(description="the model file name, as in the lab")),
@@ -223,29 +237,18 @@ class Schemas:
             "ts": (float, Field(description="Unix time, seconds")),
             "threshold": (float, Field(description="the model's stored decision threshold")),
             "version": (str, Field(description="the model's version label")),
+            "explanation": (Optional[self.explanation_model],
+                            Field(default=None, description="with ?explain=N: the prediction's reasons")),
         }
-        reason = create_model(
-            "Contribution", __doc__="One feature's contribution to the log-odds of churn.",
-            feature=(Literal[tuple(contract.feature_names)], Field(description="the feature")),
-            value=(Any, Field(description="its value, as the model scored it (null: filled in)")),
-            contribution=(float, Field(description="its contribution to the log-odds (positive: towards churn)")))
-        self.explanation_model = create_model(
-            "Explanation", __doc__="Why: the base log-odds, the top N features by |contribution| and the sum of the "
-                                   "rest; sigmoid(base + sum of contributions + other) is the probability.",
-            base=(float, Field(description="log-odds of churn before any feature's contribution")),
-            contributions=(list[reason], Field(description="the top N, largest |contribution| first")),
-            other=(float, Field(description="the sum of every other feature's contribution")))
-        pred_fields["explanation"] = (Optional[self.explanation_model],
-                                      Field(default=None, description="with ?explain=N: the prediction's reasons"))
-        if contract.id:
-            self.id_model = create_model("CustomerId", __config__=ConfigDict(populate_by_name=False),
-                                         **{self._attr[n]: (Optional[str], Field(default=None, alias=n))
-                                            for n in contract.id})
+        if self.contract.id:
             pred_fields["id"] = (Optional[self.id_model], Field(default=None, description="the request's id columns"))
-        self.prediction_model = create_model(
+        return create_model(
             "Prediction", __doc__="One prediction: the lab's response keys, in the lab's order, then the decision "
                                   "threshold and the version (exactly the line appended to the prediction log).",
             **pred_fields)
+
+    def _response_models(self) -> None:
+        """``PredictResponse`` (a prediction and its logging) and ``BatchResponse``."""
         self.predict_response = create_model(
             "PredictResponse", __base__=self.prediction_model,
             __doc__="A prediction, whether it reached the prediction log, and the request fields that were ignored.",
@@ -265,6 +268,21 @@ class Schemas:
         ids = {n: getattr(req, self._attr[n]) for n in self.contract.id} or None
         ignored = tuple(req.model_extra) if req.model_extra else ()
         return Row(features, ids, req.request_id, ignored)
+
+
+def _explanation_model(contract: _contract.Contract) -> type[BaseModel]:
+    """``Explanation``: the base log-odds, the top N contributions and the sum of the rest."""
+    reason = create_model(
+        "Contribution", __doc__="One feature's contribution to the log-odds of churn.",
+        feature=(Literal[tuple(contract.feature_names)], Field(description="the feature")),
+        value=(Any, Field(description="its value, as the model scored it (null: filled in)")),
+        contribution=(float, Field(description="its contribution to the log-odds (positive: towards churn)")))
+    return create_model(
+        "Explanation", __doc__="Why: the base log-odds, the top N features by |contribution| and the sum of the "
+                               "rest; sigmoid(base + sum of contributions + other) is the probability.",
+        base=(float, Field(description="log-odds of churn before any feature's contribution")),
+        contributions=(list[reason], Field(description="the top N, largest |contribution| first")),
+        other=(float, Field(description="the sum of every other feature's contribution")))
 
 
 def _response_type(f: _contract.Feature) -> Any:

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -10,6 +12,7 @@ import pytest
 
 from churn_lib import DataError, IntegrityError, InvalidParameter, ModelNotFound, NoCurrentModel, cli, registry
 from churn_lib.scale import batch
+from churn_lib.scale.batch import parts
 from churn_lib import data
 from . import lab_contract as schema
 
@@ -214,6 +217,22 @@ def test_the_score_command(trained_home, tmp_path, capsys):
     assert code == 1 and err.startswith("churn: error: input file") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_the_outputs_get_the_mode_of_any_new_file(trained_home, tmp_path, umask, mode):
+    """Written through the one atomic-write helper: the umask's mode, not a temporary file's 0600."""
+    src = tmp_path / "in.csv"
+    src.write_text(BAD)
+    old = os.umask(umask)
+    try:
+        code = cli.main(["score", str(src), str(tmp_path / "out.csv"), "--home", str(trained_home.root)])
+    finally:
+        os.umask(old)
+    assert code == 0
+    assert stat.S_IMODE((tmp_path / "out.csv").stat().st_mode) == mode
+    assert stat.S_IMODE((tmp_path / "out.rejects.csv").stat().st_mode) == mode
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
 @pytest.mark.parametrize("command", [["score"], ["sweep"]])
 def test_the_scale_out_commands_have_help(capsys, command):
     with pytest.raises(SystemExit) as info:
@@ -228,9 +247,9 @@ def test_parts_are_appended_without_copy_file_range_too(tmp_path, monkeypatch):
     def unsupported(*args):
         raise OSError(18, "Invalid cross-device link")
 
-    monkeypatch.setattr(batch.os, "copy_file_range", unsupported)
+    monkeypatch.setattr(parts.os, "copy_file_range", unsupported)
     with open(tmp_path / "out.csv", "wb") as out:
         out.write(b"head\n")
-        batch._append_file(part, out)
+        parts.append_file(part, out)
         out.write(b"tail\n")
     assert (tmp_path / "out.csv").read_bytes() == b"head\n" + part.read_bytes() + b"tail\n"

@@ -349,7 +349,7 @@ def test_batch_scoring_adds_the_explanation_as_columns(wide_home, tmp_path, vers
 
 
 def test_the_number_formatting_of_explained_columns_is_exact():
-    from churn_lib.scale.batch import _decimals
+    from churn_lib.scale.batch.formatter import _decimals
 
     values = np.array([0.0, -0.0000004, 1.5, -12.3456789, 123456.000001, 0.999999_7])
     matrix, mask = _decimals(values)
@@ -370,7 +370,7 @@ def test_reasons_count_the_top_reasons_of_the_riskiest_tenth(trained_home):
 
 def test_padded_suffixes_go_before_each_line_ending_whatever_the_lines_hold():
     """Any byte in a line (NUL too), either line ending, and lines long enough to split the layout."""
-    from churn_lib.scale.batch import _with_padded_suffixes
+    from churn_lib.scale.batch.formatter import with_padded_suffixes
 
     rng = np.random.default_rng(1)
     for trial in range(200):
@@ -389,4 +389,4 @@ def test_padded_suffixes_go_before_each_line_ending_whatever_the_lines_hold():
             at = np.sort(rng.choice(padded.shape[1], len(suffix), replace=False))
             padded[i, at] = np.frombuffer(suffix, dtype=np.uint8)
         kept = np.frombuffer(b"".join(lines), dtype=np.uint8)
-        assert _with_padded_suffixes(kept, padded).tobytes() == b"".join(expected), trial
+        assert with_padded_suffixes(kept, padded).tobytes() == b"".join(expected), trial

@@ -15,6 +15,7 @@ import pytest
 from churn_lib import Home, InvalidParameter, cli, registry
 from churn_lib.run import runner
 from churn_lib.scale import cluster, sweep
+from churn_lib.scale.sweep import selection
 from churn_lib import data, quality
 from churn_lib.learn import train as training
 from . import lab_contract as schema
@@ -127,8 +128,8 @@ def test_the_best_version_that_passed_the_gate_on_the_holdout_is_promoted(home):
         _register(home, version, C=C, passed=passed, seed={"a": 1, "b": 2, "c": 3}[version])
     runs = [_outcome(0, "a", True), _outcome(1, "b", True), _outcome(2, "c", False)]
     result = _result(home, runs, metric="brier")
-    sweep._select(result, home, promote=True)
-    X, y = sweep._holdout_frame(result.holdout)
+    selection.select(result, home, promote=True)
+    X, y = selection.holdout_frame(result.holdout)
     brier = {}
     for v in "abc":
         model = registry.load_model(registry.get(v, home=home), home=home)
@@ -145,10 +146,10 @@ def test_nothing_is_promoted_when_no_version_passed_or_promotion_is_off(home):
     _register(home, "a", C=1.0, passed=False)
     _register(home, "b", C=1.0, passed=True, seed=2)
     result = _result(home, [_outcome(0, "a", False)])
-    sweep._select(result, home, promote=True)
+    selection.select(result, home, promote=True)
     assert result.winner is None and not result.promoted and "no version of the sweep passed the gate" in result.note
     result = _result(home, [_outcome(0, "b", True)])
-    sweep._select(result, home, promote=False)
+    selection.select(result, home, promote=False)
     assert result.winner == "b" and not result.promoted and registry.current_file(home=home) is None
 
 
