@@ -7,8 +7,8 @@ runs there, each part in an empty folder outside the repository: ``churn run`` o
 ``churn init`` on a CSV of one's own, ``churn run`` and ``churn serve``.
 
 This is the one test of the installed product: everything else imports the repository's source.
-It takes about two minutes on a 2-core machine (build 15 s, install 45 s, two runs), and runs by
-default: CI runs it through ``make test``. ``make lab``'s folder is checked here too.
+It takes about two minutes on a 2-core machine (build 10-20 s, install 40-80 s, two runs of 20-40 s),
+and runs by default: CI runs it through ``make test``. ``make lab``'s folder is checked here too.
 """
 
 from __future__ import annotations
