@@ -2,8 +2,9 @@
 
 The home is resolved at call time (never at import): ``$CHURN_HOME`` if set,
 else the nearest folder at or above the working directory holding the marker
-file ``.churn-home`` (so a notebook whose cwd is ``notebooks/`` finds it), else
-the working directory. :class:`Home` only computes paths; it creates folders on
+file ``.churn-home`` (so a notebook opened by ``make lab``, whose working
+directory is ``churn_lib/notebooks/``, finds the repository's), else the
+working directory. :class:`Home` only computes paths; it creates folders on
 request (:meth:`Home.ensure`).
 
 A home may keep its data in a folder of its own (``data_root``, or

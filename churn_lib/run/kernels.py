@@ -40,6 +40,13 @@ WARM_UP = ("get_ipython().run_line_magic('config', \"InlineBackend.print_figure_
 RESET = ("get_ipython().run_line_magic('reset', '-f')\n"
          "import matplotlib.pyplot as _plt\n_plt.close('all')\ndel _plt\n"
          "get_ipython().execution_count = 1")
+#: The kernel's command-line options. IPython's input history is off: ``RESET`` numbers each stage's
+#: cells from 1 again, and with history on, the kernel saves each cell under its session and number
+#: in the SQLite file every IPython on the machine shares (``~/.ipython``): a later stage's cell
+#: collides with an earlier stage's, and IPython prints "ERROR! Session/line number was not unique in
+#: database. History logging moved to new session N" into whichever cell is running. No stage reads
+#: the history, and a run should write nothing outside its home.
+KERNEL_ARGS = ("--HistoryManager.enabled=False",)
 #: Variables of the run that the kernel's environment must hold (the rest is the command's own).
 _RUN_VARS = ("CHURN_HOME", "CHURN_DATA_DIR")
 
@@ -86,7 +93,7 @@ class RunKernel:
 
         async def start():
             km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(self.sockets, "k"))
-            await km.start_kernel(env=self.env)
+            await km.start_kernel(env=self.env, extra_arguments=list(KERNEL_ARGS))
             kc = km.client()
             kc.start_channels()
             try:

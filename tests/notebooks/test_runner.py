@@ -59,12 +59,20 @@ def test_generate_and_prepare_reports_show_what_a_reviewer_needs(run_home):
 
 
 def test_index_lists_the_version_with_links(run_home):
+    from bs4 import BeautifulSoup
+
     home, _, _ = run_home
-    index = (home.reports_dir / "index.html").read_text()
-    assert "v1" in index and "current" in index and "passed" in index
-    for nb in ("01_generate_data", "03_train"):
-        assert f"href='v1/{nb}.html'" in index
-    assert "n_rows=400" in index
+    soup = BeautifulSoup((home.reports_dir / "index.html").read_text(), "html.parser")
+    (row,) = soup.table.tbody.find_all("tr")  # one version: one row
+    cells = [td.get_text(" ", strip=True) for td in row.find_all("td")]
+    header = [th.get_text(strip=True) for th in soup.table.thead.find_all("th")]
+    by_column = dict(zip(header, cells))
+    # the current version's row is marked current: its class (the CSS highlight) and a star by its label
+    assert row.get("class") == ["current"] and by_column["version"] == "v1 \u2605 current"
+    assert by_column["gate"] == "passed" and by_column["run"] == "ok"
+    assert "n_rows=400" in by_column["parameters that differ"]
+    links = {a["href"] for a in row.find_all("a")}
+    assert {f"v1/{nb}.html" for nb in ("01_generate_data", "02_prepare_data", "03_train", "04_evaluate")} <= links
 
 
 def test_executed_notebooks_keep_the_parameters_papermill_injected(run_home):

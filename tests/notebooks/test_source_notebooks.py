@@ -49,3 +49,12 @@ def test_each_parameters_cell_reads_as_the_stage_table_renders_it(stage):
     assert "".join(cell["source"]) == stage.parameters_cell(), (
         f"{path.name}: its parameters cell is not the stage table's; regenerate it from "
         f"churn_lib.run.stages.TABLE[{stage.name!r}].parameters_cell()")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_valid_nbformat(path):
+    """Jupyter, papermill and nbconvert read the file without "Notebook JSON is invalid" (a 4.4
+    notebook with cell ids was one): the file as committed, nothing repaired before the check."""
+    import nbformat
+
+    nbformat.validate(json.loads(path.read_text()))
