@@ -16,7 +16,8 @@ What a line must be, in the order it is judged (the first failure is its reason)
 
 * ``truncated``: the last line of a file without its newline (a write in
   progress); judged by the readers, not here. A line of whitespace only is no
-  line at all: it is neither counted nor skipped (as JSON Lines readers do).
+  line at all: it is neither counted nor skipped (as JSON Lines readers do),
+  and a byte order mark (:data:`BOM`) that starts a file is no part of its first line.
 * ``malformed``: one strict JSON value (RFC 8259, UTF-8) of at most
   :data:`MAX_LINE_BYTES` bytes (surrounding whitespace aside), with no more
   than :data:`MAX_CONTAINERS` objects and arrays. DuckDB's parser also takes
@@ -70,6 +71,8 @@ MAX_LINE_BYTES = 1 << 20
 MAX_CONTAINERS = 64
 #: The bytes a line may be surrounded by (Python's ``bytes.strip``, DuckDB's line reader).
 WHITESPACE = b" \t\n\r\x0b\x0c"
+#: A UTF-8 byte order mark: at the very start of a file it is no part of the first line (as DuckDB reads it).
+BOM = b"\xef\xbb\xbf"
 
 #: A JSON string token (blanked out before the lexical checks).
 STRING_PATTERN = r'"(?:[^"\\]|\\.)*"'
@@ -261,7 +264,7 @@ class Rule:
 
         ``source`` is a relation with one JSON column ``json`` per line (NULL for
         a line DuckDB cannot parse), as ``read_json_objects(..., ignore_errors=true)``
-        gives. ``judged`` has ``reason`` (NULL for a record), ``model``, ``ts``,
+        gives; its other columns (``filename``) are passed on. ``judged`` has ``reason`` (NULL for a record), ``model``, ``ts``,
         ``p`` and the value ``v<k>`` of every field (JSON), in :attr:`fields` order.
         """
         values, where = [], {}
@@ -276,7 +279,7 @@ class Rule:
         for check in self.checks:
             if isinstance(check, OneOf):
                 given = " OR ".join(f"json_type({where[(n,)]}) = 'VARCHAR'" for n in check.names)
-                cases.append(f"WHEN NOT ({given}) THEN {_sql_text(check.reason)}")
+                cases.append(f"WHEN NOT coalesce({given}, false) THEN {_sql_text(check.reason)}")
             else:
                 cases.append(f"WHEN NOT ({_sql_check(check, where[check.path])}) THEN {_sql_text(check.reason)}")
         mv, ver = where[("model_version",)], where[("version",)]
@@ -286,7 +289,7 @@ class Rule:
         nested = ", ".join(v for k, v in enumerate(values) if len(self.fields[k].path) == 2) or "NULL AS v_none"
         return f"""
         WITH lines AS (
-            SELECT json AS j, json::VARCHAR AS text FROM {source}),
+            SELECT * EXCLUDE (json), json AS j, json::VARCHAR AS text FROM {source}),
         skel AS (
             SELECT *, {lex} AS skeleton FROM lines),
         tops AS (

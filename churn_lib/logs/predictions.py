@@ -136,7 +136,9 @@ def iter_records(paths: Iterable[Path], stats: ReadStats | None = None, *,
     for path in paths:
         stats.files.append(str(path))
         with open(path, "rb") as fh:
-            for raw in fh:
+            for k, raw in enumerate(fh):
+                if k == 0 and raw.startswith(_records.BOM):
+                    raw = raw[len(_records.BOM):]
                 if _records.blank(raw):
                     continue
                 stats.lines += 1
@@ -148,7 +150,7 @@ def iter_records(paths: Iterable[Path], stats: ReadStats | None = None, *,
                     stats.skip(reason)
                     continue
                 stats.records += 1
-                yield json.loads(raw)
+                yield json.loads(raw.strip(_records.WHITESPACE))
 
 
 # --- fast columnar reading (drift) -------------------------------------------
@@ -243,12 +245,16 @@ class Batch:
 
 
 def _plain(buf: bytes, end: int) -> bool:
-    """Whether every line of ``buf[:end]`` is UTF-8 and has few enough brackets for the rule: what msgspec does
-    not check in the keys it skips."""
+    """Whether every line of ``buf[:end]`` is UTF-8, short enough and has few enough brackets for the rule: what
+    msgspec does not check (in the keys it skips)."""
     try:
         str(memoryview(buf)[:end], "utf-8")
     except UnicodeDecodeError:
         return False
+    if end > _records.MAX_LINE_BYTES:
+        ends = np.flatnonzero(np.frombuffer(buf, np.uint8, count=end) == 10)
+        if int(np.diff(ends, prepend=-1).max(initial=0)) > _records.MAX_LINE_BYTES:
+            return False
     if buf.count(b"{", 0, end) + buf.count(b"[", 0, end) <= _records.MAX_CONTAINERS:
         return True
     data = np.frombuffer(buf, np.uint8, count=end)
@@ -359,6 +365,8 @@ def _chunks_backward(path: Path, stats: ReadStats, chunk_bytes: int) -> Iterator
                         pending, skipping, dropped_blank = b"", _records.MALFORMED, False
                     continue
                 pending, data = data[:nl + 1], data[nl + 1:]
+            if pos == 0 and data.startswith(_records.BOM):
+                data = data[len(_records.BOM):]
             if data:
                 yield data
 

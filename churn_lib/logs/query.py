@@ -55,6 +55,8 @@ def _unterminated(paths: Sequence[Path], rule: _records.Rule) -> tuple[Counter, 
             reasons[_records.MALFORMED] += 1
             continue
         fragment = tail[cut:]
+        if cut == 0 and fragment.startswith(_records.BOM):
+            fragment = fragment[len(_records.BOM):]
         if _records.blank(fragment):
             continue
         reason = rule.judge(fragment)
@@ -89,7 +91,7 @@ def _picks(rule: _records.Rule, dec: Decoder) -> list[str]:
 def _count(frame: Any, stats: ReadStats, reasons: Counter, texts: Counter) -> np.ndarray:
     """Count a chunk's lines in ``stats`` (a line still being written as truncated); the mask of its records."""
     reason = frame["reason"]
-    ok = reason.isna().to_numpy()
+    ok = reason.isna().to_numpy().copy()
     stats.lines += len(frame)
     if texts:  # a last line being written that reads as a record: one row with its text is that line
         for i in np.flatnonzero(ok & frame["frag"].notna().to_numpy()):
