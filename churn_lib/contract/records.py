@@ -264,50 +264,64 @@ class Rule:
 
         ``source`` is a relation with one JSON column ``json`` per line (NULL for
         a line DuckDB cannot parse), as ``read_json_objects(..., ignore_errors=true)``
-        gives; its other columns (``filename``) are passed on. ``judged`` has ``reason`` (NULL for a record), ``model``, ``ts``,
-        ``p`` and the value ``v<k>`` of every field (JSON), in :attr:`fields` order.
+        gives; its other columns (``filename``) are passed on. ``judged`` has
+        ``reason`` (NULL for a record), ``model``, ``ts``, ``p``, and the value
+        ``v<k>`` of every field (JSON) and its JSON type ``y<k>``, in :attr:`fields` order.
         """
-        values, where = [], {}
-        for k, f in enumerate(self.fields):
-            if len(f.path) == 1:
-                values.append(f"j -> {_sql_text(_path(f.path[0]))} AS v{k}")
-            else:
-                parent = next(i for i, g in enumerate(self.fields) if g.path == f.path[:1])
-                values.append(f"v{parent} -> {_sql_text(_path(f.path[1]))} AS v{k}")
-            where[f.path] = f"v{k}"
+        top_list, children, values, types, where = self._sql_values()
         cases = []
         for check in self.checks:
             if isinstance(check, OneOf):
-                given = " OR ".join(f"json_type({where[(n,)]}) = 'VARCHAR'" for n in check.names)
+                given = " OR ".join(f"y{where[(n,)][1:]} = 'VARCHAR'" for n in check.names)
                 cases.append(f"WHEN NOT coalesce({given}, false) THEN {_sql_text(check.reason)}")
             else:
                 cases.append(f"WHEN NOT ({_sql_check(check, where[check.path])}) THEN {_sql_text(check.reason)}")
         mv, ver = where[("model_version",)], where[("version",)]
-        lex = f"regexp_replace(text, {_sql_text(STRING_PATTERN)}, '\"\"', 'g')"
-        # a child value is taken from its parent's, so the top-level values come first
-        tops = ", ".join(v for k, v in enumerate(values) if len(self.fields[k].path) == 1)
-        nested = ", ".join(v for k, v in enumerate(values) if len(self.fields[k].path) == 2) or "NULL AS v_none"
+        skeleton = f"regexp_replace(text, {_sql_text(STRING_PATTERN)}, '\"\"', 'g')"
+        lenient = _sql_text(LENIENT_PATTERN)
+        # the exact lexical checks (strings blanked out) only where the whole text could fail them
+        brackets = "strlen(text) - strlen(replace(replace(text, '{', ''), '[', ''))"
         return f"""
         WITH lines AS (
             SELECT * EXCLUDE (json), json AS j, json::VARCHAR AS text FROM {source}),
-        skel AS (
-            SELECT *, {lex} AS skeleton FROM lines),
         tops AS (
-            SELECT *, {tops} FROM skel),
+            SELECT *, {top_list} FROM lines),
+        kids AS (
+            SELECT *, {children} FROM tops),
         vals AS (
-            SELECT *, {nested} FROM tops),
+            SELECT *, {types} FROM (SELECT *, {values} FROM kids)),
         judged AS (
             SELECT *, CASE
                 WHEN j IS NULL OR strlen(text) > {MAX_LINE_BYTES} THEN {_sql_text(MALFORMED)}
-                WHEN regexp_matches(skeleton, {_sql_text(LENIENT_PATTERN)})
-                     OR strlen(regexp_replace(skeleton, '[^\\[{{]', '', 'g')) > {MAX_CONTAINERS}
-                     THEN {_sql_text(MALFORMED)}
+                WHEN CASE WHEN regexp_matches(text, {lenient}) THEN regexp_matches({skeleton}, {lenient})
+                          ELSE false END THEN {_sql_text(MALFORMED)}
+                WHEN CASE WHEN {brackets} > {MAX_CONTAINERS}
+                          THEN strlen(regexp_replace({skeleton}, '[^\\[{{]', '', 'g')) > {MAX_CONTAINERS}
+                          ELSE false END THEN {_sql_text(MALFORMED)}
                 WHEN json_type(j) <> 'OBJECT' THEN {_sql_text(NOT_OBJECT)}
                 {' '.join(cases)}
             END AS reason,
-            CASE WHEN json_type({mv}) = 'VARCHAR' THEN {mv} ->> '$' ELSE {ver} ->> '$' END AS model,
+            CASE WHEN y{mv[1:]} = 'VARCHAR' THEN {mv} ->> '$' ELSE {ver} ->> '$' END AS model,
             {sql_number(where[("ts",)])} AS ts, {sql_number(where[("probability",)])} AS p
             FROM vals)"""
+
+    def _sql_values(self) -> tuple[str, str, str, str, dict[tuple[str, ...], str]]:
+        """SQL of the field values: the top-level list, the object lists, the values, their types; and the
+        column of each path. Each object is parsed once: one json_extract of a list of paths."""
+        top = [f for f in self.fields if len(f.path) == 1]
+        lists = {(): ("t", "j", [f.path[0] for f in top])}
+        for parent in self.objects:
+            k = top.index(next(f for f in top if f.path == (parent,)))
+            lists[(parent,)] = (f"c{k}", f"t[{k + 1}]", [f.path[1] for f in self.fields if f.path[:1] == (parent,)
+                                                          and len(f.path) == 2])
+        where = {f.path: f"v{k}" for k, f in enumerate(self.fields)}
+        values = ", ".join(f"{lists[f.path[:-1]][0]}[{lists[f.path[:-1]][2].index(f.path[-1]) + 1}] AS v{k}"
+                           for k, f in enumerate(self.fields))
+        types = ", ".join(f"json_type(v{k}) AS y{k}" for k in range(len(self.fields)))  # each value's, once
+        extract = {key: f"json_extract({of}, [{', '.join(_sql_text(_path(n)) for n in keys)}]) AS {name}"
+                   for key, (name, of, keys) in lists.items()}
+        children = ", ".join(e for key, e in extract.items() if key) or "NULL AS c_none"
+        return extract[()], children, values, types, where
 
     def sql_value(self, path: tuple[str, ...]) -> str:
         """The column of ``judged`` holding the JSON value at ``path``."""
@@ -353,22 +367,25 @@ def _sql_text(text: str) -> str:
 
 
 def sql_number(v: str) -> str:
-    """SQL: the JSON value ``v`` as a DOUBLE when it is a number, else NULL (never a cast of text or true)."""
-    return f"CASE WHEN json_type({v}) IN {_SQL_NUMBERS} THEN {v}::DOUBLE END"
+    """SQL over :meth:`Rule.sql`'s ``judged`` (``v`` from :meth:`Rule.sql_value`): the JSON value ``v`` as a
+    DOUBLE when it is a number, else NULL (never a cast of text or true)."""
+    return f"CASE WHEN y{v[1:]} IN {_SQL_NUMBERS} THEN {v}::DOUBLE END"
 
 
 def sql_flag(v: str) -> str:
     """SQL: the JSON boolean ``v`` as 1.0/0.0, else NULL."""
-    return f"CASE WHEN json_type({v}) = 'BOOLEAN' THEN ({v}::VARCHAR = 'true')::DOUBLE END"
+    return f"CASE WHEN y{v[1:]} = 'BOOLEAN' THEN ({v}::VARCHAR = 'true')::DOUBLE END"
 
 
 def sql_text(v: str) -> str:
     """SQL: the JSON text ``v`` as VARCHAR, else NULL."""
-    return f"CASE WHEN json_type({v}) = 'VARCHAR' THEN {v} ->> '$' END"
+    return f"CASE WHEN y{v[1:]} = 'VARCHAR' THEN {v} ->> '$' END"
 
 
 def _sql_check(f: Field, v: str) -> str:
-    """SQL: true when the JSON value ``v`` (NULL when absent) passes ``f``."""
+    """SQL: true when the JSON value ``v`` (NULL when absent; its JSON type in column ``y<k>`` for ``v<k>``)
+    passes ``f``."""
+    y = "y" + v[1:]
     absent = "true" if not f.required else "false"
     null = "true" if f.nullable else "false"
     kinds = ", ".join(_sql_text(t) for t in _SQL_TYPE[f.kind])
@@ -381,8 +398,8 @@ def _sql_check(f: Field, v: str) -> str:
             limits.append(f"{v}::DOUBLE <= {float(f.high)!r}")
     elif f.kind == TEXT and (f.min_length is not None or f.max_length is not None):
         limits = [f"length({v} ->> '$') BETWEEN {f.min_length or 0} AND {f.max_length or 2 ** 31}"]
-    return (f"CASE WHEN {v} IS NULL THEN {absent} WHEN json_type({v}) = 'NULL' THEN {null} "
-            f"WHEN json_type({v}) IN ({kinds}) THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
+    return (f"CASE WHEN {v} IS NULL THEN {absent} WHEN {y} = 'NULL' THEN {null} "
+            f"WHEN {y} IN ({kinds}) THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
 
 
 def lexically_json(text: bytes) -> bool:

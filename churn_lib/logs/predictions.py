@@ -13,8 +13,9 @@ normalised values the model scored (None where a value was missing and the
 model filled it in).
 
 Writers append each line with a single ``write`` on an ``O_APPEND`` descriptor
-so that several workers never tear or interleave lines. Readers skip
-malformed, truncated or foreign lines and count them (:class:`ReadStats`);
+so that several workers never tear or interleave lines. Readers keep the
+lines the record rule of the contract accepts (:mod:`churn_lib.contract.records`)
+and count the others by reason (:class:`ReadStats`);
 rotated files (``predictions.log.1`` ...) and per-worker files
 (``predictions-*.log``) are read as one stream. :func:`iter_records` yields
 dicts (small logs); :func:`read_tail` reads only the end of the files into
