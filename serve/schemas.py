@@ -28,11 +28,12 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, WithJsonSchema, create_model
 
 from churn_lib import contract as _contract
+from churn_lib.contract import records
 
 #: Rows accepted by one ``POST /predict/batch`` (larger files: batch scoring in churn_lib).
 MAX_BATCH_ROWS = 1000
 #: Longest ``request_id``.
-REQUEST_ID_MAX_LENGTH = 128
+REQUEST_ID_MAX_LENGTH = records.MAX_KEY_LENGTH
 #: Longest category text accepted before normalisation.
 MAX_CATEGORY_LENGTH = _contract.MAX_TEXT_LENGTH
 

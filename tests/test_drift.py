@@ -182,17 +182,18 @@ def test_a_log_with_garbage_lines_is_read_and_the_garbage_counted(trained_home, 
     simulate.simulate(150, home=trained_home, seed=10)
     with open(trained_home.predictions_log, "ab") as fh:
         fh.write(b'{"request_id": "half a line')
-    # the window (1000) is most of the log: DuckDB reads every line (a blank line is not a line to it)
+    # the window (1000) is most of the log: DuckDB reads every line (a blank line is no line to any reader)
     result = drift.check(home=trained_home)
     assert result.verdict == drift.NO_DRIFT and result.models[0].n_rows == 300
-    assert result.read["skipped"] == {"malformed": 3, "truncated": 1}
+    assert result.read["skipped"] == {"malformed": 2, "not an object": 1, "truncated": 1}
     code, out, _ = run_main(capsys, "drift")
-    assert code == 0 and "4 skipped (malformed 3, truncated 1)" in out
-    assert drift.check(home=trained_home, since=0).read["skipped"] == {"malformed": 3, "truncated": 1}
-    # a small window is read backwards from the end (here one chunk: the whole file), line by line
+    assert code == 0 and "4 skipped (malformed 2, not an object 1, truncated 1)" in out
+    assert drift.check(home=trained_home, since=0).read["skipped"] == {"malformed": 2, "not an object": 1,
+                                                                       "truncated": 1}
+    # a small window is read backwards from the end (here one chunk: the whole file), by the same rule
     result = drift.check(home=trained_home, last=20)
     assert result.models[0].n_rows == 20
-    assert result.read["skipped"] == {"empty line": 1, "malformed": 2, "not an object": 1, "truncated": 1}
+    assert result.read["skipped"] == {"malformed": 2, "not an object": 1, "truncated": 1}
 
 
 def test_each_model_is_compared_with_its_own_profile(trained_home, capsys):
@@ -283,3 +284,26 @@ def test_the_installed_command_reports_insufficient_data_by_exit_status(trained_
     proc = subprocess.run([sys.executable, "-m", "churn_lib.cli", "drift", "--home", str(trained_home.root)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 5 and "INSUFFICIENT DATA" in proc.stdout and proc.stderr == ""
+
+
+def test_the_small_and_the_large_window_paths_count_the_same_log_alike(trained_home, monkeypatch):
+    """Drift reads a small --last window from the end of the files (msgspec) and a large one with DuckDB: the
+    record rule (churn_lib.contract.records) is the same for both, so the same log gives the same counts."""
+    from churn_lib.drift import monitor
+
+    simulate.simulate(300, home=trained_home, seed=3)
+    good = trained_home.predictions_log.read_bytes().splitlines(keepends=True)
+    hostile = [b"not json\n", b"\n", b"[1]\n", good[0].replace(b'"probability":', b'"probability":"x","p":'), b"{}\n",
+               good[1].replace(b'"features":{', b'"features":{"x":NaN,'), good[2][:50] + b"\n",
+               good[3].replace(b'"request_id":"', b'"request_id":"' + b"r" * 200)]
+    with open(trained_home.predictions_log, "ab") as fh:
+        fh.write(b"".join(hostile) + good[4][:30])  # and a line being written
+    results = {}
+    for path, share in (("tail", 1e9), ("duckdb", 0.0)):
+        monkeypatch.setattr(monitor, "TAIL_SHARE", share)
+        result = drift.check(home=trained_home, last=10_000, record=False)
+        results[path] = (result.read["records"], result.read["lines"], result.read["skipped"],
+                         [(m.version, m.n_rows) for m in result.models])
+    assert results["tail"] == results["duckdb"]
+    assert results["tail"][2] == {"malformed": 3, "not an object": 1, "no features": 1, "bad probability": 1,
+                                  "bad key": 1, "truncated": 1}

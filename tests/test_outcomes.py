@@ -18,6 +18,7 @@ from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_
 
 from churn_lib import DataError, InvalidParameter, cli, contract, drift, registry, simulate
 from churn_lib.logs import outcomes as feedback, query as logquery, monitoring, predictions as predlog
+from churn_lib.contract import records
 from churn_lib.drift import performance
 
 FEATURES = {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
@@ -62,6 +63,19 @@ def test_a_file_of_outcomes_is_appended_and_its_bad_rows_counted(trained_home, t
     assert lines[0]["ts"] == pd.Timestamp("2026-10-31T10:00:00Z").timestamp()
     assert all(a["received"] < b["received"] for a, b in zip(lines, lines[1:]))
     assert lines[0]["source"] == "file:october.csv"
+
+
+def test_a_key_of_the_apis_limit_is_accepted_and_one_character_more_refused(trained_home, tmp_path, capsys):
+    longest = "k" * (records.MAX_KEY_LENGTH - 1) + "0"  # the longest request id the API accepts and logs
+    _predictions(trained_home, [0.9], prefix=longest[:-1])  # request id: prefix + "0"
+    src = _csv(tmp_path / "edge.csv", [[longest, "1"], [longest + "k", "0"]], ["request_id", "outcome"])
+    code = cli.main(["feedback", str(src), "--home", str(trained_home.root), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["accepted"] == 1 and out["matched"] == 1
+    assert out["rejected"] == {"key too long": 1}
+    assert out["examples"] == [{"line": 3, "reason": f"a request_id over {records.MAX_KEY_LENGTH} characters",
+                                "value": ""}]
+    assert [json.loads(x)["request_id"] for x in trained_home.feedback_log.read_text().splitlines()] == [longest]
 
 
 def test_the_targets_labels_and_its_column_name_are_accepted(trained_home, tmp_path):

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
+from ..contract import records as _records
 from . import predictions as predlog
 from .._io import rotated
 from ..exceptions import DataError
@@ -44,8 +45,6 @@ OUTCOME_COLUMNS = ("outcome",)
 #: Column names taken as the time the outcome was observed.
 TIME_COLUMNS = ("time", "ts", "outcome_time", "observed_at")
 REQUEST_ID = "request_id"
-#: Longest key accepted (a request id or a customer id).
-MAX_KEY_CHARS = 200
 #: Rows read per block of a CSV file (bounded memory whatever its size).
 BLOCK_ROWS = 100_000
 #: Example rejects kept for the report.
@@ -155,7 +154,7 @@ def _block(frame: pd.DataFrame, key: str, outcome: str, when: str | None, contra
     n = len(frame)
     keys = frame[key].astype(str).str.strip()
     no_key = (keys.eq("") | frame[key].isna()).to_numpy()
-    long_key = (keys.str.len() > MAX_KEY_CHARS).to_numpy() & ~no_key
+    long_key = (keys.str.len() > _records.MAX_KEY_LENGTH).to_numpy() & ~no_key
     codes = _outcomes(frame[outcome], contract.target)
     bad_outcome = (codes < 0) & ~no_key & ~long_key
     if when is not None:
@@ -166,7 +165,7 @@ def _block(frame: pd.DataFrame, key: str, outcome: str, when: str | None, contra
     lines = np.arange(first_line, first_line + n)
     labels = contract.target.label_text()
     for reason, mask, what in (("no key", no_key, f"an empty {key}"),
-                               ("key too long", long_key, f"a {key} over {MAX_KEY_CHARS} characters"),
+                               ("key too long", long_key, f"a {key} over {_records.MAX_KEY_LENGTH} characters"),
                                ("not an outcome", bad_outcome, f"the outcome is not {labels}, 1/0 or true/false"),
                                ("bad time", bad_time, f"{when} is not Unix seconds or an ISO time")):
         idx = np.flatnonzero(mask)

@@ -13,8 +13,9 @@ normalised values the model scored (None where a value was missing and the
 model filled it in).
 
 Writers append each line with a single ``write`` on an ``O_APPEND`` descriptor
-so that several workers never tear or interleave lines. Readers skip
-malformed, truncated or foreign lines and count them (:class:`ReadStats`);
+so that several workers never tear or interleave lines. Readers keep the
+lines the record rule of the contract accepts (:mod:`churn_lib.contract.records`)
+and count the others by reason (:class:`ReadStats`);
 rotated files (``predictions.log.1`` ...) and per-worker files
 (``predictions-*.log``) are read as one stream. :func:`iter_records` yields
 dicts (small logs); :func:`read_tail` reads only the end of the files into
@@ -35,6 +36,7 @@ import msgspec
 import numpy as np
 
 from .. import contract as _contract
+from ..contract import records as _records
 from .._io import append_bytes, rotated
 from ..home import Home
 
@@ -126,57 +128,30 @@ class ReadStats:
                 + (f", {self.skipped_total} skipped ({skipped})" if self.skipped_total else ", none skipped"))
 
 
-def _valid(rec: Any, contract: _contract.Contract) -> str | None:
-    """None when ``rec`` is a usable prediction record of ``contract``'s features, else the reason it is not."""
-    if not isinstance(rec, dict):
-        return "not an object"
-    feats = rec.get("features")
-    if not isinstance(feats, dict):
-        return "no features"
-    for f in contract.features:
-        v = feats.get(f.name)
-        if v is None:
-            if f.imputed and f.name in feats:
-                continue
-            return "bad feature value"
-        if f.type == _contract.CATEGORICAL:
-            ok = isinstance(v, str)
-        elif f.type == _contract.BOOLEAN:
-            ok = isinstance(v, bool)
-        else:
-            ok = not isinstance(v, bool) and isinstance(v, (int, float))
-        if not ok:
-            return "bad feature value"
-    if isinstance(rec.get("ts"), bool) or not isinstance(rec.get("ts"), (int, float)):
-        return "no timestamp"
-    return None
-
-
 def iter_records(paths: Iterable[Path], stats: ReadStats | None = None, *,
                  contract: _contract.Contract | None = None) -> Iterator[dict[str, Any]]:
-    """Yield valid records (of ``contract``'s features, default the lab's) from ``paths`` in order; count the
-    rest in ``stats``."""
+    """Yield the records (by :mod:`churn_lib.contract.records`' rule for ``contract``, default the lab's) of
+    ``paths`` in order as dicts; count the rest in ``stats``."""
     stats = stats if stats is not None else ReadStats()
-    contract = contract or _contract.lab()
+    rule = _records.rule(contract or _contract.lab())
     for path in paths:
         stats.files.append(str(path))
         with open(path, "rb") as fh:
-            for raw in fh:
+            for k, raw in enumerate(fh):
+                if k == 0 and raw.startswith(_records.BOM):
+                    raw = raw[len(_records.BOM):]
+                if _records.blank(raw):
+                    continue
                 stats.lines += 1
                 if not raw.endswith(b"\n"):
-                    stats.skip("truncated")
+                    stats.skip(_records.TRUNCATED)
                     continue
-                try:
-                    rec = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    stats.skip("malformed")
-                    continue
-                reason = _valid(rec, contract)
+                reason = rule.judge(raw)
                 if reason:
                     stats.skip(reason)
                     continue
                 stats.records += 1
-                yield rec
+                yield json.loads(raw.strip(_records.WHITESPACE))
 
 
 # --- fast columnar reading (drift) -------------------------------------------
@@ -190,30 +165,21 @@ def iter_records(paths: Iterable[Path], stats: ReadStats | None = None, *,
 #: Bytes read per chunk: large enough to amortise per-chunk work, small enough
 #: that a chunk with a bad line is cheap to redo line by line.
 CHUNK_BYTES = 1 << 20
-#: A longer "line" is not a prediction (the API's records are ~300 bytes); it
-#: is skipped without being held in memory whole.
-MAX_LINE_BYTES = 1 << 20
+
 
 class Decoder:
     """Decodes log lines of one contract's features into column batches (msgspec, in C).
 
-    The record struct is built from the contract: integers and floats decode
-    as floats, booleans as booleans, categories as text, each may be null
-    where the model fills missing values in. Build with :func:`decoder` (cached per contract).
+    The record struct is :meth:`churn_lib.contract.records.Rule.struct`: a line
+    decodes exactly when it passes the rule's field checks (numbers as floats,
+    booleans as booleans, categories as text, null where the model fills values
+    in). Build with :func:`decoder` (cached per contract).
     """
 
     def __init__(self, contract: _contract.Contract) -> None:
         self.contract = contract
-        fields, rename = [], {}
-        for k, f in enumerate(contract.features):
-            kind: Any = {_contract.CATEGORICAL: str, _contract.BOOLEAN: bool}.get(f.type, float)
-            fields.append((f"f{k}", kind | None if f.imputed else kind))
-            rename[f"f{k}"] = f.name
-        self.features_struct = msgspec.defstruct("_Features", fields, rename=rename, gc=False)
-        self.record_struct = msgspec.defstruct(
-            "_Record", [("features", self.features_struct), ("ts", float), ("probability", float),
-                        ("model_version", str | None, None), ("version", str | None, None)],
-            gc=False)
+        self.rule = _records.rule(contract)
+        self.record_struct = self.rule.struct()
         self.decoder = msgspec.json.Decoder(self.record_struct)
         self.numeric = [(f"f{k}", f.name) for k, f in enumerate(contract.features) if f.is_numeric]
         self.categorical = [(f"f{k}", f.name) for k, f in enumerate(contract.features) if not f.is_numeric]
@@ -279,48 +245,60 @@ class Batch:
                    {c: np.concatenate([b.categorical[c] for b in batches]) for c in first.categorical})
 
 
-def _reason(line: bytes, contract: _contract.Contract) -> str:
-    """Why a line that the fast decoder refused is not a usable record."""
-    if not line.strip():
-        return "empty line"
-    if len(line) > MAX_LINE_BYTES:
-        return "too long"
+def _plain(buf: bytes, end: int) -> bool:
+    """Whether every line of ``buf[:end]`` is UTF-8, short enough and has few enough brackets for the rule: what
+    msgspec does not check (in the keys it skips)."""
     try:
-        rec = json.loads(line)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return "malformed"
-    reason = _valid(rec, contract)
-    if reason:
-        return reason
-    p = rec.get("probability")
-    if isinstance(p, bool) or not isinstance(p, (int, float)):
-        return "bad probability"
-    if not any(isinstance(rec.get(k), str) for k in ("model_version", "version")):
-        return "no model"
-    return "bad value"  # e.g. a number out of float range, a lone surrogate
+        str(memoryview(buf)[:end], "utf-8")
+    except UnicodeDecodeError:
+        return False
+    if end > _records.MAX_LINE_BYTES:
+        ends = np.flatnonzero(np.frombuffer(buf, np.uint8, count=end) == 10)
+        if int(np.diff(ends, prepend=-1).max(initial=0)) > _records.MAX_LINE_BYTES:
+            return False
+    if buf.count(b"{", 0, end) + buf.count(b"[", 0, end) <= _records.MAX_CONTAINERS:
+        return True
+    data = np.frombuffer(buf, np.uint8, count=end)
+    starts = np.r_[0, np.flatnonzero(data == 10)[:-1] + 1]
+    brackets = ((data == 123) | (data == 91)).astype(np.int32)
+    return int(np.add.reduceat(brackets, starts).max()) <= _records.MAX_CONTAINERS
+
+
+def _decode(buf: bytes, end: int, stats: ReadStats, dec: Decoder) -> list[Any]:
+    """The records of the whole lines ``buf[:end]``; lines that are not records are counted in ``stats``."""
+    n_lines = buf.count(b"\n", 0, end)
+    if _plain(buf, end):
+        try:
+            recs = dec.decoder.decode_lines(memoryview(buf)[:end])  # no copy
+            # decode_lines skips blank lines and accepts two objects on one line:
+            # only an exact count proves one record per line.
+            if len(recs) == n_lines:
+                stats.lines += n_lines
+                return recs
+        except msgspec.DecodeError:
+            pass
+    recs = []
+    for line in buf[:end].split(b"\n")[:-1]:
+        if _records.blank(line):
+            continue
+        stats.lines += 1
+        reason = dec.rule.judge(line)
+        if reason is None:
+            try:
+                recs.append(dec.decoder.decode(line.strip(_records.WHITESPACE)))
+                continue
+            except msgspec.DecodeError:  # the struct is derived from the rule: tests keep them in step
+                reason = _records.MALFORMED
+        stats.skip(reason)
+    return recs
 
 
 def _parse(buf: bytes, stats: ReadStats, end: int | None = None, dec: Decoder | None = None) -> Batch:
     """Decode ``buf[:end]`` (whole lines, each ending in a newline) into a :class:`Batch`."""
     dec = dec or decoder()
     end = len(buf) if end is None else end
-    n_lines = buf.count(b"\n", 0, end)
-    stats.lines += n_lines
     stats.bytes_read += end
-    try:
-        recs = dec.decoder.decode_lines(memoryview(buf)[:end])  # no copy
-        # decode_lines skips blank lines and accepts two objects on one line:
-        # only an exact count proves one record per line.
-        ok = len(recs) == n_lines
-    except msgspec.DecodeError:
-        ok = False
-    if not ok:
-        recs = []
-        for line in buf[:end].split(b"\n")[:-1]:
-            try:
-                recs.append(dec.decoder.decode(line))
-            except msgspec.DecodeError:
-                stats.skip(_reason(line, dec.contract))
+    recs = _decode(buf, end, stats, dec)
     m = len(recs)
     if m == 0:
         return dec.empty()
@@ -339,33 +317,27 @@ def _parse(buf: bytes, stats: ReadStats, end: int | None = None, dec: Decoder | 
     if None in model.tolist():
         labels = np.fromiter(map(attrgetter("version"), recs), object, m)
         model = np.where(model == None, labels, model)  # noqa: E711 - elementwise
-    imputed = {f.name for f in dec.contract.features if f.imputed}
-    finite = [np.isfinite(v) | (np.isnan(v) if k in imputed else False) for k, v in numeric.items()]
-    checks = (
-        ("bad feature value", ~np.logical_and.reduce(finite) if finite else np.zeros(m, dtype=bool)),
-        ("no timestamp", ~np.isfinite(ts)),
-        ("bad probability", ~((proba >= 0.0) & (proba <= 1.0))),
-        ("no model", model == None),  # noqa: E711 - elementwise
-    )
-    bad = np.zeros(m, dtype=bool)
-    for reason, mask in checks:
-        mask = mask & ~bad
-        if mask.any():
-            stats.skip(reason, int(mask.sum()))
-            bad |= mask
     batch = Batch(model, ts, proba, numeric, categorical)
+    # the struct checked every field; what is left of the rule: a model file or a version label is given
+    bad = model == None  # noqa: E711 - elementwise
     if bad.any():
+        stats.skip(_records.NO_MODEL, int(bad.sum()))
         batch = batch.take(~bad)
     stats.records += len(batch)
     return batch
 
 
 def _chunks_backward(path: Path, stats: ReadStats, chunk_bytes: int) -> Iterator[bytes]:
-    """Whole lines of ``path``, newest chunk first (each chunk's lines in file order)."""
+    """Whole lines of ``path``, newest chunk first (each chunk's lines in file order).
+
+    An unterminated last line (a write in progress) is counted as truncated and
+    a line longer than the rule allows as malformed, neither held in memory.
+    """
     with open(path, "rb") as fh:
         pos = fh.seek(0, os.SEEK_END)
         pending, first = b"", True
         skipping: str | None = None  # a line being dropped, and why; its start is before what was read
+        dropped_blank = True  # whether what was dropped of it so far is whitespace only
         while pos > 0:
             size = min(chunk_bytes, pos)
             pos -= size
@@ -376,22 +348,26 @@ def _chunks_backward(path: Path, stats: ReadStats, chunk_bytes: int) -> Iterator
             if first:
                 first = False
                 if not data.endswith(b"\n"):  # an unterminated last line: a write in progress
-                    skipping = "truncated"
+                    skipping = _records.TRUNCATED
             if skipping:
                 cut = data.rfind(b"\n") + 1
+                dropped_blank = dropped_blank and _records.blank(data[cut:])
                 if cut == 0 and pos > 0:
                     continue
-                stats.lines += 1
-                stats.skip(skipping)
-                data, skipping = data[:cut], None
+                if not dropped_blank:
+                    stats.lines += 1
+                    stats.skip(skipping)
+                data, skipping, dropped_blank = data[:cut], None, True
             if pos > 0:  # the first line may have begun before this chunk
                 nl = chunk.find(b"\n")  # (not in the pending fragment: its newline ends it)
                 if nl < 0:
                     pending = data
-                    if len(pending) > MAX_LINE_BYTES:
-                        pending, skipping = b"", "too long"
+                    if len(pending.strip(_records.WHITESPACE)) > _records.MAX_LINE_BYTES:
+                        pending, skipping, dropped_blank = b"", _records.MALFORMED, False
                     continue
                 pending, data = data[:nl + 1], data[nl + 1:]
+            if pos == 0 and data.startswith(_records.BOM):
+                data = data[len(_records.BOM):]
             if data:
                 yield data
 

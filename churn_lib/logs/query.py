@@ -2,21 +2,17 @@
 
 Writes stay single-``write`` JSON-line appends (:mod:`churn_lib.logs.predictions`,
 :mod:`churn_lib.logs.outcomes`); the reads here hand the current and rotated files
-to DuckDB's ``read_json`` (multi-threaded, within :data:`churn_lib._duck.MEMORY_LIMIT`),
-typed from the contract, with the same validity rules as the hand-written
-reader: a line that is not JSON, or lacks the features, a timestamp, a
-probability in [0, 1] or a model, is skipped and counted by reason (DuckDB
-reads a malformed line as a row of nulls, which is how it is told apart). A
+to DuckDB's ``read_json_objects`` (multi-threaded, within :data:`churn_lib._duck.MEMORY_LIMIT`)
+and judge every line with the SQL derived from the contract's record rule
+(:meth:`churn_lib.contract.records.Rule.sql`): the same lines are kept, and the
+others skipped for the same reasons, as by the Python and msgspec readers. A
 last line without a newline (a write in progress) is counted as truncated.
-
-Looser than :func:`churn_lib.logs.predictions.read_tail` in two ways that only
-hand-written lines can reach: a JSON number where the contract has a category
-is read as its text, and ``true``/``false`` where it has a number as 1/0.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -25,66 +21,50 @@ import numpy as np
 
 from .. import _duck
 from .. import contract as _contract
-from .predictions import MAX_LINE_BYTES, Batch, Decoder, ReadStats, decoder
+from ..contract import records as _records
+from ..contract.records import MAX_LINE_BYTES
+from .predictions import Batch, Decoder, ReadStats, decoder
 
 #: Rows handed over per batch when a window is streamed (bounded memory, whatever the window's size).
 BATCH_ROWS = 100_000
 
 
-def _sql_type(f: _contract.Feature) -> str:
-    return {_contract.CATEGORICAL: "VARCHAR", _contract.BOOLEAN: "BOOLEAN"}.get(f.type, "DOUBLE")
+#: Every non-blank line of the files as JSON; a line DuckDB cannot parse (or longer than the buffer) is NULL.
+_SOURCE = ("read_json_objects($files, format='newline_delimited', ignore_errors=true, "
+           f"maximum_object_size={2 * MAX_LINE_BYTES})")
 
 
-def _columns(contract: _contract.Contract) -> dict[str, str]:
-    feats = ", ".join(f"{_duck.ident(f.name)} {_sql_type(f)}" for f in contract.features)
-    return {"features": f"STRUCT({feats})", "ts": "DOUBLE", "probability": "DOUBLE",
-            "model_version": "VARCHAR", "version": "VARCHAR"}
-
-
-#: Every line of the files, typed by ``$columns``; a line that does not parse is a row of nulls.
-_SOURCE = ("read_json($files, format='newline_delimited', columns=$columns, ignore_errors=true, "
-           f"maximum_object_size={MAX_LINE_BYTES})")
-
-
-def _judged(contract: _contract.Contract) -> str:
-    """SQL of every non-empty line with ``reason``: NULL for a usable record, else why it is skipped."""
-    checks = []
-    for f in contract.features:
-        col = f"f.{_duck.ident(f.name)}"
-        if f.type in (_contract.INTEGER, _contract.FLOAT):
-            checks.append(f"({col} IS NULL OR isfinite({col}))" if f.imputed else f"coalesce(isfinite({col}), false)")
-        elif not f.imputed:
-            checks.append(f"{col} IS NOT NULL")
-    features_ok = " AND ".join(checks) or "true"
-    return f"""
-        WITH raw AS (
-            SELECT features AS f, ts, probability AS p, coalesce(model_version, version) AS model
-            FROM {{source}}),
-        judged AS (
-            SELECT *, CASE
-                WHEN f IS NULL AND ts IS NULL AND p IS NULL AND model IS NULL THEN 'malformed'
-                WHEN f IS NULL THEN 'no features'
-                WHEN NOT ({features_ok}) THEN 'bad feature value'
-                WHEN ts IS NULL OR NOT isfinite(ts) THEN 'no timestamp'
-                WHEN p IS NULL OR NOT (p BETWEEN 0 AND 1) THEN 'bad probability'
-                WHEN model IS NULL THEN 'no model'
-            END AS reason
-            FROM raw)"""
-
-
-def _truncated(paths: Sequence[Path]) -> int:
-    """Files whose last line has no newline yet."""
-    n = 0
+def _unterminated(paths: Sequence[Path], rule: _records.Rule) -> tuple[Counter, Counter]:
+    """The last lines still being written (no newline yet, not blank): the reasons of those that are not records,
+    and the texts of those that are (DuckDB reads both as lines like any other)."""
+    reasons: Counter = Counter()
+    texts: Counter = Counter()
     for p in paths:
         try:
             with open(p, "rb") as fh:
-                if fh.seek(0, os.SEEK_END) == 0:
-                    continue
-                fh.seek(-1, os.SEEK_END)
-                n += fh.read(1) != b"\n"
+                size = fh.seek(0, os.SEEK_END)
+                back = min(size, _records.MAX_LINE_BYTES + 2 * 1024)
+                fh.seek(size - back)
+                tail = fh.read(back)
         except OSError:
-            pass
-    return n
+            continue
+        if not tail or tail.endswith(b"\n"):
+            continue
+        cut = tail.rfind(b"\n") + 1
+        if cut == 0 and back < size:  # longer than the rule allows
+            reasons[_records.MALFORMED] += 1
+            continue
+        fragment = tail[cut:]
+        if cut == 0 and fragment.startswith(_records.BOM):
+            fragment = fragment[len(_records.BOM):]
+        if _records.blank(fragment):
+            continue
+        reason = rule.judge(fragment)
+        if reason is None:
+            texts[fragment.strip(_records.WHITESPACE).decode("utf-8")] += 1
+        else:
+            reasons[reason] += 1
+    return reasons, texts
 
 
 def _batch(frame: Any, dec: Decoder) -> Batch:
@@ -96,40 +76,66 @@ def _batch(frame: Any, dec: Decoder) -> Batch:
                  frame["p"].to_numpy(dtype=np.float64, na_value=np.nan), numeric, categorical)
 
 
+def _picks(rule: _records.Rule, dec: Decoder) -> list[str]:
+    """SQL of the feature columns of a batch, from the judged values (a number only where the rule saw one)."""
+    picks = []
+    for k, (_, name) in enumerate(dec.numeric):
+        v = rule.sql_value(("features", name))
+        flag = rule.contract.feature(name).type == _contract.BOOLEAN
+        picks.append(f"{_records.sql_flag(v) if flag else _records.sql_number(v)} AS n{k}")
+    picks += [f"{_records.sql_text(rule.sql_value(('features', name)))} AS c{k}"
+              for k, (_, name) in enumerate(dec.categorical)]
+    return picks
+
+
+def _count(frame: Any, stats: ReadStats, reasons: Counter, texts: Counter) -> np.ndarray:
+    """Count a chunk's lines in ``stats`` (a line still being written as truncated); the mask of its records."""
+    reason = frame["reason"]
+    ok = reason.isna().to_numpy().copy()
+    stats.lines += len(frame)
+    if texts:  # a last line being written that reads as a record: one row with its text is that line
+        for i in np.flatnonzero(ok & frame["frag"].notna().to_numpy()):
+            text = frame["frag"].iat[i]
+            if texts[text] > 0:
+                texts[text] -= 1
+                ok[i] = False
+                stats.skip(_records.TRUNCATED)
+    stats.records += int(ok.sum())
+    for why, count in reason[reason.notna()].value_counts().items():
+        take = min(reasons[why], int(count))  # as many lines of this reason are the ones being written
+        if take:
+            stats.skip(_records.TRUNCATED, take)
+            reasons[why] -= take
+        if count - take:
+            stats.skip(str(why), int(count) - take)
+    return ok
+
+
 def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats) -> Iterator[tuple[np.ndarray, Batch]]:
-    """Every non-empty line of ``paths`` as ``(usable?, batch)`` chunks, in no particular order; counts in ``stats``.
+    """Every non-blank line of ``paths`` as ``(usable?, batch)`` chunks, in no particular order; counts in ``stats``.
 
     One pass of DuckDB over the files (every core); the window is applied by
     the caller, so every line is counted whatever the window.
     """
     dec = decoder(contract)
-    truncated = _truncated(paths)
+    rule = dec.rule
+    reasons, texts = _unterminated(paths, rule)
     stats.files.extend(str(p) for p in paths)
     stats.bytes_read += sum(p.stat().st_size for p in paths)
-    picks = [f"f.{_duck.ident(name)}::DOUBLE AS n{k}" for k, (_, name) in enumerate(dec.numeric)]
-    picks += [f"f.{_duck.ident(name)} AS c{k}" for k, (_, name) in enumerate(dec.categorical)]
-    query = f"{_judged(contract).replace('{source}', _SOURCE)} SELECT reason, {', '.join(picks)}, ts, p, model FROM judged"
+    frag = "CASE WHEN list_contains($texts, text) THEN text END" if texts else "NULL::VARCHAR"
+    query = (f"{rule.sql(_SOURCE)} SELECT reason, {', '.join(_picks(rule, dec))}, ts, p, model, {frag} AS frag "
+             "FROM judged")
+    args: dict[str, Any] = {"files": [str(p) for p in paths]}
+    if texts:
+        args["texts"] = sorted(texts)
     con = _duck.connect(ordered=False)
     try:
-        result = con.execute(query, {"files": [str(p) for p in paths], "columns": _columns(contract)})
+        result = con.execute(query, args)
         while True:
             frame = result.fetch_df_chunk(max(1, BATCH_ROWS // 2048))
             if frame is None or not len(frame):
                 break
-            reason = frame["reason"]
-            ok = reason.isna().to_numpy()
-            stats.lines += len(frame)
-            stats.records += int(ok.sum())
-            if not ok.all():
-                for why, count in reason[~ok].value_counts().items():
-                    if why == "malformed" and truncated:  # a last line being written reads as malformed
-                        take = min(truncated, int(count))
-                        stats.skip("truncated", take)
-                        truncated -= take
-                        count -= take
-                    if count:
-                        stats.skip(str(why), int(count))
-            yield ok, _batch(frame, dec)
+            yield _count(frame, stats, reasons, texts), _batch(frame, dec)
     finally:
         con.close()
 

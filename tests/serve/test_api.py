@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from churn_lib.contract import records
 from churn_lib.logs import predictions as predlog
 from churn_lib import registry
 from .. import lab_contract as schema
@@ -194,6 +195,16 @@ def test_a_log_that_cannot_be_written_shows_in_the_response_and_health(client, t
     trained_home.predictions_log.rmdir()
     assert client.post("/predict", json=GOOD).json()["logged"] is True
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_a_request_id_of_the_key_limit_is_served_logged_and_read_back(client, trained_home):
+    key = "k" * records.MAX_KEY_LENGTH
+    r = client.post("/predict", json=dict(GOOD, request_id=key))
+    assert r.status_code == 200 and r.json()["request_id"] == key and r.json()["logged"] is True
+    stats = predlog.ReadStats()
+    assert [x["request_id"] for x in predlog.iter_records([trained_home.predictions_log], stats)] == [key]
+    too_long = client.post("/predict", json=dict(GOOD, request_id=key + "k"))
+    assert too_long.status_code == 422 and f"1 to {records.MAX_KEY_LENGTH} characters" in too_long.text
 
 
 # --- bad input: 422 (or 413) naming the field and what is allowed, never a 500 ------------
