@@ -40,8 +40,9 @@ system-deps:
 run: install
 	$(BIN)/churn run
 
-## test: the whole test suite
+## test: the layering contract (import-linter, config in pyproject.toml), then the whole test suite
 test: install-test system-deps
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 ## serve: serve the current model on 127.0.0.1:8000 (churn serve; SERVE_HOST, SERVE_PORT, SERVE_WORKERS override)
