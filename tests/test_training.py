@@ -4,15 +4,8 @@ import pytest
 
 from churn_lib import DataError, InvalidParameter, registry, scoring
 from churn_lib.data import read_csv
-from churn_lib.learn.train import (
-    TrainParams,
-    baselines,
-    build_pipeline,
-    choose_threshold,
-    compute_metrics,
-    split,
-    train,
-)
+from churn_lib.learn.metrics import THRESHOLD_GRID, baselines, compute_metrics, threshold_curve
+from churn_lib.learn.train import TrainParams, build_pipeline, choose_threshold, split, train
 
 from .conftest import LAB_REQUESTS
 
@@ -66,10 +59,10 @@ def test_default_gate_passes_with_a_reason_per_criterion(trained_home):
 
 def test_min_f1_refusal_registers_but_does_not_promote(trained_home):
     before = registry.current_file(home=trained_home)
-    result = train(home=trained_home, params=TrainParams(gate_f1=0.9))
+    result = train(home=trained_home, params=TrainParams(min_f1=0.9))
     assert not result.passed_gate and not result.promoted
     assert [c["name"] for c in result.entry["gate"]["criteria"] if not c["passed"]] == ["min_f1"]
-    assert "< gate_f1 0.9000" in result.entry["gate_reasons"][0]
+    assert "< min_f1 0.9000" in result.entry["gate_reasons"][0]
     assert registry.current_file(home=trained_home) == before
     assert registry.get("v2", home=trained_home)["passed_gate"] is False
 
@@ -91,12 +84,12 @@ def test_baseline_margin_refuses_a_model_that_barely_beats_always_1(trained_home
 
 def test_no_regression_against_the_current_model(trained_home):
     # v2 is much more regularised; the current v1 re-scored on the same split is better.
-    result = train(home=trained_home, params=TrainParams(C=1e-4, gate_f1=0.0, regression_tolerance=0.0))
+    result = train(home=trained_home, params=TrainParams(C=1e-4, min_f1=0.0, regression_tolerance=0.0))
     crit = {c["name"]: c for c in result.entry["gate"]["criteria"]}
     assert "vs current v1" in crit["no_regression"]["reason"]
     assert "on the 300 test rows neither model trained on" in crit["no_regression"]["reason"]
     assert crit["no_regression"]["passed"] == (result.entry["metrics"]["f1"] >= crit["no_regression"]["required"])
-    tolerant = train(home=trained_home, params=TrainParams(C=1e-4, gate_f1=0.0, regression_tolerance=1.0))
+    tolerant = train(home=trained_home, params=TrainParams(C=1e-4, min_f1=0.0, regression_tolerance=1.0))
     assert {c["name"]: c for c in tolerant.entry["gate"]["criteria"]}["no_regression"]["passed"]
 
 
@@ -126,8 +119,6 @@ def test_compute_metrics_at_a_threshold():
 
 def test_threshold_curve_equals_sklearn_metrics_at_every_threshold():
     from sklearn.metrics import f1_score, precision_score, recall_score
-
-    from churn_lib.learn.train import THRESHOLD_GRID, threshold_curve
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
