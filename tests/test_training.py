@@ -161,3 +161,35 @@ def test_the_registry_entry_records_the_family_and_its_resolved_hyperparameters(
     assert entry["params"]["family"] == "logreg" and entry["params"]["C"] == 1.0 and "model" not in entry["params"]
     assert TrainParams(family="lightgbm", num_leaves=7, seed=3).changed() == {"seed": 3, "family": "lightgbm",
                                                                              "num_leaves": 7}
+
+
+def test_gate_f1_is_the_old_name_of_min_f1_wherever_parameters_are_given(caplog, capsys):
+    from churn_lib import cli
+    from churn_lib.run import stages
+
+    with caplog.at_level("WARNING", logger="churn_lib.learn.train"):  # the library's keyword
+        assert TrainParams(gate_f1=0.5).min_f1 == 0.5
+    assert caplog.messages == ["the train parameter gate_f1=0.5 is deprecated and will be removed in the next "
+                               "release: call it min_f1"]
+    with pytest.raises(InvalidParameter, match=r"gate_f1 \(the old name of min_f1\) and min_f1 disagree"):
+        TrainParams(gate_f1=0.5, min_f1=0.6)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="churn_lib.run.stages"):  # churn run -p, the notebook runner
+        (params,) = stages.TABLE["train"].build(stages.check(("train",), {"gate_f1": 0.5})["train"])
+    assert params.min_f1 == 0.5 and "here it sets min_f1 (03_train)" in caplog.text
+    assert cli.build_parser().parse_args(["train", "--gate-f1", "0.5"]).min_f1 == 0.5  # the old flag
+    assert capsys.readouterr().err == ("churn: warning: --gate-f1 is deprecated and will be removed in the next "
+                                       "release; use --min-f1\n")
+    names = [line.split(" = ")[0] for line in stages.TABLE["train"].parameters_cell().splitlines()]
+    assert "min_f1" in names and "gate_f1" not in names  # the notebook shows the new name only
+
+
+def test_the_entry_keeps_the_labs_gate_f1_and_records_the_settings_by_their_names(trained_home):
+    result = train(home=trained_home, params=TrainParams(min_f1=0.3, min_lift_top_decile=1.1))
+    assert result.entry["gate_f1"] == 0.3  # the lab's entry field: its name is part of the file format
+    assert {k: result.entry["params"][k] for k in ("min_f1", "baseline_margin", "regression_tolerance",
+                                                    "min_lift_top_decile")} == {
+        "min_f1": 0.3, "baseline_margin": 0.0, "regression_tolerance": 0.02, "min_lift_top_decile": 1.1}
+    assert "gate_f1" not in result.entry["params"]
+    assert result.entry["params_changed"] == {"min_f1": 0.3, "min_lift_top_decile": 1.1}
+    assert registry.get("v1", home=trained_home)["gate_f1"] == 0.65  # the contract's floor, when not overridden
