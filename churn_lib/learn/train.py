@@ -147,8 +147,9 @@ class TrainParams:
     def stage_fields(cls) -> tuple[dataclasses.Field, ...]:
         """The train stage's parameters, in notebook order (the stage table derives the ``churn train``
         flags, the notebook's parameters cell and ``churn run``'s checks from them): these fields with
-        every family's hyperparameters after ``family`` (:func:`churn_lib.models.fields`). The old name
-        ``model`` is the ``was`` of ``family``: the stage table and the flags accept it for one release."""
+        every family's hyperparameters after ``family`` (:func:`churn_lib.models.fields`). An old name
+        (a field's ``was``: ``model`` of ``family``, ``gate_f1`` of ``min_f1``) is accepted by the stage
+        table and the flags for one release."""
         own = [f for f in dataclasses.fields(cls) if f.name != "hyperparameters"]
         at = [f.name for f in own].index("family") + 1
         return (*own[:at], *models.fields(), *own[at:])
