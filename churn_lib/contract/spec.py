@@ -1,5 +1,5 @@
 """The contract's definitions: what a data set is (features, target, source, dropped columns,
-gate defaults) and the check that a contract is consistent.
+the gate's settings) and the check that a contract is consistent.
 
 A :class:`Contract` says where the data comes from (a CSV file or glob, or the
 lab's generator), which column(s) name a customer, which column is the target
@@ -243,7 +243,7 @@ class Gate:
 
 @dataclass(frozen=True)
 class Contract:
-    """What a data set is: source, id, target, features, dropped columns, gate defaults."""
+    """What a data set is: source, id, target, features, dropped columns, the gate's settings."""
 
     name: str
     source: Source
