@@ -55,7 +55,7 @@ def wide(tmp: Path, rows: int) -> None:
     for family in FAMILIES:
         for cal in ("none", "sigmoid"):
             result, seconds = _timed(lambda: train(home=home, params=TrainParams(
-                family=family, calibration=cal, gate_f1=0.0, regression_tolerance=1.0)))
+                family=family, calibration=cal, min_f1=0.0, regression_tolerance=1.0)))
             m = result.entry["metrics"]
             model = result.model.model if cal != "none" else result.model
             trees = getattr(model, "best_iteration_", "-")
@@ -77,7 +77,7 @@ def scale(tmp: Path, rows: int) -> None:
     versions = {}
     for family in FAMILIES:
         result, seconds = _timed(lambda: train(home=home, version=family, params=TrainParams(
-            family=family, gate_f1=0.0, regression_tolerance=1.0)))
+            family=family, min_f1=0.0, regression_tolerance=1.0)))
         versions[family] = result.entry["version"]
         trees = getattr(result.model, "best_iteration_", "-")
         print(f"  {family:<10} {seconds:8.1f} {result.entry['metrics']['roc_auc']:8.4f} {trees!s:>6}")

@@ -60,7 +60,7 @@ def test_the_labs_story_through_the_command(home, capsys):
 
 
 def test_gate_refusal_has_its_own_exit_status(trained_home, capsys):
-    code, out, _ = run_main(capsys, "train", "--gate-f1", "0.95")
+    code, out, _ = run_main(capsys, "train", "--min-f1", "0.95")
     assert code == cli.EXIT_GATE_REFUSED == 3
     assert "REFUSED by the gate" in out and "min_f1    FAIL" in out
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from churn_lib import ContractError, IntegrityError, contract, registry
+from churn_lib import ContractError, IntegrityError, InvalidParameter, contract, registry
 from churn_lib.data import infer
 from churn_lib.run import runner
 from churn_lib.contract import check_frame, from_dict, lab
@@ -63,12 +63,27 @@ def test_init_without_data_writes_the_labs_contract_and_keeps_the_labs_file(tmp_
     ({"features": {"request_id": {"type": "float"}}}, "may not be called 'request_id'"),
     ({"features": {"churn": {"type": "float"}}}, "appear more than once"),
     ({"features": {"x": {"type": "float", "on_missing": "guess"}}}, "on_missing 'guess' is not one of"),
-    ({"gate": {"min_f1": 2}}, "gate.min_f1 must be a number from 0 to 1"),
+    ({"gate": {"min_f1": 2}}, "gate.min_f1 must be a number between 0 and 1 or null, got 2"),
+    ({"gate": {"min_f1": True}}, "gate.min_f1 must be a number between 0 and 1 or null, got True"),
+    ({"gate": {"baseline_margin": None}}, "gate.baseline_margin must be a number between 0 and 1, got None"),
+    ({"gate": {"min_lift_top_decile": -1}}, "gate.min_lift_top_decile must be a number >= 0 or null, got -1"),
+    ({"gate": {"gate_f1": 0.5}}, "gate takes min_f1, baseline_margin, regression_tolerance, min_lift_top_decile"),
 ])
 def test_a_bad_contract_is_refused_naming_the_key(overrides, message):
     with pytest.raises(ContractError) as info:
         from_dict(_spec(**overrides))
     assert message in str(info.value)
+
+
+def test_the_gate_settings_are_read_checked_and_written_back():
+    c = from_dict(_spec(gate={"min_f1": 0.5, "min_lift_top_decile": 2}))
+    assert c.gate == contract.Gate(min_f1=0.5, baseline_margin=0.02, regression_tolerance=0.02, min_lift_top_decile=2.0)
+    assert c.to_dict()["gate"]["min_lift_top_decile"] == 2.0 and from_dict(c.to_dict()) == c
+    # unset, the lift floor is not written: every contract from before it existed keeps its fingerprint
+    assert "min_lift_top_decile" not in lab().to_dict()["gate"]
+    assert lab().sha256() == "d1ec9ca848e40b2b08bcddd7676ec46f56c667df872cac6b994a96c994b2e2bf"
+    with pytest.raises(InvalidParameter, match="regression_tolerance must be a number between 0 and 1, got 2"):
+        contract.Gate(regression_tolerance=2)
 
 
 def test_a_contract_file_that_is_not_yaml_says_where(tmp_path):

@@ -106,7 +106,7 @@ def registered():
 
 def test_a_family_registered_from_outside_trains_scores_and_explains(trained_home, registered):
     result = train(home=trained_home, version="s1",
-                   params=TrainParams(family="stump", stump_min_rows=10, gate_f1=0.0, regression_tolerance=1.0))
+                   params=TrainParams(family="stump", stump_min_rows=10, min_f1=0.0, regression_tolerance=1.0))
     entry = registry.get("s1", home=trained_home)
     assert entry["model_family"] == "stump" and entry["model_params"] == {"stump_min_rows": 10}
     assert entry["params"]["family"] == "stump" and 0.5 < entry["metrics"]["roc_auc"] < 1.0

@@ -19,7 +19,8 @@ from churn_lib.run import runner, stages
 from churn_lib.data import read_csv
 from churn_lib.data.csv import read_options
 from churn_lib.models import calibration
-from churn_lib.learn.train import Costs, TrainParams, pick_threshold, profit_curve, train
+from churn_lib.learn.metrics import Costs, pick_threshold, profit_curve
+from churn_lib.learn.train import TrainParams, train
 
 from . import datasets
 from . import lab_contract as schema
@@ -45,8 +46,8 @@ def lab_lgbm_home(tmp_path_factory, _trained_template):
     """The lab's trained home plus a LightGBM v2 and a sigmoid-calibrated LightGBM v3."""
     root = tmp_path_factory.mktemp("lablgbm") / "home"
     shutil.copytree(_trained_template, root)
-    train(home=root, version="v2", params=TrainParams(family="lightgbm", gate_f1=0.0, regression_tolerance=1.0))
-    train(home=root, version="v3", params=TrainParams(family="lightgbm", calibration="sigmoid", gate_f1=0.0,
+    train(home=root, version="v2", params=TrainParams(family="lightgbm", min_f1=0.0, regression_tolerance=1.0))
+    train(home=root, version="v3", params=TrainParams(family="lightgbm", calibration="sigmoid", min_f1=0.0,
                                                       regression_tolerance=1.0))
     return root
 
@@ -76,9 +77,9 @@ def test_lightgbm_on_the_labs_contract_is_registered_with_its_family_and_compile
 
 
 def test_lightgbm_is_deterministic_with_a_seed(trained_home):
-    a = train(home=trained_home, version="a", params=TrainParams(family="lightgbm", seed=3, gate_f1=0.0))
-    b = train(home=trained_home, version="b", params=TrainParams(family="lightgbm", seed=3, gate_f1=0.0))
-    c = train(home=trained_home, version="c", params=TrainParams(family="lightgbm", seed=4, gate_f1=0.0))
+    a = train(home=trained_home, version="a", params=TrainParams(family="lightgbm", seed=3, min_f1=0.0))
+    b = train(home=trained_home, version="b", params=TrainParams(family="lightgbm", seed=3, min_f1=0.0))
+    c = train(home=trained_home, version="c", params=TrainParams(family="lightgbm", seed=4, min_f1=0.0))
     assert np.array_equal(a.proba_test, b.proba_test) and a.entry["threshold"] == b.entry["threshold"]
     assert not np.array_equal(a.proba_test[: len(c.proba_test)], c.proba_test)
 
@@ -215,9 +216,9 @@ def test_the_profit_curve_counts_what_contacting_costs_and_keeps():
 
 def test_a_profit_run_records_its_costs_and_the_expected_profit(trained_home):
     cheap = train(home=trained_home, version="cheap", params=TrainParams(
-        threshold_metric="profit", retention_value=500.0, offer_cost=10.0, gate_f1=0.0))
+        threshold_metric="profit", retention_value=500.0, offer_cost=10.0, min_f1=0.0))
     dear = train(home=trained_home, version="dear", params=TrainParams(
-        threshold_metric="profit", retention_value=500.0, offer_cost=200.0, gate_f1=0.0))
+        threshold_metric="profit", retention_value=500.0, offer_cost=200.0, min_f1=0.0))
     assert cheap.entry["threshold"] < dear.entry["threshold"]
     assert cheap.entry["threshold_metric"] == "profit" and "profit-best" in cheap.entry["threshold_source"]
     assert cheap.entry["costs"] == {"retention_value": 500.0, "offer_cost": 10.0, "offer_success": 1.0}

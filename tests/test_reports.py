@@ -168,7 +168,7 @@ def test_every_link_resolves_to_a_file_that_exists(three_versions):
 
 def test_a_trained_home_shows_the_training_metrics_and_its_real_gate_reason(trained_home):
     home = trained_home
-    refused = training.train(home=home, params=training.TrainParams(gate_f1=0.99))
+    refused = training.train(home=home, params=training.TrainParams(min_f1=0.99))
     assert not refused.passed_gate
     entries = {e["version"]: e for e in registry.load_entries(home=home)}
     rows = {r["version"].split()[0]: r for r in _versions_table(home)}

@@ -17,7 +17,7 @@ from churn_lib.run import runner
 from churn_lib.scale import cluster, sweep
 from churn_lib.scale.sweep import selection
 from churn_lib import data, quality
-from churn_lib.learn import train as training
+from churn_lib.learn import metrics, train as training
 from . import lab_contract as schema
 from churn_lib._io import sha256_file
 from churn_lib.home import DATA_ENV_VAR
@@ -133,7 +133,7 @@ def test_the_best_version_that_passed_the_gate_on_the_holdout_is_promoted(home):
     brier = {}
     for v in "abc":
         model = registry.load_model(registry.get(v, home=home), home=home)
-        brier[v] = training.compute_metrics(y, model.predict_proba(X)[:, 1], 0.5)["brier"]
+        brier[v] = metrics.compute_metrics(y, model.predict_proba(X)[:, 1], 0.5)["brier"]
     assert {r.version: round(r.holdout["brier"], 10) for r in runs} == {v: round(b, 10) for v, b in brier.items()}
     expected = min(("a", "b"), key=brier.get)  # lower Brier is better; c failed its gate, whatever its score
     assert result.winner == expected and result.promoted
@@ -244,7 +244,7 @@ def test_the_winner_is_best_on_the_common_holdout_by_the_pipelines_own_scores(sw
     for e in registry.load_entries(home=home):
         assert e["passed_gate"]
         proba = registry.load_model(e, home=home).predict_proba(X)[:, 1]
-        f1[e["version"]] = training.compute_metrics(y, proba, e["threshold"])["f1"]
+        f1[e["version"]] = metrics.compute_metrics(y, proba, e["threshold"])["f1"]
     assert record["winner"] == max(f1, key=f1.get)
     for r in record["runs"]:
         if r["status"] == "ok":

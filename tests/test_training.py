@@ -1,18 +1,10 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from churn_lib import DataError, InvalidParameter, registry, scoring
 from churn_lib.data import read_csv
-from churn_lib.learn.train import (
-    TrainParams,
-    baselines,
-    build_pipeline,
-    choose_threshold,
-    compute_metrics,
-    split,
-    train,
-)
+from churn_lib.learn.metrics import THRESHOLD_GRID, baselines, compute_metrics, threshold_curve
+from churn_lib.learn.train import TrainParams, build_pipeline, choose_threshold, split, train
 
 from .conftest import LAB_REQUESTS
 
@@ -66,10 +58,10 @@ def test_default_gate_passes_with_a_reason_per_criterion(trained_home):
 
 def test_min_f1_refusal_registers_but_does_not_promote(trained_home):
     before = registry.current_file(home=trained_home)
-    result = train(home=trained_home, params=TrainParams(gate_f1=0.9))
+    result = train(home=trained_home, params=TrainParams(min_f1=0.9))
     assert not result.passed_gate and not result.promoted
     assert [c["name"] for c in result.entry["gate"]["criteria"] if not c["passed"]] == ["min_f1"]
-    assert "< gate_f1 0.9000" in result.entry["gate_reasons"][0]
+    assert "< min_f1 0.9000" in result.entry["gate_reasons"][0]
     assert registry.current_file(home=trained_home) == before
     assert registry.get("v2", home=trained_home)["passed_gate"] is False
 
@@ -91,12 +83,12 @@ def test_baseline_margin_refuses_a_model_that_barely_beats_always_1(trained_home
 
 def test_no_regression_against_the_current_model(trained_home):
     # v2 is much more regularised; the current v1 re-scored on the same split is better.
-    result = train(home=trained_home, params=TrainParams(C=1e-4, gate_f1=0.0, regression_tolerance=0.0))
+    result = train(home=trained_home, params=TrainParams(C=1e-4, min_f1=0.0, regression_tolerance=0.0))
     crit = {c["name"]: c for c in result.entry["gate"]["criteria"]}
     assert "vs current v1" in crit["no_regression"]["reason"]
     assert "on the 300 test rows neither model trained on" in crit["no_regression"]["reason"]
     assert crit["no_regression"]["passed"] == (result.entry["metrics"]["f1"] >= crit["no_regression"]["required"])
-    tolerant = train(home=trained_home, params=TrainParams(C=1e-4, gate_f1=0.0, regression_tolerance=1.0))
+    tolerant = train(home=trained_home, params=TrainParams(C=1e-4, min_f1=0.0, regression_tolerance=1.0))
     assert {c["name"]: c for c in tolerant.entry["gate"]["criteria"]}["no_regression"]["passed"]
 
 
@@ -126,8 +118,6 @@ def test_compute_metrics_at_a_threshold():
 
 def test_threshold_curve_equals_sklearn_metrics_at_every_threshold():
     from sklearn.metrics import f1_score, precision_score, recall_score
-
-    from churn_lib.learn.train import THRESHOLD_GRID, threshold_curve
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 500)
@@ -170,3 +160,35 @@ def test_the_registry_entry_records_the_family_and_its_resolved_hyperparameters(
     assert entry["params"]["family"] == "logreg" and entry["params"]["C"] == 1.0 and "model" not in entry["params"]
     assert TrainParams(family="lightgbm", num_leaves=7, seed=3).changed() == {"seed": 3, "family": "lightgbm",
                                                                              "num_leaves": 7}
+
+
+def test_gate_f1_is_the_old_name_of_min_f1_wherever_parameters_are_given(caplog, capsys):
+    from churn_lib import cli
+    from churn_lib.run import stages
+
+    with caplog.at_level("WARNING", logger="churn_lib.learn.train"):  # the library's keyword
+        assert TrainParams(gate_f1=0.5).min_f1 == 0.5
+    assert caplog.messages == ["the train parameter gate_f1=0.5 is deprecated and will be removed in the next "
+                               "release: call it min_f1"]
+    with pytest.raises(InvalidParameter, match=r"gate_f1 \(the old name of min_f1\) and min_f1 disagree"):
+        TrainParams(gate_f1=0.5, min_f1=0.6)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="churn_lib.run.stages"):  # churn run -p, the notebook runner
+        (params,) = stages.TABLE["train"].build(stages.check(("train",), {"gate_f1": 0.5})["train"])
+    assert params.min_f1 == 0.5 and "here it sets min_f1 (03_train)" in caplog.text
+    assert cli.build_parser().parse_args(["train", "--gate-f1", "0.5"]).min_f1 == 0.5  # the old flag
+    assert capsys.readouterr().err == ("churn: warning: --gate-f1 is deprecated and will be removed in the next "
+                                       "release; use --min-f1\n")
+    names = [line.split(" = ")[0] for line in stages.TABLE["train"].parameters_cell().splitlines()]
+    assert "min_f1" in names and "gate_f1" not in names  # the notebook shows the new name only
+
+
+def test_the_entry_keeps_the_labs_gate_f1_and_records_the_settings_by_their_names(trained_home):
+    result = train(home=trained_home, params=TrainParams(min_f1=0.3, min_lift_top_decile=1.1))
+    assert result.entry["gate_f1"] == 0.3  # the lab's entry field: its name is part of the file format
+    assert {k: result.entry["params"][k] for k in ("min_f1", "baseline_margin", "regression_tolerance",
+                                                    "min_lift_top_decile")} == {
+        "min_f1": 0.3, "baseline_margin": 0.0, "regression_tolerance": 0.02, "min_lift_top_decile": 1.1}
+    assert "gate_f1" not in result.entry["params"]
+    assert result.entry["params_changed"] == {"min_f1": 0.3, "min_lift_top_decile": 1.1}
+    assert registry.get("v1", home=trained_home)["gate_f1"] == 0.65  # the contract's floor, when not overridden

@@ -25,7 +25,7 @@ from dataclasses import asdict
 from typing import Any, Callable
 
 from .. import data, drift, quality, registry, simulate
-from ..learn import evaluation, train as training
+from ..learn import evaluation, metrics, train as training
 from ..run import reports, runner, stages
 from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
 from ..home import Home
@@ -131,7 +131,7 @@ def cmd_registry_show(args: argparse.Namespace, home: Home) -> int:
     current = registry.current_file(home=home) == entry["model_file"]
     text = "\n".join([f"{entry['version']}{' (current)' if current else ''}: {entry['model_file']}",
                       f"trained {entry.get('trained_at_utc')} on {entry.get('data_file')} (seed {entry.get('seed')})",
-                      training.metrics_frame(entry).to_string(float_format=lambda v: f"{v:.4f}"),
+                      metrics.metrics_frame(entry).to_string(float_format=lambda v: f"{v:.4f}"),
                       render.gate(entry)])
     _emit(args, entry | {"current": current}, text)
     return EXIT_OK

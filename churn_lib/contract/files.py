@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+from .._params import declared
 from ..exceptions import ContractError
 from ..home import Home
 from .lab import lab
@@ -145,20 +146,17 @@ def _dropped_from(items: Any, where: str) -> tuple[Dropped, ...]:
 
 
 def _gate_from(gate_raw: Any, where: str) -> Gate:
+    """The gate's settings, each value checked by its declaration on :class:`~.spec.Gate` (a YAML null is None)."""
     gate_raw = gate_raw or {}
-    if not isinstance(gate_raw, Mapping) or set(gate_raw) - {"min_f1", "baseline_margin", "regression_tolerance"}:
-        raise ContractError(f"{where}: gate takes min_f1, baseline_margin and regression_tolerance", key="gate")
-    kwargs = {}
-    for key in ("min_f1", "baseline_margin", "regression_tolerance"):
-        if key in gate_raw:
-            v = gate_raw[key]
-            if (v is None and key == "min_f1") or (not isinstance(v, bool) and isinstance(v, (int, float))
-                                                   and 0 <= v <= 1):
-                kwargs[key] = None if v is None else float(v)
-            else:
-                raise ContractError(f"{where}: gate.{key} must be a number from 0 to 1"
-                                    + (" or null" if key == "min_f1" else "") + f", got {v!r}", key=f"gate.{key}")
-    return Gate(**kwargs)
+    settings = {p.name: p for p in declared(Gate)}
+    if not isinstance(gate_raw, Mapping) or set(gate_raw) - set(settings):
+        raise ContractError(f"{where}: gate takes {', '.join(settings)}", key="gate")
+    for key, value in gate_raw.items():
+        p = settings[key]
+        if p.refusal(value) is not None:
+            accepts = p.describe(none=False) + (" or null" if p.optional else "")
+            raise ContractError(f"{where}: gate.{key} must be {accepts}, got {value!r}", key=f"gate.{key}")
+    return Gate(**{key: settings[key].coerce(value) for key, value in gate_raw.items()})
 
 
 def _feature_from(name: str, spec: Any, where: str) -> Feature:

@@ -1,5 +1,5 @@
 """The contract's definitions: what a data set is (features, target, source, dropped columns,
-gate defaults) and the check that a contract is consistent.
+the gate's settings) and the check that a contract is consistent.
 
 A :class:`Contract` says where the data comes from (a CSV file or glob, or the
 lab's generator), which column(s) name a customer, which column is the target
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any, Callable
 
+from .._params import UNIT, Range, check_fields, param
 from ..exceptions import ContractError
 
 #: Version of the contract's file format (``format:`` in ``dataset.yaml``).
@@ -206,16 +207,43 @@ class Dropped:
 
 @dataclass(frozen=True)
 class Gate:
-    """Dataset-specific gate defaults (a train parameter left at None takes these)."""
+    """The quality gate's settings for a data set (``gate:`` in ``dataset.yaml``), declared once here.
 
-    min_f1: float | None = None
-    baseline_margin: float = 0.02
-    regression_tolerance: float = 0.02
+    A train parameter of the same name overrides a setting for one run
+    (:func:`churn_lib.learn.gate.settings`); the gate itself is
+    :func:`churn_lib.learn.gate.check`. ``min_f1`` None: no absolute floor;
+    ``min_lift_top_decile`` None: not checked.
+
+    Raises
+    ------
+    InvalidParameter
+        A value its declaration refuses.
+    """
+
+    min_f1: float | None = param(None, "least test F1 at the stored threshold, an absolute floor (the lab's "
+                                       "0.65; a new contract sets none)", range=UNIT)
+    baseline_margin: float = param(0.02, "F1 margin required over each trivial baseline", range=UNIT)
+    regression_tolerance: float = param(0.02, "allowed F1 drop against the current model on the same test split",
+                                        range=UNIT)
+    min_lift_top_decile: float | None = param(None, "least lift of the riskiest tenth of the test split (its churn "
+                                                    "rate over the overall rate), checked when set",
+                                              range=Range(0))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as ``dataset.yaml`` holds them; ``min_lift_top_decile`` only when set, so a contract
+        that does not set it keeps its fingerprint (:meth:`Contract.sha256`) from before the setting existed."""
+        out = asdict(self)
+        if out["min_lift_top_decile"] is None:
+            del out["min_lift_top_decile"]
+        return out
 
 
 @dataclass(frozen=True)
 class Contract:
-    """What a data set is: source, id, target, features, dropped columns, gate defaults."""
+    """What a data set is: source, id, target, features, dropped columns, the gate's settings."""
 
     name: str
     source: Source
@@ -276,7 +304,7 @@ class Contract:
                          "negative": list(self.target.negative)}
         out["features"] = {f.name: _feature_dict(f) for f in self.features}
         out["dropped"] = [{"column": d.column, "reason": d.reason} for d in self.dropped]
-        out["gate"] = asdict(self.gate)
+        out["gate"] = self.gate.to_dict()
         if self.examples:
             out["examples"] = [dict(e) for e in self.examples]
         return out

@@ -20,6 +20,7 @@ import pandas as pd
 
 from .. import registry
 from .._io import sha256_file
+from ..contract import Contract
 from ..data import read_csv
 from ..exceptions import ChurnError, IntegrityError, ModelNotFound
 from ..home import Home
@@ -97,47 +98,27 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
     ------
     ModelNotFound
         Nothing is registered, or no model has that name.
+    IntegrityError
+        The evaluated version itself cannot be scored (its file, or columns its data lacks).
     """
     home = Home.resolve(home)
-    entries = registry.load_entries(home=home)
-    models: dict[str, object] = {}
-    payload: dict = {}
-    registered = version is None or any(version in (e["version"], e["model_file"]) for e in entries)
-    if not registered and registry.has_candidate(version, home=home):
-        # A run's candidate: trained and gated, registered only when the run succeeds.
-        payload = registry.load_candidate(version, home=home)
-        entry = {**payload["fields"], "version": version, "model_file": f"(candidate {version})", "pending": True}
-        models[version] = payload["model"]
-        entries = [*entries, entry]
-    elif not entries:
-        raise ModelNotFound("no model is registered yet: run `churn train` first", target=version)
-    else:
-        entry = registry.find(version, entries) if version else entries[-1]
+    entry, entries, payload = _evaluated(version, home)
     data_path = _training_data(entry, home)
     contract = (payload.get("contract") if entry.get("pending") else None) or registry.load_contract(entry, home=home)
     df = read_csv(data_path, contract)
     _, X_test, _, y_test = split(df, contract, test_size=entry.get("params", {}).get("test_size", 0.25),
                                  seed=entry.get("seed", 42))
     current = registry.current_file(home=home)
+    staged = {version: payload["model"]} if payload else {}
     rows, probas, errors = [], {}, {}
     evaluated = None
     for e in entries:
-        same_split = (e.get("seed") == entry.get("seed") and e.get("data_sha256") == entry.get("data_sha256")
-                      and e.get("params", {}).get("test_size") == entry.get("params", {}).get("test_size"))
-        row = {"version": e["version"], "current": e["model_file"] == current,
-               "evaluated": e is entry, "same_split": same_split, "passed_gate": e.get("passed_gate"),
-               "model": e.get("model_family", "logreg"), "calibration": (e.get("calibration") or {}).get("method"),
-               "threshold": e.get("threshold", 0.5), "trained_at_utc": e.get("trained_at_utc")}
+        row = _row(e, entry, current)
+        rows.append(row)
         try:
-            model = models.get(e["version"]) or registry.load_model(e, home=home)
-            features = (contract if e is entry else registry.load_contract(e, home=home)).feature_names
-            absent = [f for f in features if f not in X_test.columns]
-            if absent:
-                raise IntegrityError(f"{e['version']} was trained on other columns ({', '.join(absent[:5])} are "
-                                     "not in this data)", version=e["version"])
+            model, features = _model_of(e, entry, staged, contract, X_test, home)
         except ChurnError as exc:
             errors[e["version"]] = str(exc)
-            rows.append(row)
             continue
         p = model.predict_proba(X_test[list(features)])[:, 1]
         probas[e["version"]] = p
@@ -147,15 +128,59 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
             from .. import scoring
 
             evaluated = scoring.build(e, model, contract=contract)
-        rows.append(row)
     if entry["version"] in errors:
         raise IntegrityError(errors[entry["version"]], version=entry["version"])
-    table = pd.DataFrame(rows)
     cur = next((e["version"] for e in entries if e["model_file"] == current), None)
-    data_matches = entry.get("data_sha256") == sha256_file(data_path)
-    return Evaluation(version=entry["version"], current_version=cur, table=table,
-                      data_matches=data_matches, y_test=np.asarray(y_test), proba=probas, errors=errors,
-                      X_test=X_test[list(contract.feature_names)], scorer=evaluated)
+    return Evaluation(version=entry["version"], current_version=cur, table=pd.DataFrame(rows),
+                      data_matches=entry.get("data_sha256") == sha256_file(data_path), y_test=np.asarray(y_test),
+                      proba=probas, errors=errors, X_test=X_test[list(contract.feature_names)], scorer=evaluated)
+
+
+def _evaluated(version: str | None, home: Home) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """The evaluated entry, every entry to score (a run's candidate last) and the candidate's payload ({} if none).
+
+    Raises
+    ------
+    ModelNotFound
+    """
+    entries = registry.load_entries(home=home)
+    registered = version is None or any(version in (e["version"], e["model_file"]) for e in entries)
+    if not registered and registry.has_candidate(version, home=home):
+        # A run's candidate: trained and gated, registered only when the run succeeds.
+        payload = registry.load_candidate(version, home=home)
+        entry = {**payload["fields"], "version": version, "model_file": f"(candidate {version})", "pending": True}
+        return entry, [*entries, entry], payload
+    if not entries:
+        raise ModelNotFound("no model is registered yet: run `churn train` first", target=version)
+    return (registry.find(version, entries) if version else entries[-1]), entries, {}
+
+
+def _row(e: dict[str, Any], entry: dict[str, Any], current: str | None) -> dict[str, Any]:
+    """The table's row of entry ``e`` before it is scored: what it is, and whether it shares ``entry``'s split."""
+    same_split = (e.get("seed") == entry.get("seed") and e.get("data_sha256") == entry.get("data_sha256")
+                  and e.get("params", {}).get("test_size") == entry.get("params", {}).get("test_size"))
+    return {"version": e["version"], "current": e["model_file"] == current,
+            "evaluated": e is entry, "same_split": same_split, "passed_gate": e.get("passed_gate"),
+            "model": e.get("model_family", "logreg"), "calibration": (e.get("calibration") or {}).get("method"),
+            "threshold": e.get("threshold", 0.5), "trained_at_utc": e.get("trained_at_utc")}
+
+
+def _model_of(e: dict[str, Any], entry: dict[str, Any], staged: dict[str, Any], contract: Contract,
+              X_test: pd.DataFrame, home: Home) -> tuple[Any, tuple[str, ...]]:
+    """Entry ``e``'s model (a staged candidate's, else loaded and checked) and the features it reads.
+
+    Raises
+    ------
+    ChurnError
+        Its file or contract cannot be loaded, or it was trained on columns this data lacks.
+    """
+    model = staged.get(e["version"]) or registry.load_model(e, home=home)
+    features = (contract if e is entry else registry.load_contract(e, home=home)).feature_names
+    absent = [f for f in features if f not in X_test.columns]
+    if absent:
+        raise IntegrityError(f"{e['version']} was trained on other columns ({', '.join(absent[:5])} are "
+                             "not in this data)", version=e["version"])
+    return model, features
 
 
 def _training_data(entry: dict, home: Home) -> Path:

@@ -89,7 +89,7 @@ def test_a_dying_kernel_fails_the_stage_cleanly_with_its_report(trained_home):
     nbformat.write(nb, folder / "04_evaluate.ipynb")
     before = {p.name: p.read_bytes() for p in home.registry_dir.glob("*.json*")}
     with pytest.raises(StageFailed, match=r"stage evaluate of v2 failed .*04_evaluate.html") as info:
-        runner.run(home=home, version="v2", stages="train,evaluate", params={"gate_f1": 0.0}, folder=folder)
+        runner.run(home=home, version="v2", stages="train,evaluate", params={"min_f1": 0.0}, folder=folder)
     assert os.path.exists(info.value.report_path)
     saved = json.loads((home.reports_dir / "v2" / "run.json").read_text())
     assert saved["status"] == "failed" and [s["status"] for s in saved["stages"]] == ["ok", "failed"]

@@ -86,7 +86,7 @@ def test_executed_notebooks_keep_the_parameters_papermill_injected(run_home):
 @pytest.mark.parametrize("params, message", [
     ({"n_row": 10}, r"unknown parameter\(s\) n_row.*01_generate_data: n_rows \(int or None\)"),
     ({"n_rows": "many"}, r"n_rows='many' of 01_generate_data must be int"),
-    ({"gate_f1": True}, r"gate_f1=True of 03_train must be float or None"),
+    ({"min_f1": True}, r"min_f1=True of 03_train must be float or None"),
     ({"register": True}, r"unknown parameter\(s\) register"),
 ])
 def test_bad_parameters_are_refused_before_any_kernel_starts(home, monkeypatch, params, message):
@@ -110,7 +110,7 @@ def test_a_failing_stage_keeps_its_report_and_leaves_the_registry_unchanged(trai
     with pytest.raises(StageFailed, match=r"stage evaluate of v2 failed .*report: .*04_evaluate.html") as info:
         # evaluate a version that does not exist: the stage fails after train staged its candidate
         runner.run(home=trained_home, version="v2", stages="train,evaluate",
-                   params={"gate_f1": 0.0}, folder=_broken_evaluate(trained_home))
+                   params={"min_f1": 0.0}, folder=_broken_evaluate(trained_home))
     page = open(info.value.report_path).read()
     assert "An Exception was encountered" in page and "ZeroDivisionError" in page
     saved = json.loads((trained_home.reports_dir / "v2" / "run.json").read_text())
@@ -135,7 +135,7 @@ def _broken_evaluate(home):
 
 
 def test_gate_refusal_is_not_a_failed_run(trained_home):
-    record = runner.run(home=trained_home, stages="train", params={"gate_f1": 0.99})
+    record = runner.run(home=trained_home, stages="train", params={"min_f1": 0.99})
     assert record["status"] == "ok" and record["entry"]["passed_gate"] is False
     assert registry.current_entry(home=trained_home)["version"] == "v1"
     assert "refused" in (trained_home.reports_dir / "v2" / "03_train.html").read_text()

@@ -32,7 +32,7 @@ def _families_template(_trained_template, tmp_path_factory):
     """The lab's v1 (logreg, current) plus v2: LightGBM, registered, not current."""
     root = tmp_path_factory.mktemp("families") / "home"
     shutil.copytree(_trained_template, root)
-    r = train(home=root, version="v2", params=TrainParams(family="lightgbm", gate_f1=0.0,
+    r = train(home=root, version="v2", params=TrainParams(family="lightgbm", min_f1=0.0,
                                                            regression_tolerance=1.0))
     if r.promoted:
         registry.rollback(home=root)
