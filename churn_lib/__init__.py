@@ -1,27 +1,20 @@
 """churn_lib: the shared library of churn-mlops.
 
-All logic of the churn-model lifecycle lives here, one responsibility per
-module:
+All logic of the churn-model lifecycle lives here, one concept per package, in
+layers checked by import-linter (docs/architecture.md):
 
-* ``contract`` - the dataset contract (``dataset.yaml``; the lab's when absent) and the one row validator
-* ``infer`` - a contract inferred from a CSV file (``churn init``)
-* ``stages`` - the stage table: each stage's notebook and parameters, declared once
-* ``home`` - where every generated file lives; ``_io`` - atomic writes, hashing, the one clock
-* ``data`` - stage 01: the lab's generator and faults, file sources, CSV that keeps ``NA``
-* ``quality`` - cleaning and quality checks (the prepare stage)
-* ``training`` - pipeline, honest threshold, metrics, baselines, gate
-* ``registry`` - versions, current pointer, promotion, rollback, history, candidates, check
-* ``evaluation`` - every registered model on one test split
-* ``scoring`` - integrity-checked model loading and the compiled numpy scorer
-* ``serving`` - what the API serves: the model holder, the prediction log writer
-* ``predlog`` - the prediction log's format; robust, fast readers
-* ``drift`` - reference profiles, drift statistics, the monitor
-* ``simulate`` - synthetic traffic (training-like or shifted)
-* ``plots`` - matplotlib displays for the notebooks
-* ``runner`` - stage notebooks through papermill, HTML reports, run records
-* ``reports`` - ``reports/index.html``
-* ``sweep``, ``batch``, ``cluster`` - parameter sweeps and batch scoring on Dask
-* ``cli`` - the ``churn`` command (parser, commands, render); ``exceptions`` - the error tree
+* base: ``_io`` (atomic writes, hashing, the one clock), ``_params`` (parameter
+  declarations and the one check), ``_duck``, ``home``, ``exceptions``
+* ``contract`` - the dataset contract: spec, files, the frame validator, the log record rule, the lab's
+* store: ``registry`` (versions, pointer, history, candidates, check), ``logs``
+  (prediction and outcome records, the monitoring history, DuckDB reads)
+* domain: ``data`` (the lab's generator, file sources, ``churn init``), ``models``
+  (the families), ``learn`` (metrics, gate, train, evaluation, explain),
+  ``quality``, ``drift`` (profile, statistics, monitor, performance),
+  ``scoring``, ``plots``
+* orchestration: ``run`` (stage table, papermill runner, kernel, reports
+  index), ``scale`` (cluster, sweeps, batch scoring), ``serving``, ``simulate``
+* ``cli`` - the ``churn`` command; ``notebooks/`` - the stage notebooks (package data)
 
 Importing the package does no I/O.
 """
