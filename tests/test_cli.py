@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -271,3 +272,14 @@ def test_home_is_found_from_the_working_directory(tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(tmp_path / "notebooks")
     code, _, _ = run_main(capsys, "generate", "--n-rows", "200")
     assert code == 0 and (tmp_path / "data" / "raw.csv").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(trained_home, tmp_path):
+    """`churn history --json | head -1`: the pipe closes before the output is written."""
+    env = {**os.environ, "CHURN_HOME": str(trained_home.root)}
+    proc = subprocess.Popen([sys.executable, "-m", "churn_lib.cli", "history", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the command writes
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -16,19 +16,22 @@ Exit status:
   ``--min-window-rows``, or no log yet): no verdict, not an alarm;
 * 6 - ``churn sweep``: at least one run of the sweep failed (the others
   completed; the summary lists each failure with its report). A sweep in
-  which no version passed the gate exits 3.
+  which no version passed the gate exits 3;
+* 141 - the reader of the output went away (``churn ... | head -1``), as for a
+  process killed by SIGPIPE; nothing is printed.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Sequence
 
 from ..run import kernels
 from ..exceptions import ChurnError
 from ..home import Home
-from .exits import (EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,
+from .exits import (EXIT_BROKEN_PIPE, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,
                     EXIT_SWEEP_FAILURES, EXIT_USAGE)
 
 # The parser and the commands import the library (pandas among it): only when main() runs, after
@@ -41,12 +44,20 @@ def build_parser():
 
     return build()
 
-__all__ = ["EXIT_DRIFT", "EXIT_ERROR", "EXIT_GATE_REFUSED", "EXIT_INSUFFICIENT_DATA", "EXIT_OK",
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_DRIFT", "EXIT_ERROR", "EXIT_GATE_REFUSED", "EXIT_INSUFFICIENT_DATA", "EXIT_OK",
            "EXIT_SWEEP_FAILURES", "EXIT_USAGE", "build_parser", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:  # the reader went away (`churn ... | head -1`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush does not fail again
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["run"] and not {"--direct", "-h", "--help"} & set(argv):
         kernels.start_early()  # the notebooks' kernel starts on the other core while this command prepares
     from .commands import UsageError
