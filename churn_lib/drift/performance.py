@@ -1,7 +1,9 @@
 """How well each model really predicts: realized metrics where outcomes came back, estimated ones where not.
 
 Predictions in a window (``--since`` / ``--last``, like drift) are joined to
-their outcomes (:func:`churn_lib.logs.query.outcomes`). Per model version:
+their outcomes (:func:`churn_lib.logs.query.outcomes`); the predictions are
+the lines drift reads, judged by the record rule of the contract of the model
+that served them. Per model version:
 
 * **realized**, on the predictions that have an outcome: count, churn rate,
   ROC AUC, F1 / precision / recall at the threshold the prediction was served

@@ -305,7 +305,8 @@ class Joined:
         read["prediction_lines"] = max(p.read["prediction_lines"] for p in parts)
         other = read["prediction_lines"] - read["prediction_records"]
         read["prediction_lines_skipped"] = max(other, 0)
-        read["prediction_skipped"] = {"not a record of these models' contracts, or malformed": other} if other > 0 else {}
+        read["prediction_skipped"] = ({"not a record of these models' contracts, or malformed": other}
+                                      if other > 0 else {})
         return Joined(*(np.concatenate([getattr(p, name) for p in parts])
                         for name in ("model", "probability", "threshold", "prediction", "ts", "outcome")), read)
 
@@ -349,7 +350,8 @@ def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
     try:
         stats = _judge_predictions(con, pred, _records.rule(contract), id_column)
         read.update(prediction_lines=stats.lines, prediction_records=stats.records,
-                    prediction_lines_skipped=stats.skipped_total, prediction_skipped=dict(sorted(stats.skipped.items())))
+                    prediction_lines_skipped=stats.skipped_total,
+                    prediction_skipped=dict(sorted(stats.skipped.items())))
         join, y = _outcome_join(con, given, id_column, read) if given else ("", "NULL::DOUBLE")
         where, args = _window(since_ts, models)
         limit = f"ORDER BY ts DESC LIMIT {int(last)}" if last is not None else ""
@@ -374,7 +376,8 @@ def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_
               FROM framed)""", args)
     for text, n in texts.items():  # a last line still being written that reads as a record: truncated
         con.execute("UPDATE predicted SET reason = $why WHERE rowid IN (SELECT rowid FROM predicted "
-                    "WHERE reason IS NULL AND frag = $text LIMIT $n)", {"why": _records.TRUNCATED, "text": text, "n": n})
+                    "WHERE reason IS NULL AND frag = $text LIMIT $n)",
+                    {"why": _records.TRUNCATED, "text": text, "n": n})
     stats = ReadStats(files=[str(p) for p in paths], bytes_read=sum(p.stat().st_size for p in paths))
     counts = con.execute("SELECT reason, count(*) FROM predicted GROUP BY reason").fetchall()
     stats.lines = sum(int(n) for _, n in counts)
