@@ -26,7 +26,7 @@ from churn_lib.serving import Service
 
 from . import errors
 from .auth import OPEN_PATHS, BearerAuth, Tokens, document, open_paths
-from .body import BATCH_BODY, FEEDBACK, FEEDBACK_EXAMPLES, PREDICT_BODY, inline
+from .body import BATCH_BODY, OUTCOMES, OUTCOME_EXAMPLES, PREDICT_BODY, inline
 from .limits import ContentLengthLimit
 from .metrics import Metrics, MetricsMiddleware
 from .models import MAX_BATCH_BODY_BYTES, MAX_BODY_BYTES, MAX_FEEDBACK_BODY_BYTES
@@ -150,7 +150,7 @@ def _openapi(app: FastAPI, service: Service, settings: Settings):
                 "required": True, "description": f"1 or more outcomes, each naming its prediction by {key}, with "
                                                  "outcome (a target label, 1/0 or true/false) and optionally time "
                                                  "(Unix seconds or ISO); other fields are ignored",
-                "content": {"application/json": {"schema": FEEDBACK.json_schema(), "examples": FEEDBACK_EXAMPLES}}}
+                "content": {"application/json": {"schema": OUTCOMES.json_schema(), "examples": OUTCOME_EXAMPLES}}}
             if settings.tokens is not None:
                 document(doc, settings.open_paths)
             cache[key] = doc

@@ -80,14 +80,14 @@ PREDICT_BODY = JSONBody(batch=False)
 BATCH_BODY = JSONBody(batch=True)
 
 
-FeedbackValue = StrictStr | StrictInt | StrictFloat | StrictBool | None
+OutcomeValue = StrictStr | StrictInt | StrictFloat | StrictBool | None
 #: POST /feedback: 1 to MAX_FEEDBACK_ROWS flat objects (the key, the outcome, an optional time; others ignored).
-FEEDBACK = TypeAdapter(Annotated[list[dict[str, FeedbackValue]], Field(min_length=1, max_length=MAX_FEEDBACK_ROWS)])
-FEEDBACK_EXAMPLES = {"two outcomes": {"summary": "two outcomes, by request_id", "value": [
+OUTCOMES = TypeAdapter(Annotated[list[dict[str, OutcomeValue]], Field(min_length=1, max_length=MAX_FEEDBACK_ROWS)])
+OUTCOME_EXAMPLES = {"two outcomes": {"summary": "two outcomes, by request_id", "value": [
     {"request_id": "req-001", "outcome": 1}, {"request_id": "req-safe", "outcome": 0, "time": "2026-11-30T12:00:00Z"}]}}
 
 
-async def feedback_body(request: Request, service: Annotated[Service, Depends(get_service)]) -> list[dict[str, Any]]:
+async def outcomes_body(request: Request, service: Annotated[Service, Depends(get_service)]) -> list[dict[str, Any]]:
     """The outcome records of a POST /feedback body (the same 422s as the prediction bodies)."""
     try:
         request.state.schemas = schemas_for(service.request_contract())
@@ -97,7 +97,7 @@ async def feedback_body(request: Request, service: Annotated[Service, Depends(ge
         raise RequestValidationError([{"type": "content_type", "loc": ("body",), "input": None,
                                        "msg": "must be sent with Content-Type: application/json"}])
     try:
-        return FEEDBACK.validate_json(await request.body())
+        return OUTCOMES.validate_json(await request.body())
     except ValidationError as exc:
         raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
                                       for e in exc.errors(include_url=False)]) from None

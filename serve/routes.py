@@ -10,7 +10,7 @@
   spliced in (:func:`prediction_response`, :func:`batch_response`) rather than
   validated again. Their request and 200 schemas are the served contract's,
   filled into the OpenAPI document by :mod:`serve.app`.
-* ``POST /feedback``: records parsed by :func:`serve.body.feedback_body`,
+* ``POST /feedback``: records parsed by :func:`serve.body.outcomes_body`,
   checked and appended by :func:`churn_lib.logs.outcomes.ingest_records` in
   a worker thread; a failed write is 503 and nothing is written.
 * ``GET /metrics``: Prometheus text from :mod:`serve.metrics`, synced with the
@@ -30,12 +30,12 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from churn_lib.logs import outcomes as _feedback
+from churn_lib.logs import outcomes as _outcomes
 
 from churn_lib.scoring import MAX_EXPLAIN
 from churn_lib.serving import STATUS_UNAVAILABLE, BatchPrediction, Prediction, Service
 
-from .body import BATCH_BODY, PREDICT_BODY, feedback_body
+from .body import BATCH_BODY, PREDICT_BODY, outcomes_body
 from .deps import get_service
 from .models import (FeedbackResponse, HealthResponse, MessageResponse, ModelResponse,
                      ValidationErrorResponse)
@@ -135,14 +135,14 @@ async def metrics(request: Request) -> Response:
 @router.post("/feedback", response_model=FeedbackResponse,
              responses={413: ERRORS[413], 422: ERRORS[422],
                         503: {"model": MessageResponse, "description": "the outcomes could not be stored"}})
-async def feedback(records: Annotated[list[dict[str, Any]], Depends(feedback_body)],
+async def feedback(records: Annotated[list[dict[str, Any]], Depends(outcomes_body)],
                    service: ServiceDep) -> Any:
     """Append outcomes to logs/feedback.log (one write: all accepted lines land whole). Records that cannot be
     accepted are counted by reason and named by position, never written; an outcome given again for the same
     prediction counts from then on."""
     contract = service.request_contract()
     try:
-        result = await run_in_threadpool(_feedback.ingest_records, records, home=service.home, contract=contract)
+        result = await run_in_threadpool(_outcomes.ingest_records, records, home=service.home, contract=contract)
     except OSError as exc:
         return JSONResponse({"detail": f"the outcomes could not be stored ({exc.strerror or exc}); nothing was "
                                        "written"}, status_code=503)

@@ -3,6 +3,7 @@ the monitoring history."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
 from churn_lib import DataError, InvalidParameter, cli, contract, drift, registry, simulate
-from churn_lib.logs import outcomes as feedback, query as logquery, monitoring, predictions as predlog
+from churn_lib.logs import outcomes, query as logquery, monitoring, predictions as predlog
 from churn_lib.contract import records
 from churn_lib.drift import performance
 
@@ -80,7 +81,7 @@ def test_a_key_of_the_apis_limit_is_accepted_and_one_character_more_refused(trai
 
 def test_the_targets_labels_and_its_column_name_are_accepted(trained_home, tmp_path):
     src = _csv(tmp_path / "o.csv", [["r0", "1"], ["r1", "0"], ["r2", "true"], ["r3", "No"]], ["request_id", "churn"])
-    r = feedback.ingest_file(src, home=trained_home, match=False)
+    r = outcomes.ingest_file(src, home=trained_home, match=False)
     assert r.accepted == 3 and r.rejected == {"not an outcome": 1}
     t = contract.Target("Churn", ("Yes",), ("No",))
     assert [t.outcome(v) for v in ["Yes", " yes", "No", "1", "0", True, "maybe", None]] == [1, 1, 0, 1, 0, 1, None,
@@ -97,16 +98,16 @@ def test_an_outcome_file_with_the_wrong_columns_is_refused_and_nothing_written(t
     src = tmp_path / "bad.csv"
     src.write_text(text)
     with pytest.raises(DataError, match=message):
-        feedback.ingest_file(src, home=trained_home)
+        outcomes.ingest_file(src, home=trained_home)
     assert not trained_home.feedback_log.exists()
     with pytest.raises(DataError, match="does not exist"):
-        feedback.ingest_file(tmp_path / "missing.csv", home=trained_home)
+        outcomes.ingest_file(tmp_path / "missing.csv", home=trained_home)
 
 
 def test_a_header_only_file_accepts_nothing(trained_home, tmp_path):
     src = tmp_path / "empty.csv"
     src.write_text("request_id,outcome\n")
-    r = feedback.ingest_file(src, home=trained_home)
+    r = outcomes.ingest_file(src, home=trained_home)
     assert r.rows == r.accepted == 0 and "accepted 0 of 0" in r.summary()
 
 
@@ -161,8 +162,8 @@ def test_realized_metrics_equal_scikit_learns_on_the_same_joined_rows(trained_ho
     y = (rng.random(400) < p).astype(int)
     given = {f"r{i}": int(y[i]) for i in range(0, 400, 2)}  # half come back
     wrong_first = [{"request_id": k, "outcome": 1 - v} for k, v in given.items()][:50]
-    feedback.ingest_records(wrong_first, home=trained_home)  # later corrected: the last one counts
-    feedback.ingest_records([{"request_id": k, "outcome": v} for k, v in given.items()]
+    outcomes.ingest_records(wrong_first, home=trained_home)  # later corrected: the last one counts
+    outcomes.ingest_records([{"request_id": k, "outcome": v} for k, v in given.items()]
                             + [{"request_id": "nobody", "outcome": 1}], home=trained_home)
     result = performance.check(home=trained_home)
     (m,) = result.models
@@ -185,14 +186,15 @@ def test_outcomes_join_on_the_contracts_id_too(tmp_path):
 
     home = Home(tmp_path / "h")
     home.logs_dir.mkdir(parents=True)
+    with_id = dataclasses.replace(contract.lab(), id=("customerID",), examples=())
     recs = [predlog.record(request_id=f"r{i}", model_file="m.joblib", version="v1", threshold=0.5,
-                           probability=0.8, features={}, latency_ms=1, ts=1.0 + i, ids={"customerID": f"c{i}"})
+                           probability=0.8, features=FEATURES, latency_ms=1, ts=1.0 + i, ids={"customerID": f"c{i}"})
             for i in range(4)]
     predlog.append_many(recs, path=home.predictions_log)
     home.feedback_log.write_text('{"id":"c1","outcome":1,"ts":5,"received":5}\n'
                                  '{"request_id":"r2","outcome":0,"ts":5,"received":6}\n'
                                  '{"id":"c3","outcome":"maybe","ts":5,"received":7}\nnot json\n')
-    j = logquery.outcomes([home.predictions_log], [home.feedback_log], id_column="customerID")
+    j = logquery.outcomes([home.predictions_log], [home.feedback_log], with_id, id_column="customerID")
     by_ts = dict(zip(j.ts.tolist(), j.outcome.tolist()))
     assert by_ts[2.0] == 1 and by_ts[3.0] == 0 and np.isnan(by_ts[1.0]) and np.isnan(by_ts[4.0])
     assert j.read["feedback_lines"] == 4 and j.read["feedback_lines_skipped"] == 2
@@ -245,7 +247,7 @@ def test_the_estimated_interval_covers_the_realized_value_about_95_times_in_100(
 def test_a_miscalibrated_model_is_caught_by_its_realized_figures(trained_home):
     p = np.full(300, 0.9)
     _predictions(trained_home, p, threshold=0.5)
-    feedback.ingest_records([{"request_id": f"r{i}", "outcome": 0} for i in range(300)], home=trained_home)
+    outcomes.ingest_records([{"request_id": f"r{i}", "outcome": 0} for i in range(300)], home=trained_home)
     result = performance.check(home=trained_home, floor=0.5)
     (m,) = result.models
     assert m.verdict == performance.BELOW_FLOOR and "realized F1 0.0000 < floor 0.5000" in m.reason
@@ -263,7 +265,7 @@ def test_churn_performance_exit_codes(trained_home, capsys):
     code = cli.main(["performance", "--home", str(trained_home.root), "--floor", "0.0"])
     out = capsys.readouterr().out
     assert code == 0 and "estimated (CBPE)" in out and "estimated F1" in out
-    feedback.ingest_records([{"request_id": f"r{i}", "outcome": int(rng.random() < q)} for i, q in enumerate(p)],
+    outcomes.ingest_records([{"request_id": f"r{i}", "outcome": int(rng.random() < q)} for i, q in enumerate(p)],
                             home=trained_home)
     code = cli.main(["performance", "--home", str(trained_home.root), "--floor", "0.99", "--json"])
     payload = json.loads(capsys.readouterr().out)
@@ -324,7 +326,7 @@ def test_every_check_appends_to_the_monitoring_history(trained_home):
 
 def test_received_times_strictly_increase_over_many_records(trained_home):
     for _ in range(3):
-        feedback.ingest_records([{"request_id": f"k{i}", "outcome": i % 2} for i in range(5000)], home=trained_home)
+        outcomes.ingest_records([{"request_id": f"k{i}", "outcome": i % 2} for i in range(5000)], home=trained_home)
     received = [json.loads(x)["received"] for x in trained_home.feedback_log.read_text().splitlines()]
     assert len(received) == 15_000 and all(a < b for a, b in zip(received, received[1:]))
 
@@ -333,10 +335,70 @@ def test_rotated_feedback_files_are_read_with_the_current_one(trained_home):
     _predictions(trained_home, [0.9, 0.8, 0.1])
     trained_home.logs_dir.joinpath("feedback.log.2").write_text('{"request_id":"r0","outcome":0,"received":1}\n')
     trained_home.logs_dir.joinpath("feedback.log.1").write_text('{"request_id":"r0","outcome":1,"received":2}\n')
-    feedback.ingest_records([{"request_id": "r1", "outcome": 1}], home=trained_home)
+    outcomes.ingest_records([{"request_id": "r1", "outcome": 1}], home=trained_home)
     trained_home.logs_dir.joinpath("feedback.log.bak").write_text('{"request_id":"r2","outcome":1,"received":3}\n')
-    files = feedback.log_files(home=trained_home)
+    files = outcomes.log_files(home=trained_home)
     assert [p.name for p in files] == ["feedback.log.2", "feedback.log.1", "feedback.log"]
     j = logquery.outcomes(predlog.log_files(home=trained_home), files)
     assert dict(zip(j.ts.tolist(), j.outcome.tolist()))[1_800_000_000.0] == 1  # the later, rotated one wins
     assert j.read["with_outcome"] == 2 and j.read["repeated_outcomes"] == 1
+
+
+# --- drift and performance read the same predictions ------------------------------------------------------
+
+def _hostile_log(home):
+    """A log of the current model: 40 records, and lines the rule skips for each reason (outcomes given for
+    them too), a record of a model that is not registered, and two files whose last lines are being written.
+    Returns the request ids of the records."""
+    entry = _predictions(home, np.linspace(0.05, 0.95, 40))  # r0 .. r39
+    base = predlog.record(request_id="x", model_file=entry["model_file"], version=entry["version"], threshold=0.4,
+                          probability=0.5, features=FEATURES, latency_ms=1.0, ts=1_800_000_100.0)
+
+    def line(**changes):
+        rec = {**base, **changes}
+        if "features" in changes:
+            rec["features"] = {**FEATURES, **changes["features"]}
+        return json.dumps(rec, separators=(",", ":")).encode()
+
+    bad = [line(request_id="b0", features={"tenure_months": "six"}),         # bad feature value
+           line(request_id="b1", features={"plan_type": 3}),                 # bad feature value
+           line(request_id="b2", probability=1.5),                            # bad probability
+           line(request_id="b3", probability="0.5"),                          # bad probability
+           line(request_id=""),                                              # bad key
+           line(request_id="b5", ts="yesterday"),                             # no timestamp
+           line(request_id="b6", model_version=None, version=None),           # no model
+           line(request_id="b7").replace(b'"latency_ms":1.0', b'"latency_ms":NaN'),  # malformed
+           b'{"request_id":"b8","features":', b"[1, 2]", b"\xff\xfe"]
+    other = line(request_id="o0", model_version="someone_else.joblib", version="v99")  # kept, not registered
+    with open(home.predictions_log, "ab") as fh:
+        fh.write(b"\n".join(bad + [other]) + b"\n")
+        fh.write(line(request_id="b9"))  # a whole record still being written: no newline yet
+    home.logs_dir.joinpath("predictions-w1.log").write_bytes(line(request_id="r40") + b"\n"
+                                                            + line(request_id="b10")[:50])  # torn
+    given = [f"r{i}" for i in range(0, 41, 2)] + [f"b{i}" for i in range(11)] + ["", "o0"]
+    outcomes.ingest_records([{"request_id": k or "b4", "outcome": 1} for k in given], home=home)
+    return [f"r{i}" for i in range(41)]
+
+
+@pytest.mark.parametrize("window", [[], ["--since", "0"], ["--last", "30"], ["--last", "5"]])
+def test_a_hostile_log_gives_drift_and_performance_the_same_predictions(trained_home, capsys, window):
+    kept = _hostile_log(trained_home)
+    home = ["--home", str(trained_home.root), "--json"]
+    assert cli.main(["drift", *home, *window]) in (0, 4, 5)
+    seen = json.loads(capsys.readouterr().out)
+    assert cli.main(["performance", *home, *window]) in (0, 4, 5)
+    judged = json.loads(capsys.readouterr().out)
+    (d,), (p,) = seen["models"], judged["models"]
+    last = int(window[1]) if window[:1] == ["--last"] else len(kept)  # --last 5: drift reads the tail of the files
+    assert d["n_rows"] == p["predictions"] == last
+    assert (p["realized"] or {}).get("rows", 0) + (p["estimated"] or {}).get("rows", 0) == last
+    assert p["with_outcome"] == len([k for k in kept[-last:] if int(k[1:]) % 2 == 0])  # none of the skipped lines
+    read = judged["read"]
+    if window != ["--last", "5"]:  # drift reads every line (with --last 5, only the end of the files)
+        assert (read["prediction_lines"], read["prediction_records"], read["prediction_skipped"]) \
+            == (seen["read"]["lines"], seen["read"]["records"], seen["read"]["skipped"])
+    assert read["prediction_records"] == len(kept) + 1  # and the unregistered model's line
+    assert read["prediction_skipped"] == {"bad feature value": 2, "bad key": 1, "bad probability": 2,
+                                          "malformed": 3, "no model": 1, "no timestamp": 1, "not an object": 1,
+                                          "truncated": 2}
+    assert judged["unknown_models"] == {} and seen["unknown_models"] == {}

@@ -16,8 +16,9 @@ from churn_lib import Home, InvalidParameter, cli, registry
 from churn_lib.run import runner
 from churn_lib.scale import cluster, sweep
 from churn_lib.scale.sweep import selection
-from churn_lib import data, quality
+from churn_lib import contract, data, quality
 from churn_lib.learn import metrics, train as training
+from churn_lib.models import logreg
 from . import lab_contract as schema
 from churn_lib._io import sha256_file
 from churn_lib.home import DATA_ENV_VAR
@@ -109,7 +110,8 @@ def test_a_home_can_keep_its_data_in_a_folder_of_its_own(tmp_path, monkeypatch):
 
 def _register(home, version, *, C, passed, seed=1):
     df = data.generate(400, seed=seed)
-    pipe = training.build_pipeline(seed=seed, C=C).fit(df[list(schema.FEATURES)], df[schema.TARGET])
+    pipe = logreg.build(contract.lab(), seed=seed, params=logreg.Params(C=C))
+    pipe.fit(df[list(schema.FEATURES)], df[schema.TARGET])
     registry.register(pipe, {"passed_gate": passed, "threshold": 0.5, "seed": seed}, home=home, version=version,
                       promote_if_passed=False)
 

@@ -358,9 +358,9 @@ def cmd_drift(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace, home: Home) -> int:
-    from ..logs import outcomes as feedback
+    from ..logs import outcomes
 
-    result = feedback.ingest_file(args.file, home=home)
+    result = outcomes.ingest_file(args.file, home=home)
     _emit(args, result.to_dict(), result.summary())
     return EXIT_OK
 

@@ -206,53 +206,100 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     """
     home = Home.resolve(home)
     th = thresholds or Thresholds()
+    last = _checked_window(last, since, model)
+    since_ts = parse_since(since) if since is not None else None
+    entries = registry.load_entries(home=home)
+    target = _target(model, entries, home)
+    router = _Router(entries, home)
+    if target is not None:  # its profile must be there: an error before anything is read
+        router.profiles[target["model_file"]] = load_profile(target, home=home)
+    stats = _read(predlog.log_files(home=home), target, entries, home, last, since_ts, router.route)
+    if target is not None:
+        router.acc_for(target)
+    models = [_model_drift(e, router.accs[e["model_file"]], th) for e in entries if e["model_file"] in router.accs]
+    if target is None and models and all(m.verdict == NO_PROFILE for m in models):
+        raise RegistryError("no model in the window has a reference profile (registered before drift "
+                            "monitoring): retrain to get a reference profile")
+    verdicts = {m.verdict for m in models}
+    verdict = DRIFT if DRIFT in verdicts else NO_DRIFT if NO_DRIFT in verdicts else INSUFFICIENT
+    window = {"last": last, "since": iso(since_ts), "since_ts": since_ts, "model": model}
+    result = DriftResult(verdict, models, window, stats.to_dict(), asdict(th), dict(router.unknown), utc_now())
+    if record:
+        monitoring.append(monitoring.DRIFT, result.to_dict(), home=home)
+    log.info("drift check: %s (%s)", verdict, stats.summary())
+    return result
+
+
+def _checked_window(last: Any, since: Any, model: Any) -> int | None:
+    """The window's ``last`` (:data:`DEFAULT_LAST` when neither ``last`` nor ``since`` is given), checked with
+    the ``model`` argument."""
     if last is None and since is None:
         last = DEFAULT_LAST
     if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
         raise InvalidParameter(f"last={last!r} must be a positive integer", name="last")
     if model is not None and (not isinstance(model, str) or not model):
         raise InvalidParameter(f"model={model!r} must be current, all, or a version label", name="model")
-    since_ts = parse_since(since) if since is not None else None
-    entries = registry.load_entries(home=home)
-    target = _target(model, entries, home)
-    profiles: dict[str, Profile | None] = {}
-    if target is not None:
-        profiles[target["model_file"]] = load_profile(target, home=home)
-    by_name: dict[str, dict[str, Any]] = {}
-    for e in entries:
-        by_name.setdefault(e["version"], e)
-        by_name[e["model_file"]] = e
-    accs: dict[str, _ModelAcc] = {}
-    unknown: Counter = Counter()
+    return last
 
-    def acc_for(entry: dict[str, Any]) -> _ModelAcc:
+
+def _by_name(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Registered entries by the names a log line gives its model: the model file, and the version label
+    (the first entry of a label)."""
+    out: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        out.setdefault(e["version"], e)
+        out[e["model_file"]] = e
+    return out
+
+
+class _Router:
+    """Rows of the log to the statistics of the model that served them; rows of unregistered models counted."""
+
+    def __init__(self, entries: list[dict[str, Any]], home: Home) -> None:
+        self.home = home
+        self.by_name = _by_name(entries)
+        self.profiles: dict[str, Profile | None] = {}
+        self.accs: dict[str, _ModelAcc] = {}
+        self.unknown: Counter = Counter()
+
+    def acc_for(self, entry: dict[str, Any]) -> _ModelAcc:
         key = entry["model_file"]
-        if key not in accs:
-            if key not in profiles:
+        if key not in self.accs:
+            if key not in self.profiles:
                 try:
-                    profiles[key] = load_profile(entry, home=home)
+                    self.profiles[key] = load_profile(entry, home=self.home)
                 except RegistryError as exc:  # a model without profile in --model all: listed, not fatal
                     log.warning("%s", exc)
-                    profiles[key] = None
-            accs[key] = _ModelAcc(profiles[key])
-        return accs[key]
+                    self.profiles[key] = None
+            self.accs[key] = _ModelAcc(self.profiles[key])
+        return self.accs[key]
 
-    def route(batch: predlog.Batch) -> None:
+    def route(self, batch: predlog.Batch) -> None:
         if not len(batch):
             return
         keys = batch.model
         groups = [keys[0]] if (keys == keys[0]).all() else sorted(set(keys.tolist()))
         for key in groups:
             part = batch if len(groups) == 1 else batch.take(keys == key)
-            entry = by_name.get(key)
+            entry = self.by_name.get(key)
             if entry is None:
-                unknown[key] += len(part)
+                self.unknown[key] += len(part)
             else:
-                acc_for(entry).add(part)
+                self.acc_for(entry).add(part)
 
-    paths = predlog.log_files(home=home)
-    # Lines decode against a contract's features: one read per contract among the models asked for
-    # (a home normally has one; a log that mixes contracts is read once per contract).
+
+def _contract_groups(target: dict[str, Any] | None, entries: list[dict[str, Any]],
+                    home: Home) -> list[tuple[_contract.Contract, set[str] | None]]:
+    """The contracts log lines are judged by, each with the models (file names and labels) whose lines it reads.
+
+    Each registered model has a copy of its contract, and lines are judged by
+    the rule of the contract of the model that served them: one read per
+    contract among the models asked for (``target``, else all ``entries``; a
+    home normally has one). The models are None when one contract reads every
+    line (``--model all``: lines of unregistered models are counted too). The
+    lab's contract when no contract can be read. Drift and performance read
+    the same lines through this.
+    """
     groups: dict[str, tuple[_contract.Contract, set[str]]] = {}
     for e in ([target] if target is not None else entries):
         try:
@@ -260,34 +307,23 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
         except RegistryError as exc:
             log.warning("%s", exc)
             continue
-        names = groups.setdefault(c.sha256(), (c, set()))[1]
-        names.update((e["model_file"], e["version"]))
+        groups.setdefault(c.sha256(), (c, set()))[1].update((e["model_file"], e["version"]))
     if not groups:
         groups[_contract.lab().sha256()] = (_contract.lab(), set())
+    if target is not None:
+        return [(c, {target["model_file"], target["version"]}) for c, _ in groups.values()]
+    return [(c, names if len(groups) > 1 else None) for c, names in groups.values()]
+
+
+def _read(paths: list[Path], target: dict[str, Any] | None, entries: list[dict[str, Any]], home: Home,
+          last: int | None, since_ts: float | None, route: Any) -> predlog.ReadStats:
+    """Read the window of each contract's models (:func:`_contract_groups`), routing its rows; what was read."""
     parts: list[predlog.ReadStats] = []
-    for c, names in groups.values():
+    for c, models in _contract_groups(target, entries, home):
         stats = predlog.ReadStats()
         parts.append(stats)
-        if target is not None:
-            models = {target["model_file"], target["version"]}
-        else:
-            models = names if len(groups) > 1 else None
         _read_window(paths, c, last, since_ts, models, stats, route)
-    stats = parts[0] if len(parts) == 1 else _merged(parts)
-    if target is not None:
-        acc_for(target)
-    models = [_model_drift(e, accs[e["model_file"]], th) for e in entries if e["model_file"] in accs]
-    if target is None and models and all(m.verdict == NO_PROFILE for m in models):
-        raise RegistryError("no model in the window has a reference profile (registered before drift "
-                            "monitoring): retrain to get a reference profile")
-    verdicts = {m.verdict for m in models}
-    verdict = DRIFT if DRIFT in verdicts else NO_DRIFT if NO_DRIFT in verdicts else INSUFFICIENT
-    window = {"last": last, "since": iso(since_ts), "since_ts": since_ts, "model": model}
-    result = DriftResult(verdict, models, window, stats.to_dict(), asdict(th), dict(unknown), utc_now())
-    if record:
-        monitoring.append(monitoring.DRIFT, result.to_dict(), home=home)
-    log.info("drift check: %s (%s)", verdict, stats.summary())
-    return result
+    return parts[0] if len(parts) == 1 else _merged(parts)
 
 
 #: Below this share of the log's lines, a ``--last`` window is read backwards from the end of the files

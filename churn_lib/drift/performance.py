@@ -1,7 +1,9 @@
 """How well each model really predicts: realized metrics where outcomes came back, estimated ones where not.
 
 Predictions in a window (``--since`` / ``--last``, like drift) are joined to
-their outcomes (:func:`churn_lib.logs.query.outcomes`). Per model version:
+their outcomes (:func:`churn_lib.logs.query.outcomes`); the predictions are
+the lines drift reads, judged by the record rule of the contract of the model
+that served them. Per model version:
 
 * **realized**, on the predictions that have an outcome: count, churn rate,
   ROC AUC, F1 / precision / recall at the threshold the prediction was served
@@ -30,11 +32,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import contract as _contract
-from ..logs import outcomes as feedback, query as logquery, monitoring, predictions as predlog
+from ..logs import outcomes, query as logquery, monitoring, predictions as predlog
 from .. import registry
 from .._io import iso, utc_now
-from .monitor import parse_since
+from .monitor import _by_name, _contract_groups, parse_since
 from ..exceptions import InvalidParameter, NoCurrentModel
 from ..home import Home
 
@@ -245,48 +246,16 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
         Append the result to the monitoring history (``reports/monitoring.jsonl``).
     """
     home = Home.resolve(home)
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise InvalidParameter(f"last={last!r} must be a positive integer", name="last")
-    if floor is not None and not (isinstance(floor, (int, float)) and not isinstance(floor, bool) and 0 <= floor <= 1):
-        raise InvalidParameter(f"floor={floor!r} must be an F1 between 0 and 1", name="floor")
-    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
-        raise InvalidParameter(f"min_rows={min_rows!r} must be a positive integer", name="min_rows")
+    _check_arguments(last, floor, min_rows)
     since_ts = parse_since(since) if since is not None else None
     entries = registry.load_entries(home=home)
-    if model in (None, "current"):
-        target = registry.current_entry(home=home)
-        if target is None:
-            raise NoCurrentModel("no model is current: use --model VERSION or --model all")
-        targets = [target]
-    elif model == "all":
-        targets = entries
-    else:
-        targets = [registry.find(model, entries)]
-    names = {n for e in targets for n in (e["model_file"], e["version"])}
-    contract = registry.load_contract(targets[0], home=home) if targets else _contract.lab()
-    id_column = contract.id[0] if len(contract.id) == 1 else None
-    joined = logquery.outcomes(predlog.log_files(home=home), feedback.log_files(home=home), id_column=id_column,
-                               since_ts=since_ts, last=last, models=None if model == "all" else names)
-    by_name = {}
-    for e in entries:
-        by_name.setdefault(e["version"], e)
-        by_name[e["model_file"]] = e
-    groups: dict[str, np.ndarray] = {}
-    unknown: dict[str, int] = {}
-    if len(joined):
-        inverse, keys = pd.factorize(joined.model)  # hashing: a few names over many rows
-        for k, key in enumerate(map(str, keys)):
-            entry = by_name.get(key)
-            if entry is None:
-                unknown[key] = int(np.count_nonzero(inverse == k))
-                continue
-            groups.setdefault(entry["model_file"], np.zeros(len(joined), dtype=bool))
-            groups[entry["model_file"]] |= inverse == k
+    target = _target(model, entries, home)
+    targets = [target] if target is not None else entries
+    joined = _join(home, target, entries, since_ts, last)
+    masks, unknown = _by_model(joined, entries)
     models = []
     for e in targets:
-        mask = groups.get(e["model_file"], np.zeros(len(joined), dtype=bool))
-        mine = logquery.Joined(joined.model[mask], joined.probability[mask], joined.threshold[mask],
-                               joined.prediction[mask], joined.ts[mask], joined.outcome[mask], {})
+        mine = joined.take(masks.get(e["model_file"], np.zeros(len(joined), dtype=bool)))
         if model == "all" and not len(mine):
             continue
         models.append(_verdict(e, mine, floor, min_rows, e.get("costs")))
@@ -298,3 +267,55 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
         monitoring.append(monitoring.PERFORMANCE, result.to_dict(), home=home)
     log.info("performance check: %s", verdict)
     return result
+
+
+def _check_arguments(last: Any, floor: Any, min_rows: Any) -> None:
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise InvalidParameter(f"last={last!r} must be a positive integer", name="last")
+    if floor is not None and not (isinstance(floor, (int, float)) and not isinstance(floor, bool) and 0 <= floor <= 1):
+        raise InvalidParameter(f"floor={floor!r} must be an F1 between 0 and 1", name="floor")
+    if isinstance(min_rows, bool) or not isinstance(min_rows, int) or min_rows < 1:
+        raise InvalidParameter(f"min_rows={min_rows!r} must be a positive integer", name="min_rows")
+
+
+def _target(model: str | None, entries: list[dict[str, Any]], home: Home) -> dict[str, Any] | None:
+    """The entry of the model asked for; None for ``all``."""
+    if model == "all":
+        return None
+    if model in (None, "current"):
+        target = registry.current_entry(home=home)
+        if target is None:
+            raise NoCurrentModel("no model is current: use --model VERSION or --model all")
+        return target
+    return registry.find(model, entries)
+
+
+def _join(home: Home, target: dict[str, Any] | None, entries: list[dict[str, Any]], since_ts: float | None,
+          last: int | None) -> logquery.Joined:
+    """The window's predictions with their outcomes, each line judged by the rule of the contract of the model
+    that served it: the lines drift reads (:func:`churn_lib.drift.monitor._contract_groups`)."""
+    parts = []
+    for c, models in _contract_groups(target, entries, home):
+        parts.append(logquery.outcomes(predlog.log_files(home=home), outcomes.log_files(home=home), c,
+                                       id_column=c.id[0] if len(c.id) == 1 else None, since_ts=since_ts,
+                                       last=last, models=models))
+    return parts[0] if len(parts) == 1 else logquery.Joined.concat(parts)
+
+
+def _by_model(joined: logquery.Joined, entries: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray],
+                                                                                   dict[str, int]]:
+    """The rows of each registered model (by model file) as masks, and the counts of unregistered ones."""
+    names = _by_name(entries)
+    masks: dict[str, np.ndarray] = {}
+    unknown: dict[str, int] = {}
+    if not len(joined):
+        return masks, unknown
+    inverse, keys = pd.factorize(joined.model)  # hashing: a few names over many rows
+    for k, key in enumerate(map(str, keys)):
+        entry = names.get(key)
+        if entry is None:
+            unknown[key] = int(np.count_nonzero(inverse == k))
+            continue
+        masks.setdefault(entry["model_file"], np.zeros(len(joined), dtype=bool))
+        masks[entry["model_file"]] |= inverse == k
+    return masks, unknown

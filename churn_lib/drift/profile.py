@@ -83,10 +83,6 @@ class CategoricalReference:
     n: int
     counts: dict[str, int]
 
-    @property
-    def frequencies(self) -> dict[str, float]:
-        return {k: v / self.n for k, v in self.counts.items()}
-
 
 @dataclass(frozen=True)
 class Profile:

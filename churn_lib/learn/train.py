@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import platform
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,9 +33,6 @@ from ..models import calibration as _calibration
 from . import gate as _gate
 from .metrics import (THRESHOLD_METRICS, Costs, Gains, baselines, compute_metrics, gains_at, metrics_frame,
                       pick_threshold, profit_curve, threshold_curve)
-
-if TYPE_CHECKING:
-    from sklearn.pipeline import Pipeline
 
 # scikit-learn is imported inside the functions that use it: it costs about a
 # second, and every `churn` command (even `churn history`) imports this module
@@ -247,16 +244,6 @@ class TrainResult:
         return metrics_frame(self.entry)
 
 
-def build_pipeline(contract: _contract.Contract | None = None, *, seed: int = 42, C: float = 1.0) -> Pipeline:
-    """The logistic regression's pipeline for a contract (the lab's, step for step, on the lab's contract).
-
-    See :func:`churn_lib.models.logreg.build`.
-    """
-    from ..models import logreg
-
-    return logreg.build(contract or _contract.lab(), seed=seed, params=logreg.Params(C=C))
-
-
 def split(df: pd.DataFrame, contract: _contract.Contract | None = None, *, test_size: float = 0.25,
           seed: int = 42):
     """The lab's stratified split of a processed frame: returns ``X_train, X_test, y_train, y_test``."""
@@ -287,17 +274,6 @@ def out_of_fold(model: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 42, cv
 
     cv = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
     return cross_val_predict(clone(model), X, y, cv=cv, method="predict_proba")[:, 1]
-
-
-def choose_threshold(pipeline: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 42,
-                     cv_folds: int = 5) -> tuple[float, pd.DataFrame]:
-    """Pick the F1-best threshold on out-of-fold predictions of the training split.
-
-    Returns the threshold and the curve (threshold, f1, precision, recall) it
-    was chosen from. Ties go to the lowest threshold, as in the lab's scan.
-    """
-    oof = out_of_fold(pipeline, X, y, seed=seed, cv_folds=cv_folds)
-    return pick_threshold(np.asarray(y), oof, "f1")[:2]
 
 
 def _rescore_current(home: Home, frame: pd.DataFrame, X_test: pd.DataFrame, y_test: pd.Series, proba: np.ndarray,

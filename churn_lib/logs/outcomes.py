@@ -52,7 +52,7 @@ EXAMPLES = 10
 
 
 def log_files(*, home: Home | str | None = None) -> list[Path]:
-    """The feedback files of a home, oldest first (rotated ``feedback.log.N``, then the current)."""
+    """The outcome files of a home, oldest first (rotated ``feedback.log.N``, then the current ``feedback.log``)."""
     home = Home.resolve(home)
     if not home.logs_dir.is_dir():
         return []
@@ -60,7 +60,7 @@ def log_files(*, home: Home | str | None = None) -> list[Path]:
 
 
 @dataclass
-class FeedbackResult:
+class OutcomesResult:
     """What one call accepted and rejected (and why), and how the log's outcomes match predictions."""
 
     source: str
@@ -149,7 +149,7 @@ def _outcomes(values: pd.Series, target: _contract.Target) -> np.ndarray:
 
 
 def _block(frame: pd.DataFrame, key: str, outcome: str, when: str | None, contract: _contract.Contract,
-           source: str, first_line: int, result: FeedbackResult, seen: set[str], now: float) -> bytes:
+           source: str, first_line: int, result: OutcomesResult, seen: set[str], now: float) -> bytes:
     """Validate one block of outcome rows; return the lines to append (and count the rest in ``result``)."""
     n = len(frame)
     keys = frame[key].astype(str).str.strip()
@@ -223,8 +223,8 @@ def _contract_of(home: Home, contract: _contract.Contract | None) -> _contract.C
 
 
 def ingest_file(path: str | Path, *, home: Home | str | None = None, contract: _contract.Contract | None = None,
-                match: bool = True) -> FeedbackResult:
-    """Append the outcomes of a CSV file (any size: read in blocks) to the home's feedback log.
+                match: bool = True) -> OutcomesResult:
+    """Append the outcomes of a CSV file (any size: read in blocks) to the home's ``logs/feedback.log``.
 
     Columns: ``request_id`` or the contract's id column; ``outcome`` or the
     contract's target column; optionally ``time`` (``ts``, ``outcome_time``,
@@ -239,32 +239,9 @@ def ingest_file(path: str | Path, *, home: Home | str | None = None, contract: _
     home = Home.resolve(home)
     contract = _contract_of(home, contract)
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            header = [c.strip() for c in next(csv.reader(fh), [])]
-    except FileNotFoundError:
-        raise DataError(f"outcome file {path} does not exist", path=str(path)) from None
-    except IsADirectoryError:
-        raise DataError(f"outcome file {path} is a folder, not a CSV file", path=str(path)) from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"cannot read {path} as CSV: {exc}", path=str(path)) from None
-    if not any(header):
-        raise DataError(f"cannot read {path} as CSV: it is empty or has no header line naming the columns",
-                        path=str(path))
-    dupes = sorted({c for c in header if header.count(c) > 1})
-    if dupes:
-        raise DataError(f"{path} names the column(s) {', '.join(dupes)} more than once", path=str(path))
-    key = _key_column(contract, header)
-    outcome = _outcome_column(contract, header)
-    keys_wanted = " or ".join([REQUEST_ID, *contract.id[:1]])
-    if key is None or outcome is None:
-        missing = [what for what, found in ((f"a key column ({keys_wanted})", key),
-                                            (f"an outcome column (outcome or {contract.target.column})", outcome))
-                   if found is None]
-        raise DataError(f"{path} lacks {' and '.join(missing)}; its header has {', '.join(header) or 'nothing'}",
-                        path=str(path))
-    when = _time_column(header)
-    result = FeedbackResult(source=f"file:{path.name}", key=key, log=str(home.feedback_log),
+    header = _header(path)
+    key, outcome, when = _columns(path, header, contract)
+    result = OutcomesResult(source=f"file:{path.name}", key=key, log=str(home.feedback_log),
                             ignored_columns=[c for c in header if c not in (key, outcome, when)])
     home.logs_dir.mkdir(parents=True, exist_ok=True)
     _end_torn_line(home.feedback_log)
@@ -283,16 +260,55 @@ def ingest_file(path: str | Path, *, home: Home | str | None = None, contract: _
         raise DataError(f"{path} stops being readable CSV near line {line}: {exc}; the {result.accepted:,} "
                         f"outcome(s) before it were kept", path=str(path)) from None
     if match and result.accepted:
-        from . import query as logquery
-
-        result.matched = logquery.count_matching(predlog.log_files(home=home), seen,
-                                                 id_column=None if key == REQUEST_ID else key)
+        _match(result, seen, home)
     return result
+
+
+def _header(path: Path) -> list[str]:
+    """The column names of an outcome file (stripped), refused when it cannot be read or names none."""
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            header = [c.strip() for c in next(csv.reader(fh), [])]
+    except FileNotFoundError:
+        raise DataError(f"outcome file {path} does not exist", path=str(path)) from None
+    except IsADirectoryError:
+        raise DataError(f"outcome file {path} is a folder, not a CSV file", path=str(path)) from None
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {path} as CSV: {exc}", path=str(path)) from None
+    if not any(header):
+        raise DataError(f"cannot read {path} as CSV: it is empty or has no header line naming the columns",
+                        path=str(path))
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise DataError(f"{path} names the column(s) {', '.join(dupes)} more than once", path=str(path))
+    return header
+
+
+def _columns(path: Path, header: list[str], contract: _contract.Contract) -> tuple[str, str, str | None]:
+    """The key, outcome and time columns of an outcome file; refused without a key or an outcome."""
+    key = _key_column(contract, header)
+    outcome = _outcome_column(contract, header)
+    keys_wanted = " or ".join([REQUEST_ID, *contract.id[:1]])
+    if key is None or outcome is None:
+        missing = [what for what, found in ((f"a key column ({keys_wanted})", key),
+                                            (f"an outcome column (outcome or {contract.target.column})", outcome))
+                   if found is None]
+        raise DataError(f"{path} lacks {' and '.join(missing)}; its header has {', '.join(header) or 'nothing'}",
+                        path=str(path))
+    return key, outcome, _time_column(header)
+
+
+def _match(result: OutcomesResult, seen: set[str], home: Home) -> None:
+    """Count in ``result`` how many of the keys given name a logged prediction."""
+    from . import query as logquery
+
+    result.matched = logquery.count_matching(predlog.log_files(home=home), seen,
+                                             id_column=None if result.key == REQUEST_ID else result.key)
 
 
 def ingest_records(records: Sequence[Mapping[str, Any]], *, home: Home | str | None = None,
                    contract: _contract.Contract | None = None, source: str = "api",
-                   match: bool = False) -> FeedbackResult:
+                   match: bool = False) -> OutcomesResult:
     """Append outcomes given as mappings (``POST /feedback``): the same columns as a file, one write.
 
     Every record is judged: those that cannot be accepted are counted and
@@ -308,7 +324,7 @@ def ingest_records(records: Sequence[Mapping[str, Any]], *, home: Home | str | N
     key = _key_column(contract, columns) or REQUEST_ID
     outcome = _outcome_column(contract, columns) or OUTCOME_COLUMNS[0]
     when = _time_column(columns)
-    result = FeedbackResult(source=source, key=key, log=str(home.feedback_log),
+    result = OutcomesResult(source=source, key=key, log=str(home.feedback_log),
                             ignored_columns=[c for c in columns if c not in (key, outcome, when)])
     result.rows = len(records)
     if not records:
@@ -329,8 +345,5 @@ def ingest_records(records: Sequence[Mapping[str, Any]], *, home: Home | str | N
     data = _block(frame, key, outcome, when, contract, source, 0, result, seen, time.time())
     predlog.write_lines(data, path=home.feedback_log)
     if match and result.accepted:
-        from . import query as logquery
-
-        result.matched = logquery.count_matching(predlog.log_files(home=home), seen,
-                                                 id_column=None if key == REQUEST_ID else key)
+        _match(result, seen, home)
     return result

@@ -101,14 +101,38 @@ def _count(frame: Any, stats: ReadStats, reasons: Counter, texts: Counter) -> np
                 ok[i] = False
                 stats.skip(_records.TRUNCATED)
     stats.records += int(ok.sum())
-    for why, count in reason[reason.notna()].value_counts().items():
-        take = min(reasons[why], int(count))  # as many lines of this reason are the ones being written
+    _skips(stats, ((str(why), int(count)) for why, count in reason[reason.notna()].value_counts().items()), reasons)
+    return ok
+
+
+def _skips(stats: ReadStats, counts: Iterable[tuple[str, int]], reasons: Counter) -> None:
+    """Count skipped lines by reason in ``stats``; as many of a reason as ``reasons`` holds are the last lines
+    still being written, counted as truncated (and taken from ``reasons``)."""
+    for why, count in counts:
+        take = min(reasons[why], count)
         if take:
             stats.skip(_records.TRUNCATED, take)
             reasons[why] -= take
         if count - take:
-            stats.skip(str(why), int(count) - take)
-    return ok
+            stats.skip(why, count - take)
+
+
+def _judging(paths: Sequence[Path], rule: _records.Rule) -> tuple[str, dict[str, Any], Counter, Counter]:
+    """How to judge every non-blank line of ``paths`` by ``rule`` in DuckDB.
+
+    Returns the SQL of the relation ``judged`` (:meth:`Rule.sql`) plus a column
+    ``frag``: the text of a line that may be a last line still being written
+    (else NULL); its arguments; and, from :func:`_unterminated`, the reasons of
+    the unterminated lines that are not records and the texts of those that are.
+    """
+    reasons, texts = _unterminated(paths, rule)
+    args: dict[str, Any] = {"files": [str(p) for p in paths]}
+    frag = "NULL::VARCHAR"
+    if texts:
+        frag = "CASE WHEN list_contains($texts, text) THEN text END"
+        args["texts"] = sorted(texts)
+    sql = f"{rule.sql(_SOURCE)}, framed AS (SELECT *, {frag} AS frag FROM judged)"
+    return sql, args, reasons, texts
 
 
 def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats) -> Iterator[tuple[np.ndarray, Batch]]:
@@ -118,16 +142,10 @@ def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats)
     the caller, so every line is counted whatever the window.
     """
     dec = decoder(contract)
-    rule = dec.rule
-    reasons, texts = _unterminated(paths, rule)
+    sql, args, reasons, texts = _judging(paths, dec.rule)
     stats.files.extend(str(p) for p in paths)
     stats.bytes_read += sum(p.stat().st_size for p in paths)
-    frag = "CASE WHEN list_contains($texts, text) THEN text END" if texts else "NULL::VARCHAR"
-    query = (f"{rule.sql(_SOURCE)} SELECT reason, {', '.join(_picks(rule, dec))}, ts, p, model, {frag} AS frag "
-             "FROM judged")
-    args: dict[str, Any] = {"files": [str(p) for p in paths]}
-    if texts:
-        args["texts"] = sorted(texts)
+    query = f"{sql} SELECT reason, {', '.join(_picks(dec.rule, dec))}, ts, p, model, frag FROM framed"
     con = _duck.connect(ordered=False)
     try:
         result = con.execute(query, args)
@@ -219,10 +237,12 @@ def read_window(paths: Sequence[Path], contract: _contract.Contract | None = Non
 
 # --- outcomes joined to predictions ---------------------------------------------------------------
 
+#: The keys :func:`count_matching` reads from a prediction line.
 _PREDICTION_COLUMNS = {"request_id": "VARCHAR", "id": "JSON", "model_version": "VARCHAR", "version": "VARCHAR",
                        "probability": "DOUBLE", "prediction": "INTEGER", "threshold": "DOUBLE", "ts": "DOUBLE"}
-_FEEDBACK_COLUMNS = {"request_id": "VARCHAR", "id": "VARCHAR", "outcome": "VARCHAR", "ts": "DOUBLE",
-                     "received": "DOUBLE"}
+#: The columns of an outcome line (:mod:`churn_lib.logs.outcomes`), typed as DuckDB reads them.
+_OUTCOME_COLUMNS = {"request_id": "VARCHAR", "id": "VARCHAR", "outcome": "VARCHAR", "ts": "DOUBLE",
+                    "received": "DOUBLE"}
 
 
 def _json_source(param: str, columns: str) -> str:
@@ -270,76 +290,138 @@ class Joined:
     def __len__(self) -> int:
         return len(self.ts)
 
+    def take(self, mask: np.ndarray) -> "Joined":
+        """The rows where ``mask`` is true (``read`` left empty: it describes the whole read)."""
+        return Joined(self.model[mask], self.probability[mask], self.threshold[mask], self.prediction[mask],
+                      self.ts[mask], self.outcome[mask], {})
 
-def outcomes(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], *, id_column: str | None = None,
+    @staticmethod
+    def concat(parts: Sequence["Joined"]) -> "Joined":
+        """The rows of several joins over the same files (one per contract), with their reads merged: the
+        outcome files are the same; of the prediction lines, those none of the contracts keeps are skipped."""
+        read = dict(parts[0].read)
+        for key in ("predictions", "with_outcome", "prediction_records"):
+            read[key] = sum(p.read[key] for p in parts)
+        read["prediction_lines"] = max(p.read["prediction_lines"] for p in parts)
+        other = read["prediction_lines"] - read["prediction_records"]
+        read["prediction_lines_skipped"] = max(other, 0)
+        read["prediction_skipped"] = ({"not a record of these models' contracts, or malformed": other}
+                                      if other > 0 else {})
+        return Joined(*(np.concatenate([getattr(p, name) for p in parts])
+                        for name in ("model", "probability", "threshold", "prediction", "ts", "outcome")), read)
+
+
+def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
+             contract: _contract.Contract | None = None, *, id_column: str | None = None,
              since_ts: float | None = None, last: int | None = None,
              models: Iterable[str] | None = None) -> Joined:
     """Every prediction in a window with its outcome, joined in DuckDB (multi-threaded, memory within its limit).
 
-    An outcome names its prediction by ``request_id``, or by the contract's id
-    column (``id_column``; the prediction's ``id`` object). Of several outcomes
-    for one key the one received last counts. A prediction line that is not
-    usable (no probability in [0, 1], no time, no model) and a feedback line
-    without a key or a 0/1 outcome are skipped and counted in ``read``.
+    The predictions are the lines the record rule of ``contract`` (default the
+    lab's) keeps, judged by its SQL (:meth:`churn_lib.contract.records.Rule.sql`)
+    as the drift reader judges them: the same log gives the same predictions
+    to drift and to performance. An outcome names its prediction by
+    ``request_id``, or by the contract's id column (``id_column``; the
+    prediction's ``id`` object). Of several outcomes for one key the one
+    received last counts. Prediction lines the rule skips (counted by reason,
+    over the whole files, in ``read``) and outcome lines without a key or a
+    0/1 outcome are counted in ``read``.
+
+    Raises
+    ------
+    ValueError
+        ``last`` is not positive, or ``id_column`` is not an id column of ``contract``.
     """
-    pred = [str(p) for p in prediction_paths if Path(p).exists()]
-    fb = [str(p) for p in feedback_paths if Path(p).exists()]
-    empty = np.empty(0)
+    contract = contract or _contract.lab()
     if last is not None and last < 1:
         raise ValueError("last must be positive")
-    read: dict[str, Any] = {"prediction_files": pred, "feedback_files": fb, "predictions": 0,
-                            "prediction_lines_skipped": 0, "feedback_lines": 0, "feedback_lines_skipped": 0,
+    if id_column is not None and id_column not in contract.id:
+        raise ValueError(f"{id_column!r} is not an id column of the contract {contract.name!r}")
+    pred = [Path(p) for p in prediction_paths if Path(p).exists()]
+    given = [str(p) for p in outcome_paths if Path(p).exists()]
+    read: dict[str, Any] = {"prediction_files": [str(p) for p in pred], "feedback_files": given, "predictions": 0,
+                            "prediction_lines": 0, "prediction_records": 0, "prediction_lines_skipped": 0,
+                            "prediction_skipped": {}, "feedback_lines": 0, "feedback_lines_skipped": 0,
                             "outcomes": 0, "repeated_outcomes": 0, "with_outcome": 0}
     if not pred:
+        empty = np.empty(0)
         return Joined(np.empty(0, dtype=object), empty, empty, empty, empty, empty, read)
     con = _duck.connect(ordered=False)
     try:
-        args: dict[str, Any] = {"pfiles": pred, "pcols": {k: v for k, v in _PREDICTION_COLUMNS.items()
-                                                         if id_column or k != "id"}}
-        if id_column:
-            args["path"] = _id_path(id_column)
-        where = ["p BETWEEN 0 AND 1", "isfinite(ts)", "model IS NOT NULL"]
-        if since_ts is not None:
-            where.append("ts >= $since")
-            args["since"] = float(since_ts)
-        if models is not None:
-            where.append("list_contains($models, model)")
-            args["models"] = sorted(set(models))
-        window = f"ORDER BY ts DESC LIMIT {int(last)}" if last is not None else ""
-        if fb:
-            # one pass over the outcomes: the last received per key (and how many were given), bad lines as key NULL
-            con.execute(f"""CREATE TEMP TABLE fb AS
-                WITH fb_raw AS (SELECT coalesce(request_id, id) AS k, request_id IS NOT NULL AS by_request,
-                                       CASE trim(outcome) WHEN '1' THEN 1 WHEN '0' THEN 0 END AS y, received
-                                FROM {_json_source('ffiles', 'fcols')})
-                SELECT CASE WHEN k IS NOT NULL AND y IS NOT NULL THEN k END AS key, by_request,
-                       arg_max(y, coalesce(received, 0)) AS y, count(*) AS n
-                FROM fb_raw GROUP BY ALL""", {"ffiles": fb, "fcols": _FEEDBACK_COLUMNS})
-            lines, bad, unique = (int(v or 0) for v in con.execute(
-                "SELECT sum(n), sum(n) FILTER (WHERE key IS NULL), count(*) FILTER (WHERE key IS NOT NULL) "
-                "FROM fb").fetchone())
-            read.update(feedback_lines=lines, feedback_lines_skipped=bad, outcomes=unique,
-                        repeated_outcomes=lines - bad - unique)
-            join = ("LEFT JOIN (SELECT key, y FROM fb WHERE by_request AND key IS NOT NULL) r "
-                    "ON r.key = p.request_id")
-            if id_column:
-                join += (" LEFT JOIN (SELECT key, y FROM fb WHERE NOT by_request AND key IS NOT NULL) c "
-                         "ON c.key = p.cid")
-            y = "coalesce(r.y, c.y)::DOUBLE" if id_column else "r.y::DOUBLE"
-        else:
-            join, y = "", "NULL::DOUBLE"
-        query = f"""
-            WITH raw AS (
-                SELECT request_id, {"json_extract_string(id, $path)" if id_column else "NULL::VARCHAR"} AS cid,
-                       coalesce(model_version, version) AS model,
-                       probability AS p, threshold AS t, prediction AS d, ts
-                FROM {_json_source('pfiles', 'pcols')}),
-            p AS (SELECT * FROM raw WHERE {' AND '.join(where)} {window})
-            SELECT p.model, p.p, p.t, p.d::DOUBLE AS d, p.ts, {y} AS y FROM p {join}"""
-        out = con.execute(query, args).fetchnumpy()
+        stats = _judge_predictions(con, pred, _records.rule(contract), id_column)
+        read.update(prediction_lines=stats.lines, prediction_records=stats.records,
+                    prediction_lines_skipped=stats.skipped_total,
+                    prediction_skipped=dict(sorted(stats.skipped.items())))
+        join, y = _outcome_join(con, given, id_column, read) if given else ("", "NULL::DOUBLE")
+        where, args = _window(since_ts, models)
+        limit = f"ORDER BY ts DESC LIMIT {int(last)}" if last is not None else ""
+        out = con.execute(f"""WITH p AS (SELECT * FROM predicted WHERE {' AND '.join(where)} {limit})
+            SELECT p.model, p.p, p.t, p.d, p.ts, {y} AS y FROM p {join}""", args).fetchnumpy()
     finally:
         con.close()
+    return _joined(out, read)
 
+
+def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_column: str | None) -> ReadStats:
+    """Judge every line of ``paths`` by ``rule`` into the table ``predicted`` (``reason`` NULL for a record, with
+    its key, model, probability, served threshold and decision, time); count its lines as the drift reader does."""
+    sql, args, reasons, texts = _judging(paths, rule)
+    cid = _records.sql_text(rule.sql_value(("id", id_column))) if id_column else "NULL::VARCHAR"
+    # threshold and decision are no part of the rule: a number where the line has one (one more parse of the line)
+    extra = ("CASE WHEN json_type(e[{k}]) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN e[{k}]::DOUBLE END")
+    con.execute(f"""CREATE TEMP TABLE predicted AS {sql}
+        SELECT reason, model, p, ts, {_records.sql_text(rule.sql_value(("request_id",)))} AS request_id,
+               {cid} AS cid, {extra.format(k=1)} AS t, {extra.format(k=2)} AS d, frag
+        FROM (SELECT *, CASE WHEN reason IS NULL THEN json_extract(j, ['$.threshold', '$.prediction']) END AS e
+              FROM framed)""", args)
+    for text, n in texts.items():  # a last line still being written that reads as a record: truncated
+        con.execute("UPDATE predicted SET reason = $why WHERE rowid IN (SELECT rowid FROM predicted "
+                    "WHERE reason IS NULL AND frag = $text LIMIT $n)",
+                    {"why": _records.TRUNCATED, "text": text, "n": n})
+    stats = ReadStats(files=[str(p) for p in paths], bytes_read=sum(p.stat().st_size for p in paths))
+    counts = con.execute("SELECT reason, count(*) FROM predicted GROUP BY reason").fetchall()
+    stats.lines = sum(int(n) for _, n in counts)
+    stats.records = sum(int(n) for why, n in counts if why is None)
+    _skips(stats, ((str(why), int(n)) for why, n in counts if why is not None), reasons)
+    return stats
+
+
+def _window(since_ts: float | None, models: Iterable[str] | None) -> tuple[list[str], dict[str, Any]]:
+    """The SQL conditions (and their arguments) of the records of ``predicted`` in a window."""
+    where, args = ["reason IS NULL"], {}
+    if since_ts is not None:
+        where.append("ts >= $since")
+        args["since"] = float(since_ts)
+    if models is not None:
+        where.append("list_contains($models, model)")
+        args["models"] = sorted(set(models))
+    return where, args
+
+
+def _outcome_join(con: Any, paths: list[str], id_column: str | None, read: dict[str, Any]) -> tuple[str, str]:
+    """Read the outcome files into the table ``given`` (the last received per key, how many were given, bad lines
+    as key NULL; counted in ``read``); the SQL joining them to the window ``p`` and of its outcome column."""
+    con.execute(f"""CREATE TEMP TABLE given AS
+        WITH raw AS (SELECT coalesce(request_id, id) AS k, request_id IS NOT NULL AS by_request,
+                            CASE trim(outcome) WHEN '1' THEN 1 WHEN '0' THEN 0 END AS y, received
+                     FROM {_json_source('files', 'columns')})
+        SELECT CASE WHEN k IS NOT NULL AND y IS NOT NULL THEN k END AS key, by_request,
+               arg_max(y, coalesce(received, 0)) AS y, count(*) AS n
+        FROM raw GROUP BY ALL""", {"files": paths, "columns": _OUTCOME_COLUMNS})
+    lines, bad, unique = (int(v or 0) for v in con.execute(
+        "SELECT sum(n), sum(n) FILTER (WHERE key IS NULL), count(*) FILTER (WHERE key IS NOT NULL) "
+        "FROM given").fetchone())
+    read.update(feedback_lines=lines, feedback_lines_skipped=bad, outcomes=unique,
+                repeated_outcomes=lines - bad - unique)
+    join = "LEFT JOIN (SELECT key, y FROM given WHERE by_request AND key IS NOT NULL) r ON r.key = p.request_id"
+    if not id_column:
+        return join, "r.y::DOUBLE"
+    join += " LEFT JOIN (SELECT key, y FROM given WHERE NOT by_request AND key IS NOT NULL) c ON c.key = p.cid"
+    return join, "coalesce(r.y, c.y)::DOUBLE"
+
+
+def _joined(out: dict[str, Any], read: dict[str, Any]) -> Joined:
+    """The :class:`Joined` of a fetched join (NULL as NaN or None)."""
     def col(name: str, kind: Any) -> np.ndarray:
         v = out[name]
         if isinstance(v, np.ma.MaskedArray):

@@ -272,9 +272,6 @@ class BoosterScorer:
                 out[k] = value
         return out
 
-    def _vector(self, row: Mapping[str, Any]) -> np.ndarray:
-        return self._fill(np.empty((1, len(self.features)), dtype=np.float64)[0], row).reshape(1, -1)
-
     def _matrix(self, data: pd.DataFrame | Mapping[str, Any]) -> np.ndarray:
         first = self.features[0]
         n = len(data[first])

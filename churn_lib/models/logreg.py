@@ -268,7 +268,6 @@ def compile(pipeline: Any, contract: _contract.Contract | None = None) -> Linear
     from sklearn.compose import ColumnTransformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
         raise ValueError("not a two-step Pipeline")
@@ -279,15 +278,36 @@ def compile(pipeline: Any, contract: _contract.Contract | None = None) -> Linear
         raise ValueError("transformer weights are not supported")
     if [int(c) for c in clf.classes_] != [0, 1] or clf.coef_.shape[0] != 1:
         raise ValueError(f"not a binary 0/1 classifier (classes {list(clf.classes_)})")
-    coef = np.asarray(clf.coef_[0], dtype=np.float64)
-    bias = float(clf.intercept_[0])
-    numeric: list[tuple[str, float, float | None]] = []
-    categorical: list[tuple[str, dict[str, float], float]] = []
-    means: dict[str, float] = {}
-    k = 0  # position in the transformed feature vector
+    terms = _Terms(np.asarray(clf.coef_[0], dtype=np.float64), float(clf.intercept_[0]))
     for name, trans, columns in pre.transformers_:
+        terms.add(name, trans, columns)
+    if terms.k != terms.coef.shape[0]:
+        raise ValueError(f"the transformers give {terms.k} features, the classifier expects {terms.coef.shape[0]}")
+    if not terms.numeric and not terms.categorical:
+        raise ValueError("the pipeline uses no features")
+    return LinearScorer(bias=terms.bias, numeric=tuple(terms.numeric), categorical=tuple(terms.categorical),
+                        means=terms.means)
+
+
+@dataclass
+class _Terms:
+    """The linear terms of a pipeline, gathered transformer by transformer (:func:`compile`): ``k`` is the
+    position in the transformed feature vector, ``coef`` the classifier's weights over it."""
+
+    coef: np.ndarray
+    bias: float
+    numeric: list[tuple[str, float, float | None]] = field(default_factory=list)
+    categorical: list[tuple[str, dict[str, float], float]] = field(default_factory=list)
+    means: dict[str, float] = field(default_factory=dict)
+    k: int = 0
+
+    def add(self, name: str, trans: Any, columns: Any) -> None:
+        """The terms of one transformer of the ColumnTransformer (ValueError when it is not supported)."""
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
         if isinstance(trans, str) and trans == "drop":
-            continue
+            return
         if not isinstance(columns, (list, tuple)) or not all(isinstance(c, str) for c in columns):
             raise ValueError(f"transformer {name!r} selects columns by something other than names")
         fills: list[Any] = [None] * len(columns)
@@ -298,38 +318,41 @@ def compile(pipeline: Any, contract: _contract.Contract | None = None) -> Linear
             trans = trans.steps[1][1]
         if isinstance(trans, str) and trans == "passthrough":
             for j, col in enumerate(columns):
-                numeric.append((col, float(coef[k]), None if fills[j] is None else float(fills[j])))
-                k += 1
+                self.numeric.append((col, float(self.coef[self.k]), None if fills[j] is None else float(fills[j])))
+                self.k += 1
         elif isinstance(trans, StandardScaler):
-            mean = trans.mean_ if trans.with_mean else np.zeros(len(columns))
-            scale = trans.scale_ if trans.with_std else np.ones(len(columns))
-            for j, col in enumerate(columns):
-                w = float(coef[k]) / float(scale[j])
-                numeric.append((col, w, None if fills[j] is None else float(fills[j])))
-                bias -= w * float(mean[j])
-                means[col] = float(mean[j])
-                k += 1
+            self._scaled(trans, columns, fills)
         elif isinstance(trans, OneHotEncoder):
-            if (trans.handle_unknown != "ignore" or trans.drop_idx_ is not None
-                    or getattr(trans, "_infrequent_enabled", False)):
-                raise ValueError("OneHotEncoder must ignore unknown categories and drop none")
-            for j, (col, cats) in enumerate(zip(columns, trans.categories_)):
-                table = {}
-                for cat in cats:
-                    if not isinstance(cat, str):
-                        raise ValueError(f"category {cat!r} of {col} is not a string")
-                    table[cat] = float(coef[k])
-                    k += 1
-                missing = table.get(fills[j], 0.0) if isinstance(fills[j], str) else 0.0
-                if fills[j] is not None and not isinstance(fills[j], str):
-                    raise ValueError(f"the imputer of {col} fills in a non-text value")
-                categorical.append((col, table, missing))
+            self._one_hot(trans, columns, fills)
         else:
             raise ValueError(f"transformer {name!r} ({type(trans).__name__}) is not supported")
-    if k != coef.shape[0]:
-        raise ValueError(f"the transformers give {k} features, the classifier expects {coef.shape[0]}")
-    if not numeric and not categorical:
-        raise ValueError("the pipeline uses no features")
-    return LinearScorer(bias=bias, numeric=tuple(numeric), categorical=tuple(categorical), means=means)
+
+    def _scaled(self, trans: Any, columns: Any, fills: list[Any]) -> None:
+        """A StandardScaler's columns: the weight over the scale, the mean moved into the bias."""
+        mean = trans.mean_ if trans.with_mean else np.zeros(len(columns))
+        scale = trans.scale_ if trans.with_std else np.ones(len(columns))
+        for j, col in enumerate(columns):
+            w = float(self.coef[self.k]) / float(scale[j])
+            self.numeric.append((col, w, None if fills[j] is None else float(fills[j])))
+            self.bias -= w * float(mean[j])
+            self.means[col] = float(mean[j])
+            self.k += 1
+
+    def _one_hot(self, trans: Any, columns: Any, fills: list[Any]) -> None:
+        """A OneHotEncoder's columns: a weight per category (an unknown one weighs nothing)."""
+        if (trans.handle_unknown != "ignore" or trans.drop_idx_ is not None
+                or getattr(trans, "_infrequent_enabled", False)):
+            raise ValueError("OneHotEncoder must ignore unknown categories and drop none")
+        for j, (col, cats) in enumerate(zip(columns, trans.categories_)):
+            table = {}
+            for cat in cats:
+                if not isinstance(cat, str):
+                    raise ValueError(f"category {cat!r} of {col} is not a string")
+                table[cat] = float(self.coef[self.k])
+                self.k += 1
+            missing = table.get(fills[j], 0.0) if isinstance(fills[j], str) else 0.0
+            if fills[j] is not None and not isinstance(fills[j], str):
+                raise ValueError(f"the imputer of {col} fills in a non-text value")
+            self.categorical.append((col, table, missing))
 
 

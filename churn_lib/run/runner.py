@@ -202,9 +202,7 @@ def run(*, home: Home | str | None = None, version: str | None = None, stages: A
 def _run(home: Home, version: str | None, stage_list: tuple[str, ...], params: dict[str, Any],
          per_stage: dict[str, dict[str, Any]], contract: _contract.Contract, folder: Path, log_output: bool,
          on_event: EventHandler | None, promote: bool, kernel: kernels.RunKernel) -> dict[str, Any]:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
+    engine = _engine()  # imports papermill: a missing one fails before a version is claimed
     version = _run_version(home, version or params.get("version"), stage_list)
     home.ensure()
     out_dir = home.reports_dir / version
@@ -214,13 +212,11 @@ def _run(home: Home, version: str | None, stage_list: tuple[str, ...], params: d
     stamp = file_stamp(micro=True)
     creates = bool(set(_stages.CREATES) & set(stage_list))
     record_path = out_dir / "run.json" if creates else out_dir / "runs" / f"{stamp}.json"
-    trains = "train" in stage_list
     for stage in stage_list:
         if "version" in _stages.TABLE[stage].params:
             per_stage[stage]["version"] = version
-    if trains:
+    if "train" in stage_list:
         per_stage["train"]["register"] = False
-    emit = on_event or (lambda *a: None)
     record: dict[str, Any] = {
         "version": version, "status": "running", "started_at_utc": utc_now(),
         "parameters": {k: v for k, v in params.items() if k != "version"},
@@ -229,65 +225,11 @@ def _run(home: Home, version: str | None, stage_list: tuple[str, ...], params: d
         "stages": [], "libraries": training.library_versions(extra=_RUN_LIBRARIES), "home": str(home.root),
         "data_dir": str(home.data_dir),
     }
-    engine = _engine()
-    failed: StageRecord | None = None
     start_all = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # HTML export of a stage overlaps the next stage, except a training stage: its linear algebra
-        # uses both cores, and an export beside it slowed it more than the export took alone.
-        pool.submit(_exporter)  # loads nbconvert's template while the kernel starts
-        exports: list[tuple[StageRecord, Future]] = []
-        held: list[tuple[StageRecord, Path]] = []
-        try:
-            for k, stage in enumerate(stage_list):
-                rec = StageRecord(stage, NOTEBOOKS[stage], parameters=per_stage[stage])
-                record["stages"].append(rec)
-                ipynb = (out_dir / "drift" / f"{NOTEBOOKS[stage]}-{stamp}.ipynb" if stage == "monitor_drift"
-                         else out_dir / f"{NOTEBOOKS[stage]}.ipynb")
-                ipynb.parent.mkdir(parents=True, exist_ok=True)
-                rec.ipynb = str(ipynb.relative_to(home.root))
-                emit(stage, "start", None)
-                t0 = time.perf_counter()
-                try:
-                    km, setup = kernel.take()
-                    papermill.execute_notebook(
-                        str(folder / f"{NOTEBOOKS[stage]}.ipynb"), str(ipynb), parameters=per_stage[stage],
-                        engine_name=engine, kernel_name="python3", progress_bar=False, log_output=log_output,
-                        km=km, setup=setup)  # saved cell by cell (0.3 s a run): a dying kernel leaves its report
-                    rec.status = "ok"
-                except PapermillExecutionError as exc:
-                    rec.status, rec.error = "failed", f"{exc.ename}: {exc.evalue}"
-                except Exception as exc:  # a kernel that died or never started
-                    rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
-                rec.seconds = round(time.perf_counter() - t0, 3)
-                emit(stage, rec.status, rec.seconds)
-                if ipynb.exists():
-                    held.append((rec, ipynb))
-                if rec.status == "failed":
-                    failed = rec
-                    break
-                if k + 1 < len(stage_list) and stage_list[k + 1] == "train":
-                    continue  # the exports wait until the training stage is done
-                exports += [(r, pool.submit(export_html, path)) for r, path in held]
-                held = []
-        finally:
-            kernel.close()
-            exports += [(r, pool.submit(export_html, path)) for r, path in held]
-        for rec, fut in exports:
-            try:
-                rec.html = str(fut.result().relative_to(home.root))
-            except Exception as exc:  # the run's verdict stands; say the report is missing
-                log.warning("HTML export of %s failed: %s", rec.ipynb, exc)
-    if trains:
-        if failed is None:
-            try:
-                entry, promoted = registry.register_candidate(version, home=home, promote_if_passed=promote)
-                record["entry"] = _entry_summary(entry, promoted)
-            except Exception as exc:
-                failed = StageRecord("register", "-", status="failed", error=str(exc))
-                record["stages"].append(failed)
-        else:
-            registry.discard_candidate(version, home=home)
+    run = _StageRun(home, folder, out_dir, stamp, log_output, on_event or (lambda *a: None), kernel, engine)
+    failed = run.execute(stage_list, per_stage, record["stages"])
+    if "train" in stage_list:
+        failed = _register(home, version, promote, record, failed)
     record["status"] = "failed" if failed else "ok"
     record["seconds"] = round(time.perf_counter() - start_all, 3)
     record["finished_at_utc"] = utc_now()
@@ -300,6 +242,100 @@ def _run(home: Home, version: str | None, stage_list: tuple[str, ...], params: d
         raise StageFailed(f"stage {failed.stage} of {version} failed ({failed.error}); report: {report}",
                           report_path=str(report), version=version, stage=failed.stage)
     return record
+
+
+@dataclass
+class _StageRun:
+    """The stages of one run through papermill on one kernel, each notebook exported to HTML beside it."""
+
+    home: Home
+    folder: Path
+    out_dir: Path
+    stamp: str
+    log_output: bool
+    emit: EventHandler
+    kernel: kernels.RunKernel
+    engine: str  # the papermill engine that runs a notebook on the started kernel
+
+    def execute(self, stage_list: tuple[str, ...], per_stage: dict[str, dict[str, Any]],
+                done: list[StageRecord]) -> StageRecord | None:
+        """Run the stages in order until one fails (appending their records to ``done``); the failed one."""
+        failed: StageRecord | None = None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # HTML export of a stage overlaps the next stage, except a training stage: its linear algebra
+            # uses both cores, and an export beside it slowed it more than the export took alone.
+            pool.submit(_exporter)  # loads nbconvert's template while the kernel starts
+            exports: list[tuple[StageRecord, Future]] = []
+            held: list[tuple[StageRecord, Path]] = []
+            try:
+                for k, stage in enumerate(stage_list):
+                    rec = StageRecord(stage, NOTEBOOKS[stage], parameters=per_stage[stage])
+                    done.append(rec)
+                    ipynb = self._stage(rec)
+                    if ipynb.exists():
+                        held.append((rec, ipynb))
+                    if rec.status == "failed":
+                        failed = rec
+                        break
+                    if k + 1 < len(stage_list) and stage_list[k + 1] == "train":
+                        continue  # the exports wait until the training stage is done
+                    exports += [(r, pool.submit(export_html, path)) for r, path in held]
+                    held = []
+            finally:
+                self.kernel.close()
+                exports += [(r, pool.submit(export_html, path)) for r, path in held]
+            self._collect(exports)
+        return failed
+
+    def _stage(self, rec: StageRecord) -> Path:
+        """Execute one stage's notebook into the reports (its status, error and time in ``rec``); the notebook."""
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
+        stage = rec.stage
+        ipynb = (self.out_dir / "drift" / f"{NOTEBOOKS[stage]}-{self.stamp}.ipynb" if stage == "monitor_drift"
+                 else self.out_dir / f"{NOTEBOOKS[stage]}.ipynb")
+        ipynb.parent.mkdir(parents=True, exist_ok=True)
+        rec.ipynb = str(ipynb.relative_to(self.home.root))
+        self.emit(stage, "start", None)
+        t0 = time.perf_counter()
+        try:
+            km, setup = self.kernel.take()
+            papermill.execute_notebook(
+                str(self.folder / f"{NOTEBOOKS[stage]}.ipynb"), str(ipynb), parameters=rec.parameters,
+                engine_name=self.engine, kernel_name="python3", progress_bar=False, log_output=self.log_output,
+                km=km, setup=setup)  # saved cell by cell (0.3 s a run): a dying kernel leaves its report
+            rec.status = "ok"
+        except PapermillExecutionError as exc:
+            rec.status, rec.error = "failed", f"{exc.ename}: {exc.evalue}"
+        except Exception as exc:  # a kernel that died or never started
+            rec.status, rec.error = "failed", f"{type(exc).__name__}: {exc}"
+        rec.seconds = round(time.perf_counter() - t0, 3)
+        self.emit(stage, rec.status, rec.seconds)
+        return ipynb
+
+    def _collect(self, exports: list[tuple[StageRecord, Future]]) -> None:
+        """Record each finished HTML export in its stage's record; a failed export is logged, the run stands."""
+        for rec, fut in exports:
+            try:
+                rec.html = str(fut.result().relative_to(self.home.root))
+            except Exception as exc:  # the run's verdict stands; say the report is missing
+                log.warning("HTML export of %s failed: %s", rec.ipynb, exc)
+
+
+def _register(home: Home, version: str, promote: bool, record: dict[str, Any],
+              failed: StageRecord | None) -> StageRecord | None:
+    """Register the staged model of a run whose stages all succeeded (else discard it); the failed step."""
+    if failed is not None:
+        registry.discard_candidate(version, home=home)
+        return failed
+    try:
+        entry, promoted = registry.register_candidate(version, home=home, promote_if_passed=promote)
+        record["entry"] = _entry_summary(entry, promoted)
+    except Exception as exc:
+        failed = StageRecord("register", "-", status="failed", error=str(exc))
+        record["stages"].append(failed)
+    return failed
 
 
 def _kernel_env(home: Home) -> dict[str, str]:
