@@ -254,6 +254,12 @@ def test_a_non_empty_folder_needs_force_which_replaces_it_whole(trained_home, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "model"]
 
 
+def test_a_folder_holding_the_home_is_refused_even_with_force(trained_home, tmp_path, capsys):
+    err = _refused(capsys, trained_home.root, "v1", tmp_path, "--force")
+    assert f"{tmp_path} holds the project home {trained_home.root}" in err
+    assert registry.get("v1", home=trained_home)["version"] == "v1"
+
+
 def test_an_empty_folder_is_filled_and_a_file_is_refused(trained_home, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     _export(capsys, trained_home.root, "v1", tmp_path / "empty")

@@ -6,7 +6,8 @@ contract copy must match their sha256), and writes the folder of the format
 (``mlflow``: :mod:`.mlmodel`) beside the target, renaming it into place only
 when it is complete (:mod:`.folder`). Refused, with nothing written: an
 unknown version, a damaged model file, a target that is a file or a non-empty
-folder (unless ``force``), a target whose folder is not writable.
+folder (unless ``force``), a target holding the project home, a target whose
+folder is not writable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 from .. import registry, scoring
 from .._params import Param
+from ..exceptions import ChurnError
 from ..home import Home
 from . import folder as _folder
 from . import mlmodel
@@ -26,7 +28,8 @@ from . import mlmodel
 #: The formats ``churn export`` writes.
 FORMATS = ("mlflow",)
 #: The ``format`` parameter (``churn export --format``), declared once.
-FORMAT = Param("format", "mlflow", "the format of the exported folder", str, choices=FORMATS)
+FORMAT = Param("format", "mlflow", "the format of the exported folder: mlflow (an MLflow pyfunc model)", str,
+              choices=FORMATS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,8 @@ def export(target: str, folder: str | os.PathLike, *, home: Home | str | None = 
     IntegrityError
         The model file or its contract copy does not match its registered sha256, or cannot be loaded.
     ChurnError
-        ``folder`` is a file, is not empty (without ``force``), or its parent folder is not writable.
+        ``folder`` is a file, is not empty (without ``force``), holds the project home, or its parent
+        folder is not writable.
 
     Examples
     --------
@@ -100,10 +104,14 @@ def export(target: str, folder: str | os.PathLike, *, home: Home | str | None = 
     FORMAT.check(format)
     home = Home.resolve(home)
     entry = registry.get(target, home=home)
-    with _folder.replacing(folder, force=force) as new:
+    where = Path(folder).expanduser().resolve()
+    if where == home.root or where in home.root.parents:  # --force would remove the registry with the old folder
+        raise ChurnError(f"{where} holds the project home {home.root}: export to a folder outside it",
+                         path=str(where))
+    with _folder.replacing(where, force=force) as new:
         scorer = scoring.from_entry(entry, home=home)
         pins = mlmodel.write(new, scorer, home=home)
-    return Exported(version=scorer.version, folder=str(Path(folder).expanduser().resolve()), format=format,
+    return Exported(version=scorer.version, folder=str(where), format=format,
                     model_family=scorer.family, threshold=scorer.threshold,
                     calibrated=scorer.calibration is not None, model_file=scorer.model_file,
                     model_sha256=entry["model_sha256"], features=scorer.features, requirements=tuple(pins),

@@ -138,7 +138,7 @@ def mlmodel(scorer: scoring.Scorer, *, pins: list[str], exported_at: datetime) -
               "python_version": platform.python_version()}
     meta = {"version": scorer.version, "model_family": scorer.family, "calibration": entry.get("calibration"),
             "threshold": scorer.threshold, "model_file": scorer.model_file, "model_sha256": entry["model_sha256"],
-            "contract_sha256": scorer.contract.sha256(), "features": list(scorer.features),
+            "contract_sha256": entry.get("contract_sha256"), "features": list(scorer.features),
             "churn_mlops_version": __version__}
     out: dict[str, Any] = {
         "flavors": {"python_function": flavor},
