@@ -111,8 +111,8 @@ def _installed(name: str) -> str | None:
 def requirements(family: str) -> list[str]:
     """``name==version`` of what loading a model of ``family`` imports (installed versions), MLflow first when
     installed."""
-    pins = [f"{name}=={v}" for name in MLFLOW[:1] if (v := _installed(name))]
-    pins = pins or [f"{name}=={v}" for name in MLFLOW[1:] if (v := _installed(name))]
+    mlflow = next((f"{name}=={v}" for name in MLFLOW if (v := _installed(name))), None)
+    pins = [mlflow] if mlflow else []
     for name in (*LOADING, *models.family(family).LIBRARIES):
         v = _installed(name)
         if v is None:  # it was imported a moment ago to load the model: an environment without metadata
