@@ -27,7 +27,7 @@ def run_main(capsys, *args):
 
 
 COMMANDS = [["generate"], ["prepare"], ["train"], ["evaluate"], ["registry", "list"], ["registry", "show"],
-            ["promote"], ["rollback"], ["history"], ["run"]]
+            ["promote"], ["rollback"], ["history"], ["run"], ["export"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -149,6 +149,14 @@ def cmd_registry_check(args: argparse.Namespace, home: Home) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
+def cmd_export(args: argparse.Namespace, home: Home) -> int:
+    from ..export import export
+
+    result = export(args.target, args.folder, home=home, format=args.format, force=args.force)
+    _emit(args, result.to_dict(), result.summary())
+    return EXIT_OK
+
+
 def _refresh_index(home: Home) -> None:
     if home.reports_dir.is_dir():
         reports.write_index(home=home)

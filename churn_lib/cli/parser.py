@@ -21,15 +21,15 @@ import argparse
 import sys
 from typing import Any, Callable, Sequence
 
-from .. import __version__, drift, scoring, simulate
+from .. import __version__, drift, export, scoring, simulate
 from .._params import UNIT, Param, Range
 from ..drift import performance
 from ..exceptions import ChurnError
 from ..run import stages
 from ..scale import batch
-from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare,
-                       cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run,
-                       cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
+from .commands import (cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate, cmd_history, cmd_init,
+                       cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback,
+                       cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
 
 # The cli's own parameters (not a stage's): declared once here, checked as the stage parameters are.
 PORT = Param("port", 8000, "port", int, range=Range(1, 65535))
@@ -201,6 +201,12 @@ def _add_registry_commands(add: Add, sub: Any) -> None:
     p.add_argument("--to", metavar="VERSION", help="roll back to this registered model instead")
     p.add_argument("--force", action="store_true", help="activate a model that failed the gate (recorded)")
     add("history", cmd_history, "every change of the current model")
+    p = add("export", cmd_export, "write a registered model as an MLflow model folder (python_function: the churn "
+                                  "probability and the decision at its threshold)")
+    p.add_argument("target", metavar="VERSION", help="version label or model file name")
+    p.add_argument("folder", metavar="DIR", help="the folder to write: new or empty (its parents are created)")
+    _flag(p, export.FORMAT, metavar="FORMAT")
+    p.add_argument("--force", action="store_true", help="replace DIR if it is not empty (atomically)")
 
 
 def _add_run_command(add: Add) -> None:
