@@ -130,10 +130,11 @@ def score_parquet(src: Path, dst: Path, rej: Path, scorer: scoring.Scorer, *, ex
     added = OUTPUT_COLUMNS + (explain_columns(explain) if explain else ())
     read = _duck.connect(_parquet.MEMORY_LIMIT, ordered=True)
     write = _duck.connect(_parquet.MEMORY_LIMIT, ordered=True)  # a second connection: `read` streams meanwhile
-    parts = Path(tempfile.mkdtemp(prefix=f".{dst.name}.scores-", dir=dst.parent))
-    cols = _parquet.columns(read, src)
+    parts: Path | None = None
     try:
+        cols = _parquet.columns(read, src)
         _check_columns(src, cols, scorer.contract, added)
+        parts = Path(tempfile.mkdtemp(prefix=f".{dst.name}.scores-", dir=dst.parent))
         by_name = {c.name: c for c in cols}
         total_rows = int(read.execute("SELECT count(*) FROM read_parquet($p)", {"p": str(src)}).fetchone()[0])
         select = ", ".join(_feature_sql(by_name[f.name], f) for f in scorer.contract.features)
@@ -147,7 +148,8 @@ def score_parquet(src: Path, dst: Path, rej: Path, scorer: scoring.Scorer, *, ex
     finally:
         read.close()
         write.close()
-        shutil.rmtree(parts, ignore_errors=True)
+        if parts is not None:
+            shutil.rmtree(parts, ignore_errors=True)
 
 
 def _score_blocks(read: Any, write: Any, src: Path, select: str, parts: Path, scorer: scoring.Scorer, *,
