@@ -112,8 +112,8 @@ def _source_from(src: Any, where: str) -> Source:
     src = src or {"generator": "lab"}
     if not isinstance(src, Mapping) or set(src) - {"generator", "path", "csv"} or \
             len(set(src) & {"generator", "path"}) != 1 or ("csv" in src and "path" not in src):
-        raise ContractError(f"{where}: source must be either {{path: FILE_OR_GLOB}} (a CSV file may add csv: "
-                            "{sep: ';', decimal: ','}) or {generator: lab}", key="source")
+        raise ContractError(f"{where}: source must be either {{path: FILE_OR_GLOB}} or {{generator: lab}} (a CSV "
+                            "file may add csv: {sep: ';', decimal: ','})", key="source")
     if "generator" in src:
         if src["generator"] != "lab":
             raise ContractError(f"{where}: source.generator {src['generator']!r} is unknown; the only generator "
