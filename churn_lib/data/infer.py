@@ -450,16 +450,7 @@ def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = Non
     DataError
         The file cannot be read as CSV or Parquet; a Parquet target that is not a label.
     """
-    files = source_files(str(path), root=Path.cwd())
-    formats = {parquet.is_parquet(p) for p in files}
-    if len(formats) > 1:
-        raise DataError(f"{path} names both Parquet and CSV files: give one or the other", path=str(path))
-    if formats == {True}:
-        if dialect is not None:
-            raise InvalidParameter("--sep and --decimal describe a CSV file; the data is Parquet", name="sep")
-        parquet.check_target(files[0], parquet.read_schema(files), target)
-    else:
-        dialect = dialect or sniff(files[0])
+    files, dialect = _files(path, target, dialect)
     columns, stats, rows = profile_file(files, sample_rows=sample_rows, target=target, dialect=dialect)
     _check_named(path, columns, target=target, ids=ids, keep=keep)
     tgt = _target(stats[target], positive)
@@ -476,6 +467,21 @@ def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = Non
         gate=_contract.Gate(), examples=(_example(roles.features, stats),),
         description=f"Inferred by churn init from {Path(str(path)).name} ({rows:,} rows); reviewed by: (nobody yet)")
     return Inferred(contract, roles.decisions, rows, str(path), roles.comments)
+
+
+def _files(path: str | Path, target: str, dialect: _contract.CsvDialect | None
+           ) -> tuple[list[Path], _contract.CsvDialect | None]:
+    """The files ``path`` names and their dialect (None: Parquet, its target checked; else given or sniffed)."""
+    files = source_files(str(path), root=Path.cwd())
+    formats = {parquet.is_parquet(p) for p in files}
+    if len(formats) > 1:
+        raise DataError(f"{path} names both Parquet and CSV files: give one or the other", path=str(path))
+    if formats == {False}:
+        return files, dialect or sniff(files[0])
+    if dialect is not None:
+        raise InvalidParameter("--sep and --decimal describe a CSV file; the data is Parquet", name="sep")
+    parquet.check_target(files[0], parquet.read_schema(files), target)
+    return files, None
 
 
 def _check_named(path: Path, columns: Sequence[str], *, target: str, ids: Sequence[str],
@@ -805,10 +811,9 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
     ----------
     root : path
         The home's folder (created when missing).
-    data, target, positive, ids, keep, name
-        The CSV or Parquet file (or glob) and what :func:`infer` takes (without ``data``: the lab's contract).
-    sep, decimal : str, optional
-        The CSV's separator and decimal mark, when sniffing them is not wanted (each defaults to the sniffed one).
+    data, target, positive, ids, keep, name, sep, decimal
+        The CSV or Parquet file (or glob) and what :func:`infer` takes, ``sep`` and ``decimal`` making its
+        ``dialect`` (without ``data``: the lab's contract).
     force : bool, default=False
         Replace an existing ``dataset.yaml``.
 
@@ -841,10 +846,9 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
         text = render_yaml(contract, provenance=f"Written by `churn init` on {utc_now()[:10]}: the lab's "
                                                 "contract (the embedded default).")
     else:
-        data = Path(data).expanduser().absolute()
-        data = data.parent.resolve() / data.name  # a glob's pattern stays as given
-        source = str(data.relative_to(root)) if data.is_relative_to(root) else str(data)
-        inferred = infer(data, target=target, positive=positive, ids=ids, keep=keep, name=name, source=source,
+        data = Path(data).expanduser().absolute().parent.resolve() / Path(data).name  # a glob stays a glob
+        inferred = infer(data, target=target, positive=positive, ids=ids, keep=keep, name=name,
+                         source=str(data.relative_to(root)) if data.is_relative_to(root) else str(data),
                          dialect=_dialect(data, sep, decimal))
         contract = inferred.contract
         text = render_yaml(contract, comments=inferred.comments,

@@ -174,6 +174,7 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, home: Hom
     NoCurrentModel, ModelNotFound, IntegrityError
         From the registry: no model to use, or its artifact fails its sha256.
     """
+    # Over 60 lines for its docstring, the reference of `churn score`; the body is 20.
     started = time.perf_counter()
     src, dst, rej = _paths(input, output, rejects, chunk_bytes=chunk_bytes, partition_bytes=partition_bytes)
     in_parquet = _parquet.is_parquet(src)
@@ -190,20 +191,28 @@ def score_file(input: str | os.PathLike, output: str | os.PathLike, *, home: Hom
         layout = read_layout(src, scorer.contract, n_explain, _dialect(scorer.contract, sep, decimal))
         score = functools.partial(_score, src, dst, layout, scorer, scheduler=scheduler, n_workers=n_workers,
                                   chunk_bytes=chunk_bytes, partition_bytes=partition_bytes, on_progress=on_progress)
-        if _contract.is_parquet_name(str(dst)):  # scored as CSV beside the output, then converted
-            scored = dst.with_name(f".{dst.name}.scored.csv")
-            try:
-                with atomic_file(scored) as out, atomic_file(rej) as rj:
-                    total, n_parts, where = score(out, rj)
-                parquet.csv_to_parquet(scored, dst, layout, scorer.contract)
-            finally:
-                scored.unlink(missing_ok=True)
-        else:
-            with atomic_file(dst) as out, atomic_file(rej) as rj:  # rejects renamed first, then the output
-                total, n_parts, where = score(out, rj)
+        total, n_parts, where = _score_csv(dst, rej, layout, scorer, score)
     result = _result(src, dst, rej, scorer, total, partitions=n_parts, scheduler=where, started=started)
     log.info("%s", result.summary())
     return result
+
+
+def _score_csv(dst: Path, rej: Path, layout: Layout, scorer: scoring.Scorer,
+               score: Callable[[BinaryIO, BinaryIO], tuple[BlockResult, int, str | None]]
+               ) -> tuple[BlockResult, int, str | None]:
+    """A CSV input scored by ``score(out, rejects)`` into ``dst`` (CSV, or Parquet converted from a temporary
+    CSV beside it) and the CSV ``rej``."""
+    if not _contract.is_parquet_name(str(dst)):
+        with atomic_file(dst) as out, atomic_file(rej) as rj:  # rejects renamed first, then the output
+            return score(out, rj)
+    scored = dst.with_name(f".{dst.name}.scored.csv")
+    try:
+        with atomic_file(scored) as out, atomic_file(rej) as rj:
+            found = score(out, rj)
+        parquet.csv_to_parquet(scored, dst, layout, scorer.contract)
+        return found
+    finally:
+        scored.unlink(missing_ok=True)
 
 
 def _dialect(contract: _contract.Contract, sep: str | None, decimal: str | None) -> _contract.CsvDialect:
