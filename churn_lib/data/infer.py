@@ -856,9 +856,8 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
                                       f"{utc_now()[:10]}.")
     if _contract.from_dict(yaml.safe_load(text)) != contract:  # pragma: no cover - a bug in rendering
         raise AssertionError("the rendered dataset.yaml does not read back as the inferred contract")
-    home = Home(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).touch()
-    home.ensure()
+    Home(root).ensure()
     atomic_write_text(path, text)
     return InitResult(str(root), str(path), contract, inferred)
