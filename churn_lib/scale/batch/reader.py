@@ -4,8 +4,8 @@
 ``chunk_bytes`` that end at a line end; :func:`partitions` cuts the data into
 such ranges for the workers of a cluster; :func:`locate_lines` finds the
 lines of a block and counts their fields with numpy, in one pass over the
-bytes (no per-line Python unless the block has quoted fields). This is the
-only part a reader of another format (Parquet) would replace.
+bytes (no per-line Python unless the block has quoted fields), split by the
+input's separator. A Parquet input has its own reader (:mod:`.parquet`).
 """
 
 from __future__ import annotations
