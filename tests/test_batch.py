@@ -253,3 +253,18 @@ def test_parts_are_appended_without_copy_file_range_too(tmp_path, monkeypatch):
         parts.append_file(part, out)
         out.write(b"tail\n")
     assert (tmp_path / "out.csv").read_bytes() == b"head\n" + part.read_bytes() + b"tail\n"
+
+
+def test_rejects_default_to_the_inputs_format_and_a_semicolon_input_keeps_its_dialect(trained_home, tmp_path):
+    assert batch.default_rejects("s.parquet", parquet=True).name == "s.rejects.parquet"
+    assert batch.default_rejects("s.parquet", parquet=False).name == "s.rejects.csv"
+    assert batch.default_rejects("s.csv", parquet=True).name == "s.rejects.parquet"
+    src = tmp_path / "in.csv"
+    src.write_text(BAD.replace(",", ";"))
+    result = batch.score_file(src, tmp_path / "out.csv", home=trained_home, sep=";", chunk_bytes=1024)
+    assert (result.rows_scored, result.rows_rejected) == (3, 7)
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0] == HEADER.replace(",", ";") + ";probability;prediction;version"
+    assert all(line.count(";") == 9 for line in lines) and lines[1].endswith(";1;v1")
+    rejects = (tmp_path / "out.rejects.csv").read_text().splitlines()
+    assert rejects[0].startswith("line;reason;customer_id") and rejects[1].startswith('4;"tenure_months=250')

@@ -87,7 +87,8 @@ def _write(tmp_path, text, name="x.csv", encoding="utf-8"):
     ("a,b,churn\n1,2,yes\n3,4,no\n", ["--target", "churn", "--id", "cust"], "id column 'cust' is not in"),
     ("", ["--target", "churn"], "is empty or has no header line"),
     ("a,b,churn\n", ["--target", "churn"], "has a header but no rows"),
-    ("a;b;churn\n1;2;yes\n", ["--target", "churn"], "looks separated by semicolons"),
+    ("a;b;churn\n1;2;yes\n", ["--target", "churn", "--sep", ","], "looks separated by semicolons, not by commas "
+                                                                   "as expected: its header is 'a;b;churn'"),
     ("a,a,churn\n1,2,yes\n", ["--target", "churn"], "names the column(s) a more than once"),
     (b"a,b,churn\n1,\xff\xfe,yes\n2,3,no\n", ["--target", "churn"], "is not UTF-8 text"),
     ('a,b,churn\n1,"2,yes\n', ["--target", "churn"], "cannot parse"),

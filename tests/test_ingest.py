@@ -114,3 +114,19 @@ def test_repeated_ids_are_reported_and_dropped_on_request(tmp_path):
     assert check.count == 10 and check.verdict == "WARN" and report.rows_out == 600
     report = quality.prepare(home=root, thresholds=quality.Thresholds(drop_duplicates=True))
     assert report.rows_out == 590
+
+
+def test_a_parquet_source_is_written_in_the_labs_format_and_sampled_like_a_csv(file_home, tmp_path):
+    import duckdb
+
+    root, source = file_home
+    parquet = tmp_path / "in" / "part-1.parquet"
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_csv('{source}', all_varchar=true)) TO '{parquet}' (FORMAT parquet)")
+    con.close()
+    from_csv = make_raw(home=root).path.read_bytes()
+    raw = make_raw(home=root, params=DataParams(source=str(parquet)))
+    assert raw.path.read_bytes() == from_csv  # text columns: the same bytes as the CSV's copy
+    assert make_raw(home=root, params=DataParams(source=str(parquet), n_rows=50)).rows == 50
+    with pytest.raises(DataError, match="names both Parquet and CSV files"):
+        make_raw(home=root, params=DataParams(source=str(tmp_path / "in" / "part-1.*")))

@@ -64,7 +64,8 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 
     # a home is made where --home says, else $CHURN_HOME (as every other command reads it), else here
     result = infer.init_home(args.home or os.environ.get(ENV_VAR) or ".", data=args.data, target=args.target, positive=args.positive or None,
-                             ids=args.id or (), keep=args.keep or (), name=args.name, force=args.force)
+                             ids=args.id or (), keep=args.keep or (), name=args.name, force=args.force,
+                             sep=args.sep, decimal=args.decimal)
     payload = {"home": result.home, "contract_path": result.contract_path, "contract": result.contract.to_dict(),
                "decisions": result.inferred.table().to_dict(orient="records") if result.inferred else None}
     _emit(args, payload, render.init(result))
@@ -336,7 +337,8 @@ def cmd_score(args: argparse.Namespace, home: Home) -> int:
 
     result = batch.score_file(args.input, args.output, home=home, model=args.version, rejects=args.rejects,
                               chunk_bytes=args.chunk_mb, scheduler=args.scheduler, n_workers=args.workers,
-                              partition_bytes=args.partition_mb, explain=args.explain, on_progress=progress)
+                              partition_bytes=args.partition_mb, explain=args.explain, on_progress=progress,
+                              sep=args.sep, decimal=args.decimal)
     _emit(args, result.to_dict(), result.summary())
     return EXIT_OK
 

@@ -153,8 +153,9 @@ Add = Callable[..., argparse.ArgumentParser]
 
 def _add_setup_commands(add: Add) -> None:
     p = add("init", cmd_init, "create a home: its folders and dataset.yaml, the contract inferred from your CSV "
-                              "(or the lab's without --data)")
-    p.add_argument("--data", metavar="FILE", help="a CSV of customers, one row each, with the churn column")
+                              "or Parquet file (or the lab's without --data)")
+    p.add_argument("--data", metavar="FILE", help="a CSV or Parquet file (or a quoted glob of them) of customers, "
+                                                  "one row each, with the churn column")
     p.add_argument("--target", metavar="COLUMN", help="the churn column (two labels)")
     p.add_argument("--positive", metavar="VALUE", action="append",
                    help="the label meaning churned (default: recognised, e.g. Yes, 1, true); repeatable")
@@ -166,6 +167,14 @@ def _add_setup_commands(add: Add) -> None:
                         "leaks the target); repeatable")
     p.add_argument("--name", help="the contract's name (default: the file's name)")
     p.add_argument("--force", action="store_true", help="replace an existing dataset.yaml")
+    _dialect_flags(p, "the CSV's", "default: sniffed from the file's head")
+
+
+def _dialect_flags(p: argparse.ArgumentParser, whose: str, default: str) -> None:
+    """``--sep`` and ``--decimal``: a CSV's dialect (the contract's ``source.csv``)."""
+    p.add_argument("--sep", type=lambda v: "\t" if v.lower() in ("tab", "\\t") else v, choices=[",", ";", "\t", "|"],
+                   metavar="{',',';',tab,'|'}", help=f"{whose} column separator ({default})")
+    p.add_argument("--decimal", choices=[".", ","], help=f"{whose} decimal mark ({default})")
 
 
 def _add_stage_commands(add: Add) -> None:
@@ -286,15 +295,17 @@ def _add_scale_out_commands(add: Add) -> None:
     _flag(p, WORKERS, metavar="N", help="workers of the local cluster (default: one per core)")
     p.add_argument("--serial", action="store_true", help="run the sets one after the other in this process (no Dask)")
     p.add_argument("--no-promote", action="store_true", help="report the winner without promoting it")
-    p = add("score", cmd_score, "score a CSV file of any size with a registered model, in chunks; bad rows go to "
-                                "a rejects file with the reason")
-    p.add_argument("input", metavar="INPUT", help="CSV with a header naming the model's features (other columns "
-                                                  "kept)")
-    p.add_argument("output", metavar="OUTPUT", help="CSV: the valid input rows, in order, + probability, "
-                                                    "prediction, version")
+    p = add("score", cmd_score, "score a CSV or Parquet file of any size with a registered model, in chunks; bad "
+                                "rows go to a rejects file with the reason")
+    p.add_argument("input", metavar="INPUT", help="CSV or Parquet (.parquet) with the model's features (other "
+                                                  "columns kept)")
+    p.add_argument("output", metavar="OUTPUT", help="CSV, or Parquet when named .parquet: the valid input rows, in "
+                                                    "order, + probability, prediction, version")
     _version_flag(p, "version label or model file (default: the current model)", default=None)
-    p.add_argument("--rejects", metavar="PATH", help="rejected rows with line and reason (default: "
-                                                     "OUTPUT with .rejects before its extension)")
+    p.add_argument("--rejects", metavar="PATH", help="rejected rows with line (row for Parquet) and reason, in "
+                                                     "INPUT's format (default: OUTPUT's name with .rejects and "
+                                                     "INPUT's extension)")
+    _dialect_flags(p, "a CSV INPUT's", "default: the model's contract's source.csv, else comma and dot")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="score on Dask: 'local' for a local cluster, or a scheduler address (its workers must "
                         "see INPUT and OUTPUT's folder); default: in this process")

@@ -12,7 +12,7 @@ else in the code names a column.
 The modules, one job each:
 
 * :mod:`.spec`: the definitions (:class:`Feature`, :class:`Target`,
-  :class:`Source`, :class:`Dropped`, :class:`Gate`, :class:`Contract`) and the
+  :class:`Source` with its :class:`CsvDialect`, :class:`Dropped`, :class:`Gate`, :class:`Contract`) and the
   check that a contract is consistent;
 * :mod:`.files`: ``dataset.yaml`` and the JSON copy read and written
   (:func:`from_dict`, :func:`load_file`, :func:`load`, :func:`to_json`,
@@ -32,12 +32,15 @@ from .frame import RULE_CATEGORY, RULE_ID, RULE_RANGE, RULE_TARGET, RULE_TYPE, c
 from .lab import LAB_EXAMPLES, is_lab, lab
 from .spec import (BOOLEAN, CATEGORICAL, FLOAT, FORMAT, INTEGER, MAX_TEXT_LENGTH, MISSING_CATEGORY, NUMERIC_TYPES,
                    Contract, Dropped, Feature, Gate, Source, Target, number_text)
+from .spec import SEPARATORS, CsvDialect, is_parquet_name
 
 __all__ = [
     # definitions
     "Contract", "Feature", "Target", "Source", "Dropped", "Gate",
     "INTEGER", "FLOAT", "BOOLEAN", "CATEGORICAL", "NUMERIC_TYPES", "MISSING_CATEGORY", "MAX_TEXT_LENGTH", "FORMAT",
     "number_text",
+    # sources' formats
+    "CsvDialect", "SEPARATORS", "is_parquet_name",
     # files
     "load", "load_file", "from_dict", "to_json", "from_json", "path_in",
     # the row validator

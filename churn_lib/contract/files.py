@@ -15,8 +15,8 @@ from .._params import declared
 from ..exceptions import ContractError
 from ..home import Home
 from .lab import lab
-from .spec import (BOOLEAN, CATEGORICAL, FLOAT, FORMAT, INTEGER, TYPES, Contract, Dropped, Feature, Gate, Source,
-                   Target, _text)
+from .spec import (BOOLEAN, CATEGORICAL, FLOAT, FORMAT, INTEGER, TYPES, Contract, CsvDialect, Dropped, Feature, Gate,
+                   Source, Target, _text)
 
 #: Name of the contract file at the root of a home.
 FILE_NAME = "dataset.yaml"
@@ -111,9 +111,10 @@ def from_dict(d: Mapping[str, Any], *, where: str = "dataset.yaml") -> Contract:
 
 def _source_from(src: Any, where: str) -> Source:
     src = src or {"generator": "lab"}
-    if not isinstance(src, Mapping) or set(src) - {"generator", "path"} or len(src) != 1:
-        raise ContractError(f"{where}: source must be either {{path: FILE_OR_GLOB}} or {{generator: lab}}",
-                            key="source")
+    if not isinstance(src, Mapping) or set(src) - {"generator", "path", "csv"} or \
+            len(set(src) & {"generator", "path"}) != 1 or ("csv" in src and "path" not in src):
+        raise ContractError(f"{where}: source must be either {{path: FILE_OR_GLOB}} or {{generator: lab}} (a CSV "
+                            "file may add csv: {sep: ';', decimal: ','})", key="source")
     if "generator" in src:
         if src["generator"] != "lab":
             raise ContractError(f"{where}: source.generator {src['generator']!r} is unknown; the only generator "
@@ -121,7 +122,20 @@ def _source_from(src: Any, where: str) -> Source:
         return Source(generator="lab")
     if not isinstance(src["path"], str) or not src["path"].strip():
         raise ContractError(f"{where}: source.path must be a file name or glob", key="source")
-    return Source(generator=None, path=src["path"].strip())
+    try:
+        return Source(generator=None, path=src["path"].strip(), csv=_dialect_from(src.get("csv")))
+    except ContractError as exc:
+        raise ContractError(f"{where}: {exc}", key=exc.key) from None
+
+
+def _dialect_from(raw: Any) -> CsvDialect:
+    """``csv: {sep: ..., decimal: ...}`` (each key optional; the lab's comma and dot by default)."""
+    if raw is None:
+        return CsvDialect()
+    if not isinstance(raw, Mapping) or set(raw) - {"sep", "decimal"}:
+        raise ContractError("source.csv takes sep (one of ',', ';', '\\t', '|') and decimal ('.' or ',')",
+                            key="source.csv")
+    return CsvDialect(**{k: str(v) for k, v in raw.items()})
 
 
 def _target_from(tgt: Any, where: str) -> Target:

@@ -1,8 +1,8 @@
 """The contract's definitions: what a data set is (features, target, source, dropped columns,
 the gate's settings) and the check that a contract is consistent.
 
-A :class:`Contract` says where the data comes from (a CSV file or glob, or the
-lab's generator), which column(s) name a customer, which column is the target
+A :class:`Contract` says where the data comes from (a CSV file or glob in its
+:class:`CsvDialect`, a Parquet file or glob, or the lab's generator), which column(s) name a customer, which column is the target
 and which of its labels mean "churned", and, per :class:`Feature`, its type
 (integer, float, boolean, categorical), the tokens that mean "missing" and what
 to do with a missing value, its valid range or its allowed values, how text is
@@ -182,16 +182,79 @@ class Target:
         return None
 
 
+#: Column separators a CSV file may use (``csv: {sep: ...}``), with their names in messages.
+SEPARATORS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
+#: Decimal marks of numbers in a CSV file (``csv: {decimal: ...}``).
+DECIMALS = (".", ",")
+#: File name endings of a Parquet source (a file of another name is read as CSV).
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV source is written: its column separator and decimal mark (UTF-8, ``"`` quotes, always).
+
+    The lab's dialect (comma, dot) is the default; ``data/raw.csv`` is always
+    written in it, whatever the source's.
+
+    Examples
+    --------
+    >>> CsvDialect(sep=";", decimal=",").describe()
+    'separated by semicolons, decimal comma'
+    """
+
+    sep: str = ","
+    decimal: str = "."
+
+    def __post_init__(self) -> None:
+        if self.sep not in SEPARATORS:
+            raise ContractError(f"source.csv.sep {self.sep!r} is not one of "
+                                f"{', '.join(repr(s) for s in SEPARATORS)}", key="source.csv.sep")
+        if self.decimal not in DECIMALS:
+            raise ContractError(f"source.csv.decimal {self.decimal!r} is not one of "
+                                f"{', '.join(repr(d) for d in DECIMALS)}", key="source.csv.decimal")
+        if self.sep == self.decimal:
+            raise ContractError("source.csv: sep and decimal cannot both be ','", key="source.csv")
+
+    @property
+    def is_default(self) -> bool:
+        """The lab's dialect (comma-separated, decimal dot)."""
+        return self == CsvDialect()
+
+    def to_dict(self) -> dict[str, str]:
+        return {"sep": self.sep, "decimal": self.decimal}
+
+    def describe(self) -> str:
+        return f"separated by {SEPARATORS[self.sep]}, decimal {'dot' if self.decimal == '.' else 'comma'}"
+
+
+def is_parquet_name(path: str) -> bool:
+    """True for a file name or glob ending like a Parquet file (``.parquet``, ``.parq``, ``.pq``)."""
+    return path.lower().endswith(PARQUET_SUFFIXES)
+
+
 @dataclass(frozen=True)
 class Source:
-    """Where stage 01 takes the data from: the lab's generator or a CSV file / glob."""
+    """Where stage 01 takes the data from: the lab's generator, a CSV file / glob (in its ``csv`` dialect)
+    or a Parquet file / glob."""
 
     generator: str | None = "lab"
     path: str | None = None
+    csv: CsvDialect = CsvDialect()
+
+    def __post_init__(self) -> None:
+        if not self.csv.is_default and (self.is_generator or self.is_parquet):
+            what = "the lab generator" if self.is_generator else f"a Parquet source ({self.path})"
+            raise ContractError(f"source.csv applies to CSV files, not to {what}: remove it", key="source.csv")
 
     @property
     def is_generator(self) -> bool:
         return self.generator is not None
+
+    @property
+    def is_parquet(self) -> bool:
+        """A file source whose name says Parquet (``.parquet``, ``.parq``, ``.pq``)."""
+        return self.path is not None and is_parquet_name(self.path)
 
     def describe(self) -> str:
         return f"the {self.generator} generator" if self.is_generator else f"the file(s) {self.path}"
@@ -295,6 +358,8 @@ class Contract:
     def to_dict(self) -> dict[str, Any]:
         """The contract as plain data (what ``dataset.yaml`` and the model's copy hold)."""
         src = {"generator": self.source.generator} if self.source.is_generator else {"path": self.source.path}
+        if not self.source.csv.is_default:  # the lab's dialect is not written: contracts before it keep their sha256
+            src["csv"] = self.source.csv.to_dict()
         out: dict[str, Any] = {"format": FORMAT, "name": self.name}
         if self.description:
             out["description"] = self.description

@@ -1,7 +1,9 @@
 """Stage 01, data: the contract's source becomes ``data/raw.csv``.
 
 * :mod:`.lab` - the lab's generator (byte-identical to the lab on its defaults) and fault injection;
-* :mod:`.ingest` - a file source (CSV file or glob), copied and checked;
+* :mod:`.ingest` - a file source (CSV or Parquet file or glob), copied or converted and checked;
+* :mod:`.dialect` - a CSV's separator and decimal mark: sniffed, and a header split otherwise refused;
+* :mod:`.parquet` - Parquet files through DuckDB: their columns' types, the refusals, the lab's CSV;
 * :mod:`.csv` - CSV reading and writing that follow the contract (``NA`` stays a value);
 * here - :func:`make_raw` (the stage), and the data overview a reviewer reads (:func:`summary`,
   :func:`target_rates`).

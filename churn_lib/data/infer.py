@@ -51,8 +51,10 @@ from .. import _duck
 from .. import contract as _contract
 from .._io import atomic_write_text, utc_now
 from ..home import MARKER, Home
-from .ingest import read_header
-from ..exceptions import DataError, InvalidParameter
+from . import parquet
+from .dialect import sniff
+from .ingest import csv_error, read_header, source_files
+from ..exceptions import ContractError, DataError, InvalidParameter
 
 #: Distinct values tracked per column; beyond, only the sketch counts them.
 MAX_TRACKED = 200
@@ -104,6 +106,8 @@ class ColumnStats:
     mixed: bool | None = None                          # a value (or the blank) seen with both target labels
     by_label: dict[str, tuple[int, float, float, int]] = field(default_factory=dict)
     """Per target label: rows with a number, their min and max, rows without one (numeric candidates)."""
+    parquet_type: str = ""                             # a Parquet column's type (DuckDB's name), "" for CSV
+    kind: str = "text"                                 # a Parquet column's kind (:func:`.parquet.kind`)
 
     @property
     def present(self) -> int:
@@ -174,25 +178,36 @@ class Inferred:
 
 @dataclass
 class _Scan:
-    """The SQL pieces of one CSV scan: the source, its arguments, each column trimmed and parsed."""
+    """The SQL pieces of one scan of the source, every cell as text: the source (CSV in its dialect, or
+    Parquet with each column cast to text), its arguments, each column trimmed and parsed."""
 
-    path: Path
+    files: tuple[Path, ...]
     columns: tuple[str, ...]
     target: str | None
+    dialect: _contract.CsvDialect | None  # None: Parquet
 
     @property
     def src(self) -> str:
-        return ("read_csv($path, header=true, all_varchar=true, delim=',', quote='\"', escape='\"', "
+        if self.dialect is None:
+            cast = ", ".join(f"CAST({_duck.ident(c)} AS VARCHAR) AS {_duck.ident(c)}" for c in self.columns)
+            return f"(SELECT {cast} FROM read_parquet($files))"
+        return ("read_csv($files, header=true, all_varchar=true, delim=$sep, quote='\"', escape='\"', "
                 "strict_mode=true, auto_detect=false, columns=$columns)")
 
     @property
     def args(self) -> dict[str, Any]:
-        return {"path": str(self.path), "columns": {c: "VARCHAR" for c in self.columns}}
+        files = [str(p) for p in self.files]
+        if self.dialect is None:
+            return {"files": files}
+        return {"files": files, "sep": self.dialect.sep, "columns": {c: "VARCHAR" for c in self.columns}}
 
     def text(self, k: int) -> str:
         return f"trim({_duck.ident(self.columns[k])})"
 
     def number(self, k: int) -> str:
+        if self.dialect is not None and self.dialect.decimal == ",":  # 12,5 is a number; 12.5 is not (ingest refuses it)
+            return (f"TRY_CAST(CASE WHEN contains({self.text(k)}, '.') THEN NULL ELSE replace({self.text(k)}, ',', '.') "
+                    "END AS DOUBLE)")
         return f"TRY_CAST({self.text(k)} AS DOUBLE)"
 
     @property
@@ -201,12 +216,15 @@ class _Scan:
         return f"NULLIF(trim({_duck.ident(self.target)}), '')" if self.target else "NULL::VARCHAR"
 
 
-def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS,
-                 target: str | None = None) -> tuple[tuple[str, ...], dict[str, ColumnStats], int]:
+def profile_file(path: Path | Sequence[Path], *, sample_rows: int = SAMPLE_ROWS, target: str | None = None,
+                 dialect: _contract.CsvDialect | None = _contract.CsvDialect()
+                 ) -> tuple[tuple[str, ...], dict[str, ColumnStats], int]:
     """Profile every column of ``path`` (all cells as text) in two streaming passes; return the columns,
     their statistics and the row count.
 
-    DuckDB scans the CSV (vectorised, both cores, within :data:`MEMORY_LIMIT`):
+    DuckDB scans the CSV in ``dialect``, or the Parquet file(s) when ``dialect``
+    is None (vectorised, both cores, within :data:`MEMORY_LIMIT`; Parquet row
+    group by row group, each column cast to text as stage 01 writes it):
     the first pass counts blanks, lengths and distinct values of every column,
     and parses as numbers the columns whose first ``sample_rows`` rows look
     numeric (parsing every text column costs more than the rest together);
@@ -219,12 +237,20 @@ def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS,
     Raises
     ------
     DataError
-        Not UTF-8, not comma-separated, unreadable, or no rows.
+        Not UTF-8, separated otherwise than ``dialect`` says, unreadable, a Parquet column nested or binary,
+        or no rows.
     """
     import duckdb
 
-    columns = read_header(path).columns
-    scan = _Scan(path, columns, target if target in columns else None)
+    files = (path,) if isinstance(path, (str, Path)) else tuple(path)
+    files = tuple(Path(p) for p in files)
+    kinds: dict[str, parquet.Column] = {}
+    if dialect is None:
+        kinds = {c.name: c for c in parquet.read_schema(files)}
+        columns = tuple(kinds)
+    else:
+        columns = read_header(files[0], dialect, hint="pass init --sep").columns
+    scan = _Scan(files, columns, target if target in columns else None, dialect)
     con = _duck.connect(MEMORY_LIMIT, ordered=False)
     try:
         candidates = _numeric_candidates(con, scan, sample_rows)
@@ -234,12 +260,17 @@ def profile_file(path: Path, *, sample_rows: int = SAMPLE_ROWS,
                         and stats[c].approx_distinct >= NEAR_UNIQUE * rows]
         found = _second_pass(con, scan, few, candidates, maybe_unique)
     except duckdb.Error as exc:
-        raise _csv_error(path, exc) from None
+        if dialect is None:
+            raise parquet.locate_damage(con, files[0], tuple(kinds.values()), exc) from None
+        raise csv_error(files[0], exc) from None
     finally:
         con.close()
     if rows == 0:
-        raise DataError(f"{path} has a header but no rows", path=str(path))
+        raise DataError(f"{files[0]} has a header but no rows" if dialect is not None else f"{files[0]} has no rows",
+                        path=str(files[0]))
     _record(stats, scan, found, few)
+    for name, col in kinds.items():
+        stats[name].parquet_type, stats[name].kind = col.type, col.kind
     return columns, stats, rows
 
 
@@ -336,16 +367,6 @@ def _record(stats: dict[str, ColumnStats], scan: _Scan, found: list[tuple], few:
             s.others_overflow, s.others = True, Counter(dict(s.others.most_common(50)))
 
 
-def _csv_error(path: Path, exc: Exception) -> DataError:
-    text = str(exc)
-    first = text.splitlines()[0] if text else type(exc).__name__
-    if "unicode" in text.lower() or "utf-8" in text.lower() or "utf8" in text.lower():
-        return DataError(f"{path} is not UTF-8 text ({first}); save it as UTF-8", path=str(path))
-    line = re.search(r"[Ll]ine:? ?(\d+)", text)
-    where = f" near line {line.group(1)}" if line else ""
-    return DataError(f"cannot parse {path} as CSV{where}: {first}", path=str(path))
-
-
 def _nice(x: float, up: bool) -> float:
     """Round a bound outward to 2 significant digits."""
     if x == 0 or not math.isfinite(x):
@@ -391,13 +412,13 @@ def _target(s: ColumnStats, positive: Sequence[str] | None) -> _contract.Target:
 
 def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = None, ids: Sequence[str] = (),
           keep: Sequence[str] = (), name: str | None = None, source: str | None = None,
-          sample_rows: int = SAMPLE_ROWS) -> Inferred:
-    """Infer a contract from a CSV file.
+          sample_rows: int = SAMPLE_ROWS, dialect: _contract.CsvDialect | None = None) -> Inferred:
+    """Infer a contract from a CSV or Parquet file (or a glob of files with the same columns).
 
     Parameters
     ----------
-    path : path
-        The CSV (comma-separated, UTF-8).
+    path : path or glob
+        The CSV (UTF-8) or Parquet file(s); Parquet by name (``.parquet``) or by its first bytes.
     target : str
         The churn column.
     positive : sequence of str, optional
@@ -413,6 +434,9 @@ def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = Non
         ``source.path`` to write (default ``path`` as given).
     sample_rows : int, default=SAMPLE_ROWS
         Rows of the head of the file that decide which columns are parsed as numbers.
+    dialect : CsvDialect, optional
+        The CSV's separator and decimal mark (default: sniffed from its head, :func:`.dialect.sniff`);
+        written to the contract's ``source.csv``.
 
     Returns
     -------
@@ -422,12 +446,12 @@ def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = Non
     ------
     InvalidParameter
         A target that is not binary, a positive label that does not occur, an unknown column, a kept column
-        that is the target or an id, or one init cannot make a feature.
+        that is the target or an id, one init cannot make a feature, or a dialect given for Parquet.
     DataError
-        The file cannot be read as CSV.
+        The file cannot be read as CSV or Parquet; a Parquet target that is not a label.
     """
-    path = Path(path)
-    columns, stats, rows = profile_file(path, sample_rows=sample_rows, target=target)
+    files, dialect = _files(path, target, dialect)
+    columns, stats, rows = profile_file(files, sample_rows=sample_rows, target=target, dialect=dialect)
     _check_named(path, columns, target=target, ids=ids, keep=keep)
     tgt = _target(stats[target], positive)
     roles = _Roles(ids=list(ids))
@@ -437,12 +461,27 @@ def infer(path: str | Path, *, target: str, positive: Sequence[str] | None = Non
         raise InvalidParameter(f"{path} has no column init can use as a feature (every column is the target, an "
                                "id or dropped; see the table)", name="data")
     contract = _contract.Contract(
-        name=name or re.sub(r"[^A-Za-z0-9._-]+", "_", path.stem) or "dataset",
-        source=_contract.Source(generator=None, path=source or str(path)), target=tgt,
-        features=tuple(roles.features), id=tuple(roles.ids), dropped=tuple(roles.dropped), gate=_contract.Gate(),
-        examples=(_example(roles.features, stats),),
-        description=f"Inferred by churn init from {path.name} ({rows:,} rows); reviewed by: (nobody yet)")
+        name=name or re.sub(r"[^A-Za-z0-9._-]+", "_", Path(str(path)).stem) or "dataset",
+        source=_contract.Source(generator=None, path=source or str(path), csv=dialect or _contract.CsvDialect()),
+        target=tgt, features=tuple(roles.features), id=tuple(roles.ids), dropped=tuple(roles.dropped),
+        gate=_contract.Gate(), examples=(_example(roles.features, stats),),
+        description=f"Inferred by churn init from {Path(str(path)).name} ({rows:,} rows); reviewed by: (nobody yet)")
     return Inferred(contract, roles.decisions, rows, str(path), roles.comments)
+
+
+def _files(path: str | Path, target: str, dialect: _contract.CsvDialect | None
+           ) -> tuple[list[Path], _contract.CsvDialect | None]:
+    """The files ``path`` names and their dialect (None: Parquet, its target checked; else given or sniffed)."""
+    files = source_files(str(path), root=Path.cwd())
+    formats = {parquet.is_parquet(p) for p in files}
+    if len(formats) > 1:
+        raise DataError(f"{path} names both Parquet and CSV files: give one or the other", path=str(path))
+    if formats == {False}:
+        return files, dialect or sniff(files[0])
+    if dialect is not None:
+        raise InvalidParameter("--sep and --decimal describe a CSV file; the data is Parquet", name="sep")
+    parquet.check_target(files[0], parquet.read_schema(files), target)
+    return files, None
 
 
 def _check_named(path: Path, columns: Sequence[str], *, target: str, ids: Sequence[str],
@@ -544,6 +583,9 @@ def _leaks_target(s: ColumnStats, target: ColumnStats) -> str | None:
 def _decide(s: ColumnStats, target: ColumnStats, *, auto_id: bool,
             leaks: bool) -> tuple[_contract.Feature | None, str]:
     """A feature for the column, or None and why not (``"id"``: it is the customer id)."""
+    if s.kind == "datetime":
+        return None, (f"a date or time (Parquet {s.parquet_type}): derive a number from it (e.g. days since) to "
+                      "use it as a feature")
     if s.present == 0:
         return None, "empty: no value in any row"
     if s.blank > MOSTLY_EMPTY * s.rows:
@@ -662,9 +704,15 @@ def render_yaml(c: _contract.Contract, *, provenance: str, comments: dict[str, s
     """The contract as commented YAML (``dataset.yaml``); :func:`churn_lib.contract.load_file` reads it back."""
     comments = comments or {}
     d = c.to_dict()
-    src = (f"  path: {_q(c.source.path)}  # a CSV file or glob, relative to this folder (or absolute)"
-           if not c.source.is_generator else
-           f"  generator: {_q(c.source.generator)}  # the lab's synthetic data (or path: FILE_OR_GLOB for a CSV)")
+    if c.source.is_generator:
+        src = f"  generator: {_q(c.source.generator)}  # the lab's synthetic data (or path: FILE_OR_GLOB for a CSV)"
+    elif c.source.is_parquet:
+        src = f"  path: {_q(c.source.path)}  # a Parquet file or glob, relative to this folder (or absolute)"
+    else:
+        dialect = c.source.csv
+        src = (f"  path: {_q(c.source.path)}  # a CSV file or glob, relative to this folder (or absolute)\n"
+               f"  csv: {{sep: {_q(dialect.sep)}, decimal: {_q(dialect.decimal)}}}  # sniffed by churn init "
+               f"({dialect.describe()}): check it; sep is one of , ; \\t |, decimal . or ,")
     out = [
         "# dataset.yaml: the dataset contract of this churn-mlops home.",
         f"# {provenance}",
@@ -714,6 +762,21 @@ def render_yaml(c: _contract.Contract, *, provenance: str, comments: dict[str, s
     return "\n".join(out) + "\n"
 
 
+def _dialect(data: Path, sep: str | None, decimal: str | None) -> _contract.CsvDialect | None:
+    """The dialect ``--sep`` / ``--decimal`` give (the other sniffed), or None to sniff both."""
+    if sep is None and decimal is None:
+        return None
+    sniffed = sniff(source_files(str(data), root=data.parent)[0])
+    sep = sep if sep is not None else sniffed.sep
+    try:
+        if decimal is None:
+            decimal = "." if sep == "," else sniffed.decimal
+        return _contract.CsvDialect(sep=sep, decimal=decimal)
+    except ContractError as exc:
+        raise InvalidParameter(str(exc).replace("source.csv.", "--").replace("source.csv", "--sep, --decimal"),
+                               name="sep" if "sep" in str(exc) else "decimal") from None
+
+
 # --- a new home ---------------------------------------------------------------------------
 
 @dataclass
@@ -740,15 +803,17 @@ class InitResult:
 
 def init_home(root: str | Path, *, data: str | Path | None = None, target: str | None = None,
               positive: Sequence[str] | None = None, ids: Sequence[str] = (), keep: Sequence[str] = (),
-              name: str | None = None, force: bool = False) -> InitResult:
-    """Create a home (marker, folders, ``dataset.yaml``): from a CSV file, or with the lab's contract.
+              name: str | None = None, force: bool = False, sep: str | None = None,
+              decimal: str | None = None) -> InitResult:
+    """Create a home (marker, folders, ``dataset.yaml``): from a CSV or Parquet file, or with the lab's contract.
 
     Parameters
     ----------
     root : path
         The home's folder (created when missing).
-    data, target, positive, ids, keep, name
-        The CSV and what :func:`infer` takes (without ``data``: the lab's contract).
+    data, target, positive, ids, keep, name, sep, decimal
+        The CSV or Parquet file (or glob) and what :func:`infer` takes, ``sep`` and ``decimal`` making its
+        ``dialect`` (without ``data``: the lab's contract).
     force : bool, default=False
         Replace an existing ``dataset.yaml``.
 
@@ -781,18 +846,18 @@ def init_home(root: str | Path, *, data: str | Path | None = None, target: str |
         text = render_yaml(contract, provenance=f"Written by `churn init` on {utc_now()[:10]}: the lab's "
                                                 "contract (the embedded default).")
     else:
-        data = Path(data).expanduser().resolve()
-        source = str(data.relative_to(root)) if data.is_relative_to(root) else str(data)
-        inferred = infer(data, target=target, positive=positive, ids=ids, keep=keep, name=name, source=source)
+        data = Path(data).expanduser().absolute().parent.resolve() / Path(data).name  # a glob stays a glob
+        inferred = infer(data, target=target, positive=positive, ids=ids, keep=keep, name=name,
+                         source=str(data.relative_to(root)) if data.is_relative_to(root) else str(data),
+                         dialect=_dialect(data, sep, decimal))
         contract = inferred.contract
         text = render_yaml(contract, comments=inferred.comments,
                            provenance=f"Written by `churn init` from {data} ({inferred.rows:,} rows) on "
                                       f"{utc_now()[:10]}.")
     if _contract.from_dict(yaml.safe_load(text)) != contract:  # pragma: no cover - a bug in rendering
         raise AssertionError("the rendered dataset.yaml does not read back as the inferred contract")
-    home = Home(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / MARKER).touch()
-    home.ensure()
+    Home(root).ensure()
     atomic_write_text(path, text)
     return InitResult(str(root), str(path), contract, inferred)

@@ -1,11 +1,22 @@
-"""File sources: a user's CSV file (or several, by glob) becomes the home's ``data/raw.csv``.
+"""File sources: a user's CSV or Parquet file (or several, by glob) becomes the home's ``data/raw.csv``.
 
-The copy is byte for byte (header once, then every file's rows in name
-order), streamed in blocks, so a file of any size costs one block of memory.
-On the way the bytes are checked: UTF-8 (a byte-order mark is tolerated),
-a header naming exactly the contract's columns (missing and extra columns are
-named), the same header in every file, at least one row. A file that fails
-leaves ``data/raw.csv`` as it was.
+``data/raw.csv`` is always in the lab's dialect (comma-separated, decimal dot),
+so every later stage reads it the same way, whatever the source:
+
+* a CSV in the lab's dialect is copied byte for byte (header once, then every
+  file's rows in name order), streamed in blocks, so a file of any size costs
+  one block of memory; on the way the bytes are checked (UTF-8, a byte-order
+  mark tolerated);
+* a CSV in another dialect (``source: csv: {sep: ";", decimal: ","}``) is
+  converted by DuckDB, streaming: fields re-quoted for commas, the decimal
+  commas of the contract's integer and float features made dots; a number
+  written in the other decimal mark is refused, naming the file and the column;
+* Parquet files are written out by DuckDB, row group by row group
+  (:mod:`.parquet` says how types are spelled and which are refused).
+
+Every file's header must name exactly the contract's columns (missing and
+extra columns are named), every file of a glob the same header, and there must
+be at least one row. A file that fails leaves ``data/raw.csv`` as it was.
 """
 
 from __future__ import annotations
@@ -15,15 +26,20 @@ import csv
 import glob
 import io
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .. import _duck
 from .. import contract as _contract
-from .._io import atomic_file
+from .._io import atomic_file, atomic_write
 from ..exceptions import DataError, InvalidParameter
+from . import parquet
+from .dialect import refuse_other_dialect, split_header
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +77,15 @@ def source_files(pattern: str, *, root: Path) -> list[Path]:
     return files
 
 
-def read_header(path: Path) -> Header:
-    """The header line of a CSV file.
+def read_header(path: Path, dialect: _contract.CsvDialect = _contract.CsvDialect(), *,
+                hint: str = "set source.csv.sep in dataset.yaml") -> Header:
+    """The header line of a CSV file, split in ``dialect``.
 
     Raises
     ------
     DataError
-        The file is empty, its header is not UTF-8, or it is not comma-separated.
+        The file is empty, its header is not UTF-8 or looks separated by another separator than
+        ``dialect``'s (the message shows the header and ends with ``hint``), or it names a column twice.
     """
     try:
         with open(path, "rb") as fh:
@@ -84,13 +102,10 @@ def read_header(path: Path) -> Header:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} is not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r} in its header); "
-                        "save it as UTF-8", path=str(path)) from None
-    columns = tuple(c.strip() for c in next(csv.reader([text])))
+                        "save it as UTF-8 (a Parquet file needs a .parquet name)", path=str(path)) from None
+    columns = split_header(text, dialect.sep)
     if len(columns) == 1:
-        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
-            if sep in text:
-                raise DataError(f"{path} looks separated by {name}; churn-mlops reads comma-separated files "
-                                "(save it as CSV with commas)", path=str(path))
+        refuse_other_dialect(path, text, dialect, hint=hint)
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
         raise DataError(f"{path} names the column(s) {', '.join(dupes)} more than once", path=str(path))
@@ -178,22 +193,125 @@ def ingest(contract: _contract.Contract, *, root: Path, target: Path, source: st
         raise InvalidParameter("this contract has no file source (it uses the lab generator); pass -p source=FILE",
                                name="source")
     files = source_files(pattern, root=root)
-    headers = [read_header(p) for p in files]
+    formats = {parquet.is_parquet(p) for p in files}
+    if len(formats) > 1:
+        raise DataError(f"{pattern} names both Parquet and CSV files: a source is one or the other",
+                        path=str(pattern))
+    if formats == {True}:
+        rows = _from_parquet(files, contract, target)
+    else:
+        rows = _from_csv(files, contract, target)
+    if n_rows is not None:
+        rows = _sample(target, n_rows, seed=seed, rows=rows)
+    log.info("copied %d rows from %d file(s) to %s", rows, len(files), target)
+    return Ingested(files=tuple(str(p) for p in files), rows=rows, path=str(target))
+
+
+def _from_csv(files: list[Path], contract: _contract.Contract, target: Path) -> int:
+    """CSV files to ``target``: copied byte for byte in the lab's dialect, else converted; the rows written."""
+    dialect = contract.source.csv
+    headers = [read_header(p, dialect) for p in files]
     check_header(headers[0].columns, contract, files[0])
     for path, header in zip(files[1:], headers[1:]):
         if header.columns != headers[0].columns:
             raise DataError(f"{path} has another header than {files[0]}: every file of a source needs the same "
                             "columns in the same order", path=str(path))
+    if not dialect.is_default:
+        return _converted(files, headers[0].columns, contract, target)
     rows = 0
     with atomic_file(target, "wb") as out:  # an error below leaves the previous file in place
         for i, path in enumerate(files):
             rows += _copy_checked(path, out, skip_header=i > 0, decoder=codecs.getincrementaldecoder("utf-8")())
         if rows == 0:
             raise DataError(f"{files[0]} has a header but no rows", path=str(files[0]))
-    if n_rows is not None:
-        rows = _sample(target, n_rows, seed=seed, rows=rows)
-    log.info("copied %d rows from %d file(s) to %s", rows, len(files), target)
-    return Ingested(files=tuple(str(p) for p in files), rows=rows, path=str(target))
+    return rows
+
+
+def _from_parquet(files: list[Path], contract: _contract.Contract, target: Path) -> int:
+    """Parquet files to ``target`` in the lab's dialect (checked against the contract first); the rows written."""
+    cols = parquet.read_schema(files)
+    check_header(tuple(c.name for c in cols), contract, files[0])
+    rows = [0]
+
+    def write(tmp: Path) -> None:
+        rows[0] = parquet.to_lab_csv(files, tmp, target_column=contract.target.column)[1]
+        if rows[0] == 0:
+            raise DataError(f"{files[0]} has no rows", path=str(files[0]))
+
+    atomic_write(target, write)  # an error leaves the previous file in place
+    return rows[0]
+
+
+def csv_scan(dialect: _contract.CsvDialect, columns: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
+    """A DuckDB ``read_csv`` of ``$files`` (every cell as text, strict) in ``dialect``, and its parameters
+    (``files`` left for the caller); the file's name is the column ``filename``."""
+    src = ("read_csv($files, header=true, all_varchar=true, delim=$sep, quote='\"', escape='\"', strict_mode=true, "
+           "auto_detect=false, columns=$columns, filename=true)")
+    return src, {"sep": dialect.sep, "columns": {c: "VARCHAR" for c in columns}}
+
+
+def _converted(files: list[Path], columns: tuple[str, ...], contract: _contract.Contract, target: Path) -> int:
+    """CSV files in the contract's dialect to ``target`` in the lab's, by DuckDB (streaming); the rows written."""
+    import duckdb
+
+    dialect = contract.source.csv
+    numbers = [c for c in columns if c in {f.name for f in contract.features if f.type in (_contract.INTEGER,
+                                                                                              _contract.FLOAT)}]
+    src, args = csv_scan(dialect, columns)
+    args["files"] = [str(p) for p in files]
+    con = _duck.connect(parquet.MEMORY_LIMIT, ordered=True)
+    rows = [0]
+    try:
+        _check_decimals(con, src, args, numbers, dialect)
+        exprs = [f"replace({_duck.ident(c)}, ',', '.') AS {_duck.ident(c)}" if c in numbers and dialect.decimal == ","
+                 else _duck.ident(c) for c in columns]
+
+        def write(tmp: Path) -> None:
+            rows[0] = int(con.execute(f"COPY (SELECT {', '.join(exprs)} FROM {src}) TO '{parquet.sql_path(tmp)}' "
+                                      "(FORMAT csv, HEADER true, DELIMITER ',')", args).fetchone()[0])
+            if rows[0] == 0:
+                raise DataError(f"{files[0]} has a header but no rows", path=str(files[0]))
+
+        atomic_write(target, write)
+    except duckdb.Error as exc:
+        raise csv_error(files[0] if len(files) == 1 else Path(f"one of {len(files)} files ({files[0]} ...)"),
+                        exc) from None
+    finally:
+        con.close()
+    return rows[0]
+
+
+def _check_decimals(con: Any, src: str, args: dict[str, Any], numbers: list[str],
+                    dialect: _contract.CsvDialect) -> None:
+    """Refuse a number written with the other decimal mark than the contract's, naming the file and the column."""
+    if not numbers:
+        return
+    if dialect.decimal == ",":  # a dot is the other mark, or a thousands separator: both ambiguous here
+        bad = [f"contains({_duck.ident(c)}, '.')" for c in numbers]
+    else:
+        bad = [f"regexp_full_match(trim({_duck.ident(c)}), '[+-]?[0-9]+,[0-9]+')" for c in numbers]
+    aggs = ", ".join(f"count(*) FILTER (WHERE {b}), first({_duck.ident(c)}) FILTER (WHERE {b}), "
+                     f"first(filename) FILTER (WHERE {b})" for c, b in zip(numbers, bad))
+    found = con.execute(f"SELECT {aggs} FROM {src}", args).fetchone()
+    for k, c in enumerate(numbers):
+        n, example, path = found[3 * k: 3 * k + 3]
+        if n:
+            other = "dot" if dialect.decimal == "," else "comma"
+            raise DataError(f"{path}: column {c!r} has {n:,} number(s) written with a decimal {other} (e.g. "
+                            f"{example!r}), but the contract's csv.decimal is {dialect.decimal!r}: fix "
+                            "source.csv.decimal in dataset.yaml (numbers have no thousands separator)",
+                            path=str(path), column=c)
+
+
+def csv_error(path: Path, exc: Exception) -> DataError:
+    """A DuckDB error reading a CSV as one line naming the file (and the line when DuckDB gives it)."""
+    text = str(exc)
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "unicode" in text.lower() or "utf-8" in text.lower() or "utf8" in text.lower():
+        return DataError(f"{path} is not UTF-8 text ({first}); save it as UTF-8", path=str(path))
+    line = re.search(r"[Ll]ine:? ?(\d+)", text)
+    where = f" near line {line.group(1)}" if line else ""
+    return DataError(f"cannot parse {path} as CSV{where}: {first}", path=str(path))
 
 
 def _sample(path: Path, n_rows: int, *, seed: int, rows: int) -> int:

@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout import COMMA, CR, NL
+from .layout import COMMA, CR, DOT, NL
 
 
-def suffixes(proba: np.ndarray, pred: np.ndarray, version: bytes) -> np.ndarray:
-    """``,0.123456,1,<version>`` per row as a fixed-width byte matrix (no per-row Python formatting)."""
+def suffixes(proba: np.ndarray, pred: np.ndarray, version: bytes, *, sep: int = COMMA, point: int = DOT
+             ) -> np.ndarray:
+    """``,0.123456,1,<version>`` per row as a fixed-width byte matrix (no per-row Python formatting); ``sep``
+    and ``point`` are the bytes of the input's separator and decimal mark (``;0,123456;1;v1``)."""
     q = np.rint(np.clip(proba, 0.0, 1.0) * 1e6).astype(np.int64)
     out = np.empty((len(q), 12 + len(version)), dtype=np.uint8)
-    out[:, 0] = COMMA
+    out[:, 0] = sep
     out[:, 1] = 48 + q // 1_000_000
-    out[:, 2] = ord(".")
+    out[:, 2] = point
     for k in range(6):
         out[:, 3 + k] = 48 + (q // 10 ** (5 - k)) % 10
-    out[:, 9] = COMMA
+    out[:, 9] = sep
     out[:, 10] = 48 + pred.astype(np.uint8)
-    out[:, 11] = COMMA
+    out[:, 11] = sep
     out[:, 12:] = np.frombuffer(version, dtype=np.uint8)
     return out
 
@@ -54,7 +56,7 @@ def _decimal_width(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return q, digits, width
 
 
-def _put_decimals(out: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _put_decimals(out: np.ndarray, values: np.ndarray, point: int = DOT) -> np.ndarray:
     """Write ``-12.345678`` per value (6 decimals) into ``out`` (rows x :func:`_decimal_columns`), right-aligned
     with zero bytes before the text (the caller drops them); returns the length of each text."""
     q, digits, width = _decimal_width(values)
@@ -73,7 +75,7 @@ def _put_decimals(out: np.ndarray, values: np.ndarray) -> np.ndarray:
     if width > 1:  # no leading zeros: zero bytes, dropped with the padding
         lead = out[:, 1:width]
         lead[np.arange(width - 1)[None, :] < (width - digits)[:, None]] = 0
-    out[:, 1 + width] = ord(".")
+    out[:, 1 + width] = point
     hi, lo = np.divmod(frac, frac.dtype.type(1000))
     out[:, 2 + width:5 + width] = _DIGITS3[hi]
     out[:, 5 + width:8 + width] = _DIGITS3[lo]
@@ -93,7 +95,8 @@ def _decimals(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, contrib: np.ndarray,
-                        other: np.ndarray, names: tuple[str, ...]) -> np.ndarray:
+                        other: np.ndarray, names: tuple[str, ...], *, sep: int = COMMA, point: int = DOT
+                        ) -> np.ndarray:
     """The fixed suffix, then ``,base,name_1,c_1,...,other`` per row, as one zero-padded byte matrix.
 
     Numbers and names vary in width: a column slice per piece (every piece
@@ -105,7 +108,7 @@ def explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, co
     longest = max(len(e) for e in encoded)
     table = np.zeros((len(encoded), longest + 1), dtype=np.uint8)  # ",name" per feature, zero-padded
     for k, e in enumerate(encoded):
-        table[k, 0] = COMMA
+        table[k, 0] = sep
         table[k, 1:1 + len(e)] = np.frombuffer(e, dtype=np.uint8)
     numbers = [base, *(contrib[:, j] for j in range(top.shape[1])), other]
     widths = [1 + _decimal_columns(v) for v in numbers]  # ",number"
@@ -116,8 +119,8 @@ def explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, co
 
     def number(values: np.ndarray, width: int) -> None:
         nonlocal at
-        matrix[:, at] = COMMA
-        _put_decimals(matrix[:, at + 1:at + width], values)
+        matrix[:, at] = sep
+        _put_decimals(matrix[:, at + 1:at + width], values, point)
         at += width
 
     number(numbers[0], widths[0])

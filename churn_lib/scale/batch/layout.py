@@ -7,11 +7,11 @@ keeps its raw bytes, which both outputs re-use unchanged.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 from ... import contract as _contract
+from ...data.dialect import refuse_other_dialect, split_header
 from ...exceptions import DataError
 
 #: Columns added to every output row, in order.
@@ -20,7 +20,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = ("probability", "prediction", "version")
 REJECT_COLUMNS: tuple[str, ...] = ("line", "reason")
 
 #: Byte values of a line feed, a carriage return, a comma and a double quote.
-NL, CR, COMMA, QUOTE = 10, 13, 44, 34
+NL, CR, COMMA, QUOTE, DOT = 10, 13, 44, 34, 46
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -41,6 +41,17 @@ class Layout:
     data_start: int
     size: int
     explain: int = 0  # reasons added to each output row (0: none)
+    dialect: _contract.CsvDialect = _contract.CsvDialect()  # the input's separator and decimal mark
+
+    @property
+    def sep(self) -> int:
+        """The separator's byte."""
+        return ord(self.dialect.sep)
+
+    @property
+    def point(self) -> int:
+        """The decimal mark's byte."""
+        return ord(self.dialect.decimal)
 
     @property
     def added(self) -> tuple[str, ...]:
@@ -49,11 +60,13 @@ class Layout:
 
     def output_header(self) -> bytes:
         """The output's header line: the input's, then the added columns."""
-        return self.header + b"," + ",".join(self.added).encode() + self.newline
+        sep = self.dialect.sep
+        return self.header + sep.encode() + sep.join(self.added).encode() + self.newline
 
     def rejects_header(self) -> bytes:
         """The rejects file's header line: ``line,reason``, then the input's (without a byte-order mark)."""
-        return ",".join(REJECT_COLUMNS).encode() + b"," + self.header.removeprefix(_BOM) + self.newline
+        sep = self.dialect.sep
+        return (sep.join(REJECT_COLUMNS) + sep).encode() + self.header.removeprefix(_BOM) + self.newline
 
 
 def _first_line(path: Path) -> tuple[bytes, int, int]:
@@ -71,14 +84,16 @@ def _first_line(path: Path) -> tuple[bytes, int, int]:
         raise DataError(f"cannot read {path}: {exc.strerror}", path=str(path)) from None
 
 
-def read_layout(path: Path, contract: _contract.Contract, explain: int = 0) -> Layout:
-    """The layout of the CSV file ``path``, checked against ``contract`` (see the module docstring).
+def read_layout(path: Path, contract: _contract.Contract, explain: int = 0,
+                dialect: _contract.CsvDialect = _contract.CsvDialect()) -> Layout:
+    """The layout of the CSV file ``path`` in ``dialect``, checked against ``contract`` (see the module docstring).
 
     Raises
     ------
     DataError
-        No such file, no header, a header that is not UTF-8, a feature column missing, a column
-        named twice, or a column the output adds already there.
+        No such file, no header, a header that is not UTF-8, a feature column missing (a header that
+        looks separated otherwise than ``dialect`` says is shown), a column named twice, or a column
+        the output adds already there.
     """
     line, data_start, size = _first_line(path)
     if not line.strip():
@@ -90,16 +105,17 @@ def read_layout(path: Path, contract: _contract.Contract, explain: int = 0) -> L
         text = header.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataError(f"the header of {path} is not UTF-8 text; is it a CSV file?", path=str(path)) from None
-    columns = tuple(c.strip() for c in next(csv.reader([text])))
+    columns = split_header(text, dialect.sep)
     missing = [c for c in contract.feature_names if c not in columns]
     if missing:
+        refuse_other_dialect(path, text, dialect, hint="pass --sep, or fix source.csv in the model's contract")
         raise DataError(f"{path} lacks the feature column(s) {', '.join(missing)} of the model's contract "
                         f"{contract.name!r}; its header has {', '.join(columns)}", path=str(path))
     dupes = sorted({c for c in columns if columns.count(c) > 1})
     if dupes:
         raise DataError(f"{path} names the column(s) {', '.join(dupes)} more than once", path=str(path))
     layout = Layout(header=header, columns=columns, newline=newline, data_start=data_start, size=size,
-                    explain=explain)
+                    explain=explain, dialect=dialect)
     taken = [c for c in layout.added if c in columns]
     if taken:
         raise DataError(f"{path} already has column(s) {', '.join(taken)}, which the output adds; "

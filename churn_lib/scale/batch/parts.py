@@ -75,7 +75,8 @@ def _wait(client: Any, futures: dict[Any, int], ranges: list[tuple[int, int]], l
     return results
 
 
-def _join(parts: Path, results: dict[int, BlockResult], out: BinaryIO, rejects: BinaryIO) -> BlockResult:
+def _join(parts: Path, results: dict[int, BlockResult], out: BinaryIO, rejects: BinaryIO,
+          layout: Layout) -> BlockResult:
     """Append the part files to the outputs in input order, numbering rejected lines as in the input."""
     total = BlockResult()
     for k in range(len(results)):
@@ -83,8 +84,8 @@ def _join(parts: Path, results: dict[int, BlockResult], out: BinaryIO, rejects: 
         base = 2 + total.lines  # part rejects number lines from 0 within the partition
         with open(parts / f"part-{k:06d}.rejects", "rb") as fh:
             for line in fh:
-                number, rest = line.split(b",", 1)
-                rejects.write(b"%d,%s" % (int(number) + base, rest))
+                number, rest = line.split(bytes([layout.sep]), 1)
+                rejects.write(b"%d%c%s" % (int(number) + base, layout.sep, rest))
         total.add(results[k])
     return total
 
@@ -104,6 +105,6 @@ def score_on_cluster(src: Path, dst: Path, layout: Layout, scorer: scoring.Score
             futures = {client.submit(score_partition, str(src.resolve()), a, b, layout, shipped, str(parts), k,
                                      chunk_bytes, pure=False): k for k, (a, b) in enumerate(ranges)}
             results = _wait(client, futures, ranges, layout, on_progress)
-        return _join(parts, results, out, rejects), len(ranges), where
+        return _join(parts, results, out, rejects, layout), len(ranges), where
     finally:
         shutil.rmtree(parts, ignore_errors=True)

@@ -4,8 +4,8 @@
 ``chunk_bytes`` that end at a line end; :func:`partitions` cuts the data into
 such ranges for the workers of a cluster; :func:`locate_lines` finds the
 lines of a block and counts their fields with numpy, in one pass over the
-bytes (no per-line Python unless the block has quoted fields). This is the
-only part a reader of another format (Parquet) would replace.
+bytes (no per-line Python unless the block has quoted fields), split by the
+input's separator. A Parquet input has its own reader (:mod:`.parquet`).
 """
 
 from __future__ import annotations
@@ -51,24 +51,25 @@ class Lines:
         return np.flatnonzero(~self.bad_width)
 
 
-def _field_counts(buf: np.ndarray, block: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Fields per line: commas + 1, or the csv module's count when the block has quotes."""
+def _field_counts(buf: np.ndarray, block: bytes, starts: np.ndarray, ends: np.ndarray, sep: int) -> np.ndarray:
+    """Fields per line: separators + 1, or the csv module's count when the block has quotes."""
     if QUOTE not in block:
-        commas = np.add.reduceat((buf == COMMA).view(np.uint8), starts, dtype=np.int64)
+        commas = np.add.reduceat((buf == sep).view(np.uint8), starts, dtype=np.int64)
         return commas + 1
-    return np.array([len(next(csv.reader([block[a:b].decode("utf-8", "replace")]), [""]))
+    return np.array([len(next(csv.reader([block[a:b].decode("utf-8", "replace")], delimiter=chr(sep)), [""]))
                      for a, b in zip(starts.tolist(), ends.tolist())], dtype=np.int64)
 
 
-def locate_lines(block: bytes, n_columns: int) -> Lines:
-    """The lines of ``block`` (whole lines, ending in a newline), checked against the header's ``n_columns``."""
+def locate_lines(block: bytes, n_columns: int, sep: int = COMMA) -> Lines:
+    """The lines of ``block`` (whole lines, ending in a newline), checked against the header's ``n_columns``
+    fields separated by the byte ``sep``."""
     buf = np.frombuffer(block, dtype=np.uint8)
     nl = np.flatnonzero(buf == NL)
     starts = np.empty(len(nl), dtype=np.int64)
     starts[0] = 0
     starts[1:] = nl[:-1] + 1
     ends = nl - ((nl > starts) & (buf[np.maximum(nl - 1, 0)] == CR))  # content ends, before \r\n
-    width = _field_counts(buf, block, starts, ends)
+    width = _field_counts(buf, block, starts, ends, sep)
     empty = ends == starts
     return Lines(buf=buf, nl=nl, starts=starts, ends=ends, width=width, empty=empty,
                  bad_width=(width != n_columns) | empty)

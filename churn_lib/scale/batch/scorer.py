@@ -103,6 +103,7 @@ def _parse(block: bytes, lines: Lines, layout: Layout, contract: _contract.Contr
     options = read_options(contract, contract.feature_names)
     options["dtype"] = {f.name: "category" for f in contract.categorical}
     frame = pd.read_csv(io.BytesIO(parse_bytes), header=None, names=list(layout.columns),
+                        sep=layout.dialect.sep, decimal=layout.dialect.decimal,
                         usecols=list(contract.feature_names), index_col=False, skip_blank_lines=False,
                         encoding="utf-8", encoding_errors="replace", low_memory=False, **options)
     n_good = lines.n - int(lines.bad_width.sum())
@@ -119,18 +120,20 @@ def _write_scored(out: BinaryIO, lines: Lines, ok: np.ndarray, n_ok: int, featur
     kept = buf if n_ok == lines.n else buf[np.repeat(ok, lines.nl - lines.starts + 1)]
     if layout.explain:
         proba, base, top, contrib, other = scorer.explain(features, layout.explain)
-        suffix = suffixes(proba, (proba >= scorer.threshold).astype(int), scorer.version.encode())
-        padded = explained_suffixes(suffix, base, top, contrib, other, scorer.features)
+        suffix = suffixes(proba, (proba >= scorer.threshold).astype(int), scorer.version.encode(), sep=layout.sep,
+                          point=layout.point)
+        padded = explained_suffixes(suffix, base, top, contrib, other, scorer.features, sep=layout.sep,
+                                    point=layout.point)
         out.write(with_padded_suffixes(kept, padded).tobytes())
     else:
         proba, pred = scorer.predict(features)
-        suffix = suffixes(proba, pred, scorer.version.encode())
+        suffix = suffixes(proba, pred, scorer.version.encode(), sep=layout.sep, point=layout.point)
         out.write(with_suffixes(kept, suffix).tobytes())
 
 
 def _write_rejects(rejects: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray, reasons_good: np.ndarray,
                    first_line: int, layout: Layout) -> None:
-    """``line,"reason",<the line as read>`` for every line that was not scored."""
+    """``line,"reason",<the line as read>`` for every line that was not scored (in the input's separator)."""
     reasons = np.full(lines.n, "", dtype=object)
     reasons[lines.good] = reasons_good
     out = []
@@ -138,8 +141,8 @@ def _write_rejects(rejects: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray
         reason = reasons[i] or ("empty line" if lines.empty[i] else
                                 f"has {lines.width[i]} fields, the header has {len(layout.columns)}")
         quoted = '"' + reason.replace('"', '""') + '"'
-        out.append(b"%d,%s,%s%s" % (first_line + i, quoted.encode(), block[lines.starts[i]:lines.ends[i]],
-                                    layout.newline))
+        out.append(b"%d%c%s%c%s%s" % (first_line + i, layout.sep, quoted.encode(), layout.sep,
+                                      block[lines.starts[i]:lines.ends[i]], layout.newline))
     rejects.write(b"".join(out))
 
 
@@ -151,7 +154,7 @@ def score_block(block: bytes, first_line: int, layout: Layout, scorer: scoring.S
     copied to ``out`` unchanged with the fixed-width suffix inserted before
     each line ending, so no row is re-formatted.
     """
-    lines = locate_lines(block, len(layout.columns))
+    lines = locate_lines(block, len(layout.columns), layout.sep)
     good = lines.good
     frame = _parse(block, lines, layout, scorer.contract, first_line)
     features, ok_good, reasons_good, counts = validate(frame, scorer.contract)
