@@ -21,13 +21,13 @@ import argparse
 import sys
 from typing import Any, Callable, Sequence
 
-from .. import __version__, drift, scoring, simulate
+from .. import __version__, drift, registry, scoring, simulate
 from .._params import UNIT, Param, Range
 from ..drift import performance
 from ..exceptions import ChurnError
 from ..run import stages
 from ..scale import batch
-from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare,
+from .commands import (cmd_challenger, cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare,
                        cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run,
                        cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
 
@@ -200,7 +200,17 @@ def _add_registry_commands(add: Add, sub: Any) -> None:
     p = add("rollback", cmd_rollback, "make the previously current model current again")
     p.add_argument("--to", metavar="VERSION", help="roll back to this registered model instead")
     p.add_argument("--force", action="store_true", help="activate a model that failed the gate (recorded)")
-    add("history", cmd_history, "every change of the current model")
+    add("history", cmd_history, "every change of the current model and of the challenger")
+    p = add("challenger", cmd_challenger, "set the challenger: a registered model the service also scores, in "
+                                          "shadow, on a sample of requests (logged with role challenger, never "
+                                          "returned); without VERSION: show it")
+    p.add_argument("target", metavar="VERSION", nargs="?", help="version label or model file name")
+    sample = registry.SAMPLE
+    _flag(p, sample, default=argparse.SUPPRESS, metavar="FRACTION",
+          help=f"{sample.help}: {sample.describe(none=False)} (default {sample.default:g})")
+    p.set_defaults(sample=None)
+    p.add_argument("--clear", action="store_true", help="clear the challenger pointer")
+    p.add_argument("--reason", help="why, for the history")
 
 
 def _add_run_command(add: Add) -> None:
