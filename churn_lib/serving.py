@@ -24,9 +24,9 @@ The uvicorn launcher (``churn serve``) lives in ``serve/run.py``.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 STATUS_OK, STATUS_DEGRADED, STATUS_UNAVAILABLE = "ok", "degraded", "unavailable"
 #: A challenger's status when none is set.
 STATUS_NONE = "none"
+#: Jobs of the challenger scored per write of its lines.
+SHADOW_CHUNK = 64
 
 #: Environment variable that puts prometheus_client in multi-process mode (one folder shared by workers).
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -309,33 +311,41 @@ class _ShadowJob:
 
 
 class Shadow:
-    """Scores the challenger off the response path: a queue drained by one daemon thread.
+    """Scores the challenger off the response path: a queue drained by one daemon thread, a few times a second.
 
-    A request only puts a job on the queue (well under a microsecond); the
-    thread scores each job with the job's challenger, appends every line of
-    what it drained in one ``write()`` (the challenger's :class:`PredictionLog`
-    on the same file), and counts what it scored and what failed. A failure
-    (an exception, a contract that cannot read the champion's rows, a model
-    file altered while served, a full queue, a line that cannot be written) is
-    counted, never seen by the client; all but the last two drop the
-    challenger (:meth:`ChallengerHolder.drop`). :meth:`stop` drains the queue.
+    A request only appends a job to a ``deque`` (no lock, no thread woken:
+    waking a thread per request would cost the next request the GIL hand-off);
+    the thread wakes every ``interval`` seconds, scores each job with the
+    job's challenger, and appends the lines of up to :data:`SHADOW_CHUNK` jobs
+    in one ``write()`` (the challenger's :class:`PredictionLog`, on the same
+    file), releasing the GIL between chunks. It counts what it logged and what
+    failed. A failure (an exception, a contract that cannot read the
+    champion's rows, a model file altered while served, a full queue, a line
+    that cannot be written) is counted, never seen by the client; all but the
+    last two drop the challenger (:meth:`ChallengerHolder.drop`).
+    :meth:`stop` drains the queue.
 
     Parameters
     ----------
     holder : ChallengerHolder
     log : PredictionLog
     max_backlog : int, default=10000
-        Rows waiting beyond this are not scored (counted as failures).
+        Jobs waiting beyond this are not scored (counted as failures).
+    interval : float, default=0.05
+        Seconds between drains: how late a challenger's line may be written.
     """
 
-    def __init__(self, holder: ChallengerHolder, log: PredictionLog, *, max_backlog: int = 10_000) -> None:
+    def __init__(self, holder: ChallengerHolder, log: PredictionLog, *, max_backlog: int = 10_000,
+                 interval: float = 0.05) -> None:
         self.holder = holder
         self.log = log
         self.max_backlog = max_backlog
+        self.interval = interval
         self.predictions = 0
         self.failures = 0
         self.last_error: str | None = None
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: collections.deque = collections.deque()
+        self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._compatible: dict[tuple[str, str], str | None] = {}
@@ -349,34 +359,40 @@ class Shadow:
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="churn-shadow", daemon=True)
                     self._thread.start()
-        if self._queue.qsize() >= self.max_backlog:
+        if len(self._jobs) >= self.max_backlog:
             self._failed(len(job.rows), f"the challenger fell {self.max_backlog} jobs behind; rows not scored")
             return
-        self._queue.put(job)
+        self._jobs.append(job)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Score what is queued, then end the thread."""
-        thread = self._thread
-        if thread is not None:
-            self._queue.put(None)
-            thread.join(timeout)
-            self._thread = None
+        """Score and log what is queued, then end the thread (a later job starts it again)."""
+        with self._start_lock:
+            thread = self._thread
+            if thread is not None:
+                self._stopping.set()
+                thread.join(timeout)
+                self._stopping.clear()
+                self._thread = None
 
     def _run(self) -> None:
         while True:
-            jobs = [self._queue.get()]
-            while len(jobs) < 256 and not self._queue.empty():
-                jobs.append(self._queue.get_nowait())
-            stop = None in jobs
-            lines = [line for job in jobs if job is not None for line in self._score(job)]
+            stopping = self._stopping.wait(self.interval)
+            self.drain()
+            if stopping:
+                return
+
+    def drain(self) -> None:
+        """Score and log every queued job, :data:`SHADOW_CHUNK` jobs per write."""
+        while self._jobs:
+            lines = []
+            for _ in range(min(SHADOW_CHUNK, len(self._jobs))):
+                lines += self._score(self._jobs.popleft())
             if lines:
-                error = self.log.write(b"".join(lines))
+                error = self.log.write(b"".join(lines))  # the write releases the GIL between chunks
                 if error is None:
                     self.predictions += len(lines)
                 else:
                     self._failed(len(lines), error)
-            if stop:
-                return
 
     def _score(self, job: _ShadowJob) -> list[bytes]:
         """The challenger's log lines for one job; none when it fails (counted, the challenger dropped)."""

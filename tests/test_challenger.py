@@ -259,6 +259,7 @@ def test_one_challenger_line_per_sampled_champion_line_paired_by_request_id(app_
             assert c.post("/predict", json=dict(ROW, request_id=f"half-{i}")).status_code == 200
         rows = [dict(ROW, request_id=f"batch-{i}") for i in range(100)]
         assert c.post("/predict/batch", json=rows).status_code == 200
+        c.app.state.service.shadow.stop()  # what is queued is scored and logged
         health = c.get("/health").json()["challenger"]
     lines = _log(home)
     champion = {r["request_id"]: r for r in lines if "role" not in r}
