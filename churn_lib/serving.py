@@ -1,8 +1,10 @@
-"""Serving: the model a long-running process serves, and its logged predictions.
+"""Serving: the model a long-running process serves (and its challenger), and their logged predictions.
 
 One responsibility: turn validated feature rows into predictions with the
-registry's current model and append each one to ``logs/predictions.log``.
-The HTTP layer (serve/) is a thin shell over :class:`Service`.
+registry's current model and append each one to ``logs/predictions.log``;
+when a challenger is set, score the requests it samples with it too, off the
+response path, as lines of their own. The HTTP layer (serve/) is a thin shell
+over :class:`Service`.
 
 * :class:`ModelHolder` follows ``registry/current_model.txt`` without a
   restart. Each request costs one ``stat()`` of the pointer; the model is
@@ -18,6 +20,13 @@ The HTTP layer (serve/) is a thin shell over :class:`Service`.
   show in each response (``logged: false``) and in the status.
 * :meth:`Service.request_contract` is the contract requests are validated
   against: the served model's (its registered copy), else the home's.
+* :class:`ChallengerHolder` follows ``registry/challenger.txt`` the same way
+  (a challenger that cannot be loaded or fails is dropped, never kept), and
+  :class:`Shadow` scores the requests :func:`churn_lib.registry.sampled` picks
+  after the champion's line is written: a request only queues a job; a thread
+  scores it and appends the challenger's line (``"role": "challenger"``, the
+  champion's ``request_id``). Its answer is never returned; its failures are
+  counted and shown in :meth:`Service.health`, never an error to the client.
 
 The uvicorn launcher (``churn serve``) lives in ``serve/run.py``.
 """
