@@ -17,12 +17,17 @@ features; ``--model lightgbm``: the model trained is LightGBM), then prints:
   >= half of ``/health``'s requests/s; ``/predict?explain=3`` >= 0.6x
   ``/health`` with the logistic regression, >= 0.3x with LightGBM and its
   p50 at 1 connection under 1 ms;
+* ``POST /predict`` again with a challenger scoring every request in shadow
+  (a second version trained with another seed, ``churn challenger v1
+  --sample 1.0``; the service follows the pointer, no restart): aims: >= 0.5x
+  ``/health``'s requests/s at 10 connections, p50 at 1 connection within
+  1.2x of ``/predict`` without a challenger (the same round's);
 * the compiled scorer against the model itself (scikit-learn pipeline, or
   LightGBM's scikit-learn wrapper), per row and per million rows, and one
   row's explanation; aim: >= 50 times faster per row.
 
-Every wrk run is bounded (``--duration`` seconds, 6 runs per round, 3 rounds:
-about 100 s in all); the rounds interleave the scenarios and each keeps its
+Every wrk run is bounded (``--duration`` seconds, 12 runs per round, 3 rounds:
+about 200 s in all); the rounds interleave the scenarios and each keeps its
 best, so other load on a shared machine distorts the ratios less. The server is
 stopped at the end, whatever happens. Figures are printed, never asserted.
 """
@@ -132,6 +137,36 @@ def _wrk(url: str, connections: int, duration: float, script: Path | None) -> di
             "errors": int(non2xx.group(1)) if non2xx else 0, "socket_errors": sock.group(1).strip() if sock else ""}
 
 
+# --- the challenger ------------------------------------------------------------------
+
+def _second_version(home: Path, model: str) -> str:
+    """Train v2 (another seed, made current when it passes the gate); return the version to shadow (v1)."""
+    from churn_lib import registry
+    from churn_lib.learn import train as training
+
+    result = training.train(home=home, params=training.TrainParams(seed=7, family=model))
+    if not result.promoted:
+        registry.promote(result.entry["version"], home=home, force=True, reason="bench: a champion to shadow")
+    return "v1"
+
+
+def _set_challenger(home: Path, url: str, version: str | None) -> None:
+    """Set (or clear) the challenger, then wait until the service shows it (it follows the pointer)."""
+    from churn_lib import registry
+
+    if version is None:
+        registry.clear_challenger(home=home)
+    else:
+        registry.set_challenger(version, sample=1.0, home=home)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = json.loads(urllib.request.urlopen(url + "/health", timeout=10).read())["challenger"]
+        if state["version"] == version:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"the service did not pick up the challenger {version} within 30 s")
+
+
 # --- the scorer --------------------------------------------------------------------
 
 def _per_call(fn, *, min_time: float = 1.0) -> float:
@@ -236,23 +271,30 @@ def main() -> None:
                      ("POST /predict (logged)", "/predict", json.dumps(lab)),
                      ("POST /predict?explain=3 (logged)", "/predict?explain=3", json.dumps(lab)),
                      (f"POST /predict/batch ({BATCH_ROWS} rows)", "/predict/batch", json.dumps(batch))]
+        challenger = _second_version(home, args.model)
         proc, url = _start(home, args.workers)
         results: dict = {}
         scripts = {path: _lua(tmp, f"s{i}", body) for i, (_, path, body) in enumerate(scenarios)}
+        shadow = ("POST /predict, challenger at 1.0", "/predict#challenger", None)
+        scripts[shadow[1]] = scripts["/predict"]
         try:
             for _, path, _ in scenarios:
                 _wrk(url + path, 2, 1.0, scripts[path])  # warm-up
             # rounds interleave the scenarios, so a burst of other load on the machine hits them
             # alike; each keeps its best round (the least disturbed)
             for _ in range(args.rounds):
-                for _, path, _ in scenarios:
+                for _, path, _ in [*scenarios, shadow]:
+                    _set_challenger(home, url, challenger if path == shadow[1] else None)
                     for c in (1, 10):
-                        r = _wrk(url + path, c, args.duration, scripts[path])
+                        r = _wrk(url + path.split("#")[0], c, args.duration, scripts[path])
                         best = results.get((path, c))
                         if best is None or r["rps"] > best["rps"]:
                             results[(path, c)] = r | {"errors": r["errors"] + (best or {}).get("errors", 0)}
+            _set_challenger(home, url, None)
+            shadowed = json.loads(urllib.request.urlopen(url + "/health", timeout=10).read())["challenger"]
         finally:
             _stop(proc)
+        scenarios.append(shadow)
         print(f"\nHTTP, uvicorn {args.workers} worker(s), wrk 1 thread, best of {args.rounds} rounds of "
               f"{args.duration:g} s per run (errors: all rounds)")
         print(f"  {'endpoint':<36} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
@@ -273,6 +315,13 @@ def main() -> None:
         print(f"  /predict?explain=3 / /health at 10 connections: {explained:.2f} "
               f"(aim >= {aim}: {'met' if explained >= aim else 'NOT met'}); p50 at 1 connection {p50 * 1000:.2f} ms"
               + (f" (aim < 1 ms: {'met' if p50 < 1e-3 else 'NOT met'})" if args.model == "lightgbm" else ""))
+        with_ = results[("/predict#challenger", 10)]["rps"] / results[("/health", 10)]["rps"]
+        p50_ratio = results[("/predict#challenger", 1)]["p50"] / results[("/predict", 1)]["p50"]
+        print(f"  /predict with a challenger at 1.0 / /health at 10 connections: {with_:.2f} "
+              f"(aim >= 0.5: {'met' if with_ >= 0.5 else 'NOT met'}); p50 at 1 connection with / without a "
+              f"challenger: {p50_ratio:.2f} (aim <= 1.2: {'met' if p50_ratio <= 1.2 else 'NOT met'})")
+        print(f"  challenger (this worker's counts at the end): {shadowed['predictions']:,} shadow predictions "
+              f"logged, {shadowed['failures']} failures")
         lines = sum(1 for _ in open(home / "logs" / "predictions.log", "rb"))
         print(f"  prediction log: {lines:,} lines written")
     finally:

@@ -1,8 +1,10 @@
-"""Serving: the model a long-running process serves, and its logged predictions.
+"""Serving: the model a long-running process serves (and its challenger), and their logged predictions.
 
 One responsibility: turn validated feature rows into predictions with the
-registry's current model and append each one to ``logs/predictions.log``.
-The HTTP layer (serve/) is a thin shell over :class:`Service`.
+registry's current model and append each one to ``logs/predictions.log``;
+when a challenger is set, score the requests it samples with it too, off the
+response path, as lines of their own. The HTTP layer (serve/) is a thin shell
+over :class:`Service`.
 
 * :class:`ModelHolder` follows ``registry/current_model.txt`` without a
   restart. Each request costs one ``stat()`` of the pointer; the model is
@@ -18,22 +20,32 @@ The HTTP layer (serve/) is a thin shell over :class:`Service`.
   show in each response (``logged: false``) and in the status.
 * :meth:`Service.request_contract` is the contract requests are validated
   against: the served model's (its registered copy), else the home's.
+* :class:`ChallengerHolder` follows ``registry/challenger.txt`` the same way
+  (a challenger that cannot be loaded or fails is dropped, never kept), and
+  :class:`Shadow` scores the requests :func:`churn_lib.registry.sampled` picks
+  after the champion's line is written: a request only queues a job; a thread
+  scores it and appends the challenger's line (``"role": "challenger"``, the
+  champion's ``request_id``). Its answer is never returned; its failures are
+  counted and shown in :meth:`Service.health`, never an error to the client.
 
 The uvicorn launcher (``churn serve``) lives in ``serve/run.py``.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
 import time
 import uuid
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from . import contract as _contract
+from .contract import records as _records
 from .logs import predictions as predlog
 from . import registry, scoring
 from ._io import iso as _iso
@@ -43,6 +55,10 @@ from .home import Home
 log = logging.getLogger(__name__)
 
 STATUS_OK, STATUS_DEGRADED, STATUS_UNAVAILABLE = "ok", "degraded", "unavailable"
+#: A challenger's status when none is set.
+STATUS_NONE = "none"
+#: Jobs of the challenger scored per write of its lines.
+SHADOW_CHUNK = 64
 
 #: Environment variable that puts prometheus_client in multi-process mode (one folder shared by workers).
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -70,7 +86,7 @@ class ModelHolder:
         self.home = home
         self.retry_interval = retry_interval
         self.fast = fast
-        self._pointer_path = str(home.current_txt)  # stat()ed per request: build the path once
+        self._pointer_path = str(self.pointer_file)  # stat()ed per request: build the path once
         self._scorer: scoring.Scorer | None = None
         self._seen: Any = ()  # pointer signature at the last refresh; () = never refreshed
         self._pointer: str | None = None  # what the pointer named at the last refresh
@@ -80,6 +96,21 @@ class ModelHolder:
         self.loaded_at: float | None = None
         self.loads = 0
         self.load_failures = 0
+
+    @property
+    def pointer_file(self) -> Path:
+        """The pointer this holder follows."""
+        return self.home.current_txt
+
+    def _read_pointer(self) -> str | None:
+        return registry.current_file(home=self.home)
+
+    def _named_none(self, signature: Any) -> bool:
+        return self._failed(signature, None, f"{self.home.current_txt} names no model (no model is current: "
+                                             "train one that passes the gate, or `churn promote VERSION`)")
+
+    def _unloadable(self, signature: Any, name: str | None, problem: str) -> bool:
+        return self._failed(signature, name, problem)
 
     # --- cheap, per request ---------------------------------------------------
 
@@ -142,13 +173,12 @@ class ModelHolder:
     def _refresh(self) -> bool:
         signature = self._signature()  # taken first: a change during the load is seen next time
         try:
-            name = registry.current_file(home=self.home)
+            name = self._read_pointer()
         except (OSError, ValueError, ChurnError) as exc:  # unreadable, not text, or damaged
             reason = getattr(exc, "strerror", None) or exc
-            return self._failed(signature, None, f"cannot read {self.home.current_txt}: {reason}")
+            return self._unloadable(signature, None, f"cannot read {self.pointer_file}: {reason}")
         if name is None:
-            return self._failed(signature, None, f"{self.home.current_txt} names no model (no model is current: "
-                                                 "train one that passes the gate, or `churn promote VERSION`)")
+            return self._named_none(signature)
         current = self._scorer
         if current is not None and current.model_file == name:
             self._seen, self._pointer, self._problem = signature, name, None
@@ -157,10 +187,10 @@ class ModelHolder:
             entry = registry.find(name, registry.load_entries(home=self.home))
             scorer = scoring.from_entry(entry, home=self.home, fast=self.fast)
         except ChurnError as exc:
-            return self._failed(signature, name, f"cannot load {name}: {exc}")
+            return self._unloadable(signature, name, f"cannot load {name}: {exc}")
         except Exception as exc:  # a broken target must never take the service down
             log.exception("unexpected error loading %s", name)
-            return self._failed(signature, name, f"cannot load {name}: {type(exc).__name__}: {exc}")
+            return self._unloadable(signature, name, f"cannot load {name}: {type(exc).__name__}: {exc}")
         self._scorer = scorer
         self._seen, self._pointer, self._problem = signature, name, None
         self.loaded_at = time.time()
@@ -190,6 +220,228 @@ class ModelHolder:
             state = STATUS_OK
         return {"status": state, "reason": problem, "pointer": self._pointer, "scorer": scorer,
                 "loaded_at": _iso(self.loaded_at)}
+
+
+class ChallengerHolder(ModelHolder):
+    """The challenger one process scores in shadow, following ``registry/challenger.txt`` like
+    :class:`ModelHolder` follows the current pointer (one ``stat()`` per request).
+
+    Unlike the champion, a challenger that cannot be loaded is not kept: it is
+    dropped (no shadow scoring) and the status is ``degraded`` with the reason,
+    retried every ``retry_interval`` seconds or when the pointer changes. No
+    pointer is status ``none``. :meth:`drop` drops a challenger that failed
+    while served; :meth:`check_file` notices its file altered on disk.
+    """
+
+    def __init__(self, home: Home, *, retry_interval: float = 5.0, fast: bool = True) -> None:
+        super().__init__(home, retry_interval=retry_interval, fast=fast)
+        self._problem = None
+        self.settings: registry.Challenger | None = None
+        self.sample = 1.0
+        self._file_seen: Any = None
+
+    @property
+    def pointer_file(self) -> Path:
+        return self.home.registry_dir / registry.CHALLENGER_TXT
+
+    def _read_pointer(self) -> str | None:
+        settings = registry.read_challenger(home=self.home)
+        self.settings = settings
+        self.sample = settings.sample if settings is not None else 1.0
+        return settings.model_file if settings is not None else None
+
+    def _named_none(self, signature: Any) -> bool:
+        changed = self._scorer is not None
+        if changed:
+            log.info("challenger %s cleared", self._scorer.version)
+        self._scorer, self._seen, self._pointer, self._problem = None, signature, None, None
+        return changed
+
+    def _unloadable(self, signature: Any, name: str | None, problem: str) -> bool:
+        self._scorer = None  # a challenger that cannot be loaded is dropped, never kept
+        return self._failed(signature, name, problem)
+
+    def _refresh(self) -> bool:
+        changed = super()._refresh()
+        scorer = self._scorer
+        if changed and scorer is not None:
+            self._file_seen = self._file_signature(scorer)
+            log.info("challenger %s at sample %g", scorer.version, self.sample)
+        return changed
+
+    def drop(self, scorer: scoring.Scorer, problem: str) -> None:
+        """Stop scoring ``scorer`` if it is the challenger (it failed while served); the status says why, a
+        reload is retried."""
+        with self._lock:
+            if self._scorer is not scorer:
+                return
+            log.warning("challenger %s dropped: %s", self._scorer.version, problem)
+            self._scorer = None
+            self._problem = problem
+            self._retry_at = time.monotonic() + self.retry_interval
+            self.load_failures += 1
+
+    def _file_signature(self, scorer: scoring.Scorer) -> Any:
+        try:
+            st = os.stat(registry.model_path(scorer.entry, home=self.home))
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def check_file(self, scorer: scoring.Scorer) -> str | None:
+        """Why the challenger's model file no longer is the one loaded (None: it is); off the response path."""
+        seen = self._file_signature(scorer)
+        if seen == self._file_seen:
+            return None
+        try:
+            registry.verify(scorer.entry, home=self.home)
+        except ChurnError as exc:
+            return f"its file was altered while served: {exc}"
+        self._file_seen = seen
+        return None
+
+    def status(self) -> dict[str, Any]:
+        scorer, problem, settings = self._scorer, self._problem, self.settings
+        state = STATUS_DEGRADED if problem is not None else STATUS_OK if scorer is not None else STATUS_NONE
+        return {"status": state, "reason": problem, "pointer": self._pointer, "scorer": scorer,
+                "sample": self.sample if settings is not None else None, "loaded_at": _iso(self.loaded_at)}
+
+
+@dataclass
+class _ShadowJob:
+    """Rows a challenger scores after the champion answered them (the champion's ids, features and time)."""
+
+    scorer: scoring.Scorer
+    champion: _contract.Contract
+    rows: Sequence[Mapping[str, Any]]
+    request_ids: Sequence[str]
+    ids: Sequence[Mapping[str, Any] | None]
+    ts: float
+
+
+class Shadow:
+    """Scores the challenger off the response path: a queue drained by one daemon thread, a few times a second.
+
+    A request only appends a job to a ``deque`` (no lock, no thread woken:
+    waking a thread per request would cost the next request the GIL hand-off);
+    the thread wakes every ``interval`` seconds, scores each job with the
+    job's challenger, and appends the lines of up to :data:`SHADOW_CHUNK` jobs
+    in one ``write()`` (the challenger's :class:`PredictionLog`, on the same
+    file), releasing the GIL between chunks. It counts what it logged and what
+    failed. A failure (an exception, a contract that cannot read the
+    champion's rows, a model file altered while served, a full queue, a line
+    that cannot be written) is counted, never seen by the client; all but the
+    last two drop the challenger (:meth:`ChallengerHolder.drop`).
+    :meth:`stop` drains the queue.
+
+    Parameters
+    ----------
+    holder : ChallengerHolder
+    log : PredictionLog
+    max_backlog : int, default=10000
+        Jobs waiting beyond this are not scored (counted as failures).
+    interval : float, default=0.05
+        Seconds between drains: how late a challenger's line may be written.
+    """
+
+    def __init__(self, holder: ChallengerHolder, log: PredictionLog, *, max_backlog: int = 10_000,
+                 interval: float = 0.05) -> None:
+        self.holder = holder
+        self.log = log
+        self.max_backlog = max_backlog
+        self.interval = interval
+        self.predictions = 0
+        self.failures = 0
+        self.last_error: str | None = None
+        self._jobs: collections.deque = collections.deque()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._compatible: dict[tuple[str, str], str | None] = {}
+        # scorers that failed, by identity (a reload is a new Scorer; a weak reference tells a reused id apart)
+        self._dropped: dict[int, weakref.ref] = {}
+
+    def submit(self, job: _ShadowJob) -> None:
+        """Queue a job for the thread (started on first use)."""
+        if self._thread is None:
+            with self._start_lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="churn-shadow", daemon=True)
+                    self._thread.start()
+        if len(self._jobs) >= self.max_backlog:
+            self._failed(len(job.rows), f"the challenger fell {self.max_backlog} jobs behind; rows not scored")
+            return
+        self._jobs.append(job)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Score and log what is queued, then end the thread (a later job starts it again)."""
+        with self._start_lock:
+            thread = self._thread
+            if thread is not None:
+                self._stopping.set()
+                thread.join(timeout)
+                self._stopping.clear()
+                self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stopping.wait(self.interval)
+            self.drain()
+            if stopping:
+                return
+
+    def drain(self) -> None:
+        """Score and log every queued job, :data:`SHADOW_CHUNK` jobs per write."""
+        while self._jobs:
+            lines = []
+            for _ in range(min(SHADOW_CHUNK, len(self._jobs))):
+                lines += self._score(self._jobs.popleft())
+            if lines:
+                error = self.log.write(b"".join(lines))  # the write releases the GIL between chunks
+                if error is None:
+                    self.predictions += len(lines)
+                else:
+                    self._failed(len(lines), error)
+
+    def _score(self, job: _ShadowJob) -> list[bytes]:
+        """The challenger's log lines for one job; none when it fails (counted, the challenger dropped)."""
+        scorer = job.scorer  # the challenger when the request was answered, even if replaced since
+        dropped = self._dropped.get(id(scorer))
+        if dropped is not None and dropped() is scorer:
+            self._failed(len(job.rows), f"challenger {scorer.version} was dropped before this job was scored")
+            return []
+        try:
+            problem = self._incompatible(job) or self.holder.check_file(scorer)
+            if problem is None:
+                start = time.perf_counter()
+                if len(job.rows) == 1:
+                    proba = [scorer.proba_one(job.rows[0])]
+                else:
+                    proba = scorer.predict_proba(job.rows).tolist()
+                latency_ms = round((time.perf_counter() - start) * 1000.0, 3)
+                return [predlog.format_line(predlog.record(
+                    request_id=rid, model_file=scorer.model_file, version=scorer.version, threshold=scorer.threshold,
+                    probability=p, features=dict(row), latency_ms=latency_ms, ts=job.ts, ids=dict(cid) if cid else None,
+                    role=_records.CHALLENGER))
+                    for row, rid, cid, p in zip(job.rows, job.request_ids, job.ids, proba)]
+        except Exception as exc:  # a broken challenger must never reach a client
+            problem = f"scoring failed: {type(exc).__name__}: {exc}"
+        self._failed(len(job.rows), f"challenger {scorer.version}: {problem}")
+        self._dropped[id(scorer)] = weakref.ref(scorer)
+        self.holder.drop(scorer, f"challenger {scorer.version} dropped: {problem}")
+        return []
+
+    def _incompatible(self, job: _ShadowJob) -> str | None:
+        key = (job.champion.sha256(), job.scorer.contract.sha256())
+        if key not in self._compatible:
+            problem = registry.incompatibility(job.champion, job.scorer.contract)
+            self._compatible[key] = None if problem is None else f"cannot read the current model's requests: {problem}"
+        return self._compatible[key]
+
+    def _failed(self, n: int, message: str) -> None:
+        self.failures += n
+        self.last_error = message
+        log.warning("%s", message)
 
 
 class PredictionLog:
@@ -305,12 +557,14 @@ class Service:
         self.home = Home.resolve(home)
         self.holder = ModelHolder(self.home, retry_interval=retry_interval, fast=fast)
         self.log = PredictionLog(self.home.predictions_log)
+        self.challenger = ChallengerHolder(self.home, retry_interval=retry_interval, fast=fast)
+        self.shadow = Shadow(self.challenger, PredictionLog(self.home.predictions_log))
         self.on_predict = on_predict
         self._home_contract: _contract.Contract | None = None
         self._contract_problem: str | None = None
 
     def start(self) -> None:
-        """Create the logs folder and load the current model (failures become the status)."""
+        """Create the logs folder, load the current model and the challenger (failures become the status)."""
         try:
             self.home.logs_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -321,6 +575,30 @@ class Service:
             self._contract_problem = str(exc)
             log.warning("%s", exc)
         self.holder.refresh()
+        self.challenger.refresh()
+
+    def stop(self) -> None:
+        """Score and log what the challenger still has queued (at shutdown)."""
+        self.shadow.stop()
+
+    def refresh(self) -> None:
+        """Reload the current model and the challenger if their pointers moved (one ``stat()`` each)."""
+        if self.holder.needs_refresh():
+            self.holder.refresh(wait=False)
+        if self.challenger.needs_refresh():
+            self.challenger.refresh(wait=False)
+
+    def _shadow(self, champion: scoring.Scorer, records: Sequence[dict[str, Any]]) -> None:
+        """Queue the records the challenger samples (by request id) for scoring off the response path."""
+        challenger = self.challenger.scorer
+        if challenger is None or challenger.model_file == champion.model_file:
+            return
+        sample = self.challenger.sample
+        picked = [r for r in records if registry.sampled(r["request_id"], sample)]
+        if picked:
+            self.shadow.submit(_ShadowJob(challenger, champion.contract, [r["features"] for r in picked],
+                                          [r["request_id"] for r in picked], [r.get(predlog.ID_KEY) for r in picked],
+                                          picked[0]["ts"]))
 
     def request_contract(self) -> _contract.Contract:
         """The contract requests are validated against: the served model's, else the home's.
@@ -379,6 +657,8 @@ class Service:
         if self.on_predict is not None:
             prediction = record["prediction"]
             self.on_predict(record["version"], prediction, 1 - prediction)
+        if error is None:  # a challenger's line pairs with a logged champion line, or is not written
+            self._shadow(scorer, (record,))
         return Prediction(record, line, error)
 
     def predict_batch(self, rows: Sequence[Mapping[str, Any]], request_ids: Sequence[str | None] | None = None,
@@ -419,6 +699,8 @@ class Service:
         if self.on_predict is not None:
             churn = sum(r["prediction"] for r in records)
             self.on_predict(version, churn, len(records) - churn)
+        if error is None:
+            self._shadow(scorer, records)
         return BatchPrediction(model_file, version, threshold, latency_ms, error, records, lines)
 
     def health(self) -> dict[str, Any]:
@@ -429,6 +711,11 @@ class Service:
         status = model["status"]
         if not self.log.ok:
             reasons.append(f"predictions are not being logged: {self.log.last_error}")
+            if status == STATUS_OK:
+                status = STATUS_DEGRADED
+        challenger = self.challenger_health()
+        if challenger["status"] == STATUS_DEGRADED:
+            reasons.append(challenger["reason"])
             if status == STATUS_OK:
                 status = STATUS_DEGRADED
         return {
@@ -444,7 +731,22 @@ class Service:
             "contract": scorer.contract.name if scorer else None,
             "prediction_log": self.log.status(),
             "pid": os.getpid(),
+            "challenger": challenger,
         }
+
+    def challenger_health(self) -> dict[str, Any]:
+        """The challenger's state: ``status`` none / ok / degraded (dropped, with the ``reason``), the model,
+        its sample, and this process's counts of its logged predictions and failures."""
+        state = self.challenger.status()
+        scorer: scoring.Scorer | None = state["scorer"]
+        reason = state["reason"]
+        if reason is not None:
+            reason = f"challenger: {reason}"
+        return {"status": state["status"], "reason": reason, "pointer": state["pointer"],
+                "model_file": scorer.model_file if scorer else None, "version": scorer.version if scorer else None,
+                "threshold": scorer.threshold if scorer else None, "sample": state["sample"],
+                "loaded_at": state["loaded_at"], "predictions": self.shadow.predictions,
+                "failures": self.shadow.failures, "last_error": self.shadow.last_error}
 
     def model(self) -> dict[str, Any]:
         """The served model's registry entry.

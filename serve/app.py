@@ -46,6 +46,9 @@ restart, and appends every prediction to `logs/predictions.log`.
   can be served (see `/health`).
 * `/feedback` takes outcomes (a JSON array: `request_id` or the contract's id, `outcome`, optional `time`)
   and appends them to `logs/feedback.log`; `churn performance` joins them to the predictions.
+* A challenger (`churn challenger VERSION [--sample FRACTION]`, `registry/challenger.txt`) scores a
+  sample of requests in shadow, after the answer is sent: its answers are logged with
+  `"role": "challenger"` and never returned; `/health` shows it, its counts and failures.
 * `/metrics` is Prometheus text; `/reports/` serves the reports folder and its index.
 * With a token configured (`CHURN_API_TOKEN`), every path but `/health` (and `/metrics`, unless
   `CHURN_METRICS_AUTH=1`) needs `Authorization: Bearer <token>`, 401 otherwise.
@@ -110,6 +113,8 @@ def create_app(home: Home | str | os.PathLike | None = None, *, settings: Settin
         await run_in_threadpool(service.start)
         metrics.sync(service)
         yield
+        await run_in_threadpool(service.stop)  # the challenger's queued rows are scored and logged
+        metrics.sync(service)
         metrics.process_exited()
 
     app = FastAPI(title="churn-mlops API", version=__version__, description=DESCRIPTION, lifespan=lifespan)

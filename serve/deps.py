@@ -1,4 +1,4 @@
-"""Dependencies of the routes: the app's service, its model refreshed when the registry pointer moved.
+"""Dependencies of the routes: the app's service, its model and challenger refreshed when a registry pointer moved.
 
 Tests replace them through ``app.dependency_overrides``.
 """
@@ -12,12 +12,16 @@ from churn_lib.serving import Service
 
 
 async def get_service(request: Request) -> Service:
-    """The app's :class:`~churn_lib.serving.Service`, its model refreshed if the registry pointer moved.
+    """The app's :class:`~churn_lib.serving.Service`, its model and its challenger refreshed if their registry
+    pointers moved (one ``stat()`` each).
 
     The reload (sha256 check, unpickling, compiling: tens of ms) runs in a
-    worker thread; requests arriving meanwhile keep the model being served.
+    worker thread; requests arriving meanwhile keep the model (and the
+    challenger) being served.
     """
     service: Service = request.app.state.service
     if service.holder.needs_refresh():
         await run_in_threadpool(service.holder.refresh, wait=False)
+    if service.challenger.needs_refresh():
+        await run_in_threadpool(service.challenger.refresh, wait=False)
     return service

@@ -11,7 +11,11 @@ cardinality is bounded):
 * ``churn_http_requests_total{endpoint,method,status}``
 * ``churn_http_errors_total{endpoint,status}`` - responses with status >= 400
 * ``churn_http_request_duration_seconds{endpoint}`` - latency histogram
-* ``churn_predictions_total{version,prediction}`` - predictions by class
+* ``churn_predictions_total{version,prediction}`` - the served model's predictions by class
+* ``churn_role_predictions_total{role}`` - logged predictions of the champion (the served model) and of
+  the challenger (in shadow)
+* ``churn_role_failures_total{role}`` - champion: prediction requests answered 5xx; challenger: rows it
+  did not score or log (an error, a dropped challenger, a full queue, a failed write)
 * ``churn_model_info{version,model_file,scorer}`` - 1 for the served model (summed over workers)
 * ``churn_model_load_failures_total``, ``churn_prediction_log_failures_total``
 """
@@ -27,6 +31,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from churn_lib.serving import METRICS_DIR_ENV
 
+#: The routes whose 5xx answers count as the champion's failures.
+PREDICTION_ROUTES = frozenset({"/predict", "/predict/batch"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -52,6 +58,11 @@ class Metrics:
                                    ["version", "prediction"], registry=r)
         self.model_info = Gauge("churn_model_info", "1 for the model being served (summed over workers)",
                                 ["version", "model_file", "scorer"], multiprocess_mode="livesum", registry=r)
+        self.role_predictions = Counter("churn_role_predictions", "Predictions by role: champion (answered) and "
+                                        "challenger (in shadow, logged, never returned)", ["role"], registry=r)
+        self.role_failures = Counter("churn_role_failures", "Failures by role: champion, prediction requests "
+                                     "answered 5xx; challenger, rows not scored or not logged", ["role"],
+                                     registry=r)
         self.load_failures = Counter("churn_model_load_failures", "Failed loads of the model the pointer names",
                                      registry=r)
         self.log_failures = Counter("churn_prediction_log_failures",
@@ -60,6 +71,7 @@ class Metrics:
         self._served: tuple[str, str, str] | None = None
         self._seen_load_failures = 0
         self._seen_log_failures = 0
+        self._seen_shadow = [0, 0]  # the challenger's predictions and failures, as counted so far
 
     # --- events -------------------------------------------------------------
 
@@ -71,6 +83,7 @@ class Metrics:
         return found
 
     def predicted(self, version: str, n_churn: int, n_stay: int) -> None:
+        self.child(self.role_predictions, "champion").inc(n_churn + n_stay)
         if n_churn:
             self.child(self.predictions, version, "1").inc(n_churn)
         if n_stay:
@@ -82,6 +95,8 @@ class Metrics:
         if status >= 400:
             self.child(self.errors, endpoint, code).inc()
         self.child(self.latency, endpoint).observe(seconds)
+        if status >= 500 and endpoint in PREDICTION_ROUTES:
+            self.child(self.role_failures, "champion").inc()
 
     def sync(self, service: Any) -> None:
         """Bring the served-model gauge and the failure counters up to date with ``service``."""
@@ -99,6 +114,14 @@ class Metrics:
             if delta > 0:
                 counter.inc(delta)
                 setattr(self, attr, source)
+        shadow = getattr(service, "shadow", None)  # a test's stand-in service may have none
+        if shadow is not None:
+            for k, (counter, source) in enumerate(((self.role_predictions, shadow.predictions),
+                                                   (self.role_failures, shadow.failures))):
+                delta = source - self._seen_shadow[k]
+                if delta > 0:
+                    self.child(counter, "challenger").inc(delta)
+                    self._seen_shadow[k] = source
 
     # --- exposition ---------------------------------------------------------
 

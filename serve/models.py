@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .schemas import MAX_BATCH_ROWS
 
-__all__ = ["MAX_BATCH_BODY_BYTES", "MAX_BATCH_ROWS", "MAX_BODY_BYTES", "ErrorItem", "HealthResponse",
+__all__ = ["MAX_BATCH_BODY_BYTES", "MAX_BATCH_ROWS", "MAX_BODY_BYTES", "ChallengerStatus", "ErrorItem",
+           "HealthResponse",
            "MessageResponse", "ModelResponse", "PredictionLogStatus", "ValidationErrorResponse"]
 
 #: Largest request body of ``POST /predict`` and the other routes (one request is about 150 bytes).
@@ -32,6 +33,24 @@ class PredictionLogStatus(BaseModel):
     last_error_at: str | None
 
 
+class ChallengerStatus(BaseModel):
+    """The challenger (``registry/challenger.txt``): ``status`` none (no pointer), ok (scored in shadow) or
+    degraded (dropped: it cannot be loaded or failed while served, ``reason`` says why). The counts are this
+    worker's since it started (``/metrics`` sums every worker's)."""
+
+    status: Literal["none", "ok", "degraded"]
+    reason: str | None
+    pointer: str | None = Field(description="what registry/challenger.txt names")
+    model_file: str | None
+    version: str | None
+    threshold: float | None
+    sample: float | None = Field(description="the share of requests it scores, picked by a hash of request_id")
+    loaded_at: str | None
+    predictions: int = Field(description="its answers logged (role challenger)")
+    failures: int = Field(description="rows it did not score or log")
+    last_error: str | None
+
+
 class HealthResponse(BaseModel):
     """``status``: ok (200), degraded (200: a model is served, see ``reason``) or unavailable (503)."""
 
@@ -49,6 +68,7 @@ class HealthResponse(BaseModel):
     contract: str | None = Field(default=None, description="the served model's dataset contract (name)")
     prediction_log: PredictionLogStatus
     pid: int = Field(description="the worker process that answered")
+    challenger: ChallengerStatus
 
 
 class ModelResponse(BaseModel):

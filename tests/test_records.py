@@ -158,6 +158,16 @@ LAB_CORPUS = [
     (line(request_id=5), "bad key"),
     (line(request_id=["r1"]), "bad key"),
     (line(request_id="r" * (records.MAX_KEY_LENGTH + 1)), "bad key"),  # overlong id
+    # a challenger's shadow answer is a record; a role nobody writes is not
+    (line(role="challenger"), None),
+    (line(role="champion"), None),
+    (json.dumps({**rec(), "role": "challenger", "id": {"customer_id": "C-1"}}).encode(), None),
+    (line(role="Challenger"), "bad role"),
+    (line(role="shadow"), "bad role"),
+    (line(role=None), "bad role"),
+    (line(role=1), "bad role"),
+    (line(role=["challenger"]), "bad role"),
+    (line(request_id="", role="shadow"), "bad key"),  # the first failure in the rule's order
 ]
 
 #: On a contract with an id column, a boolean and features the model fills in.
@@ -182,6 +192,8 @@ OTHER_CORPUS = [
     (line(base=OTHER_FEATURES, id={"customer_id": 5}), "bad key"),
     (line(base=OTHER_FEATURES, id={"customer_id": ""}), "bad key"),
     (line(base=OTHER_FEATURES, id={"customer_id": "c" * (records.MAX_KEY_LENGTH + 1)}), "bad key"),
+    (line(base=OTHER_FEATURES, id={"customer_id": "C-1"}, role="challenger"), None),
+    (line(base=OTHER_FEATURES, id={"customer_id": "C-1"}, role="rival"), "bad role"),
 ]
 
 CORPORA = [(LAB, LAB_CORPUS), (OTHER, OTHER_CORPUS)]
@@ -287,7 +299,7 @@ def test_a_byte_order_mark_that_starts_a_file_is_no_part_of_its_first_line(tmp_p
 def test_the_msgspec_struct_is_derived_from_the_rule():
     struct = records.rule(OTHER).struct()
     fields = {f.encode_name for f in __import__("msgspec").structs.fields(struct)}
-    assert {"features", "ts", "probability", "model_version", "version", "request_id", "id"} <= fields
+    assert {"features", "ts", "probability", "model_version", "version", "request_id", "id", "role"} <= fields
 
 
 def test_a_key_of_the_limit_is_accepted_and_one_more_is_refused():
@@ -295,3 +307,23 @@ def test_a_key_of_the_limit_is_accepted_and_one_more_is_refused():
     assert records.key_problem("k" * 128) is None
     assert records.key_problem("k" * 129) == "longer than 128 characters"
     assert records.key_problem("") == "empty"
+
+
+def test_the_role_of_a_line_is_read_alike_by_python_and_sql(tmp_path):
+    """A challenger's line carries its role to every reader; absent means the champion."""
+    from churn_lib import _duck
+
+    path = tmp_path / "predictions.log"
+    _write(path, [line(), line(role="challenger", model_version="churn_model_v2_20250101_000000.joblib")])
+    roles = [r.get("role", records.CHAMPION) for r in predlog.iter_records([path])]
+    rule = records.rule(LAB)
+    source = "read_json_objects($files, format='newline_delimited', ignore_errors=true)"
+    con = _duck.connect()
+    try:
+        sql = con.execute(f"{rule.sql(source)} SELECT coalesce({records.sql_text(rule.sql_value(('role',)))}, "
+                          f"'{records.CHAMPION}') FROM judged WHERE reason IS NULL", {"files": [str(path)]}).fetchall()
+    finally:
+        con.close()
+    assert roles == [r for (r,) in sql] == ["champion", "challenger"]
+    struct = __import__("msgspec").json.decode(line(role="challenger"), type=rule.struct())
+    assert struct.role == "challenger"

@@ -177,6 +177,25 @@ def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
     return EXIT_OK
 
 
+def cmd_challenger(args: argparse.Namespace, home: Home) -> int:
+    if args.clear and (args.target or args.sample is not None):
+        raise UsageError("--clear takes no VERSION and no --sample")
+    if args.target is None and not args.clear:
+        if args.sample is not None:
+            raise UsageError("--sample needs a VERSION")
+        found = registry.read_challenger(home=home)
+        _emit(args, {"challenger": found.to_dict() if found else None}, render.challenger_state(found))
+        return EXIT_OK
+    if args.clear:
+        rec = registry.clear_challenger(home=home, reason=args.reason)
+    else:
+        sample = 1.0 if args.sample is None else args.sample
+        rec = registry.set_challenger(args.target, sample=sample, home=home, reason=args.reason)
+    _refresh_index(home)
+    _emit(args, {"changed": rec is not None, "record": rec}, render.challenger_change(rec, args.target))
+    return EXIT_OK
+
+
 def cmd_history(args: argparse.Namespace, home: Home) -> int:
     recs = registry.history(home=home)
     rows = [r | {"ts": r.get("ts", "")[:19], "forced": "yes" if r.get("forced") else ""} for r in recs]

@@ -21,15 +21,15 @@ import argparse
 import sys
 from typing import Any, Callable, Sequence
 
-from .. import __version__, drift, export, scoring, simulate
+from .. import __version__, drift, export, registry, scoring, simulate
 from .._params import UNIT, Param, Range
 from ..drift import performance
 from ..exceptions import ChurnError
 from ..run import stages
 from ..scale import batch
-from .commands import (cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate, cmd_history, cmd_init,
-                       cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback,
-                       cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
+from .commands import (cmd_challenger, cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate, cmd_history,
+                       cmd_init, cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show,
+                       cmd_rollback, cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
 
 # The cli's own parameters (not a stage's): declared once here, checked as the stage parameters are.
 PORT = Param("port", 8000, "port", int, range=Range(1, 65535))
@@ -209,7 +209,17 @@ def _add_registry_commands(add: Add, sub: Any) -> None:
     p = add("rollback", cmd_rollback, "make the previously current model current again")
     p.add_argument("--to", metavar="VERSION", help="roll back to this registered model instead")
     p.add_argument("--force", action="store_true", help="activate a model that failed the gate (recorded)")
-    add("history", cmd_history, "every change of the current model")
+    add("history", cmd_history, "every change of the current model and of the challenger")
+    p = add("challenger", cmd_challenger, "set the challenger: a registered model the service also scores, in "
+                                          "shadow, on a sample of requests (logged with role challenger, never "
+                                          "returned); without VERSION: show it")
+    p.add_argument("target", metavar="VERSION", nargs="?", help="version label or model file name")
+    sample = registry.SAMPLE
+    _flag(p, sample, default=argparse.SUPPRESS, metavar="FRACTION",
+          help=f"{sample.help}: {sample.describe(none=False)} (default {sample.default:g})")
+    p.set_defaults(sample=None)
+    p.add_argument("--clear", action="store_true", help="clear the challenger pointer")
+    p.add_argument("--reason", help="why, for the history")
     p = add("export", cmd_export, "write a registered model as an MLflow model folder (python_function: the churn "
                                   "probability and the decision at its threshold)")
     p.add_argument("target", metavar="VERSION", help="version label or model file name")

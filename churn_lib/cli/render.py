@@ -71,6 +71,22 @@ def change(rec: dict[str, Any] | None, what: str) -> str:
     return f"current model: {rec['from'] or 'none'} -> {rec['to']} ({rec['reason']})"
 
 
+def challenger_change(rec: dict[str, Any] | None, what: str | None) -> str:
+    if rec is None:
+        return (f"{what} is already the challenger at that sample; nothing changed" if what
+                else "no challenger was set; nothing changed")
+    if rec["to"] is None:
+        return f"challenger: {rec['from']} -> none ({rec['reason']})"
+    return f"challenger: {rec['from'] or 'none'} -> {rec['to']}, sample {rec['sample']:g} ({rec['reason']})"
+
+
+def challenger_state(found: Any) -> str:
+    if found is None:
+        return "no challenger is set (`churn challenger VERSION [--sample FRACTION]` sets one)"
+    sample = f"sample {found.sample:g}" + ("" if found.settled else " (its settings are missing: the default)")
+    return f"challenger: {found.version or '?'} ({found.model_file}), {sample}, set {found.set_at or '?'}"
+
+
 def drift(result: Any) -> str:
     lines = [result.summary()]
     for m in result.models:

@@ -40,6 +40,10 @@ What a line must be, in the order it is judged (the first failure is its reason)
 * ``bad key``: ``request_id``, when given, is a text of 1 to
   :data:`MAX_KEY_LENGTH` characters; ``id``, when given, an object whose
   values for the contract's id columns are such texts (or null).
+* ``bad role``: ``role``, when given, is one of :data:`ROLES`. Absent means
+  the champion (the model the answer came from: the lab's lines have no role);
+  ``"challenger"`` marks a challenger's shadow answer to the champion's request
+  of the same ``request_id``, which was never returned.
 
 Other keys are ignored, at the top and in ``features``. One difference is
 left: a key given twice in one object is read as its last value by msgspec
@@ -55,7 +59,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -89,9 +93,15 @@ NO_TIMESTAMP = "no timestamp"
 BAD_PROBABILITY = "bad probability"
 NO_MODEL = "no model"
 BAD_KEY = "bad key"
+BAD_ROLE = "bad role"
 #: Every reason a line is skipped, in the order lines are judged.
 REASONS = (TRUNCATED, MALFORMED, NOT_OBJECT, NO_FEATURES, BAD_FEATURE, NO_TIMESTAMP, BAD_PROBABILITY, NO_MODEL,
-           BAD_KEY)
+           BAD_KEY, BAD_ROLE)
+
+#: Who answered a logged request: the champion (the served model; a line without ``role``) or a challenger
+#: (in shadow, never returned).
+CHAMPION, CHALLENGER = "champion", "challenger"
+ROLES = (CHAMPION, CHALLENGER)
 
 NUMBER, TEXT, FLAG, OBJECT = "number", "text", "boolean", "object"
 #: The JSON types DuckDB gives a number.
@@ -108,7 +118,7 @@ class Field:
 
     ``path`` is ``(key,)`` at the top of the record or ``(parent, key)`` inside
     an object field (``features``, ``id``). ``required``: absent fails;
-    ``nullable``: JSON null passes.
+    ``nullable``: JSON null passes. ``values``: the texts allowed (empty: any).
     """
 
     path: tuple[str, ...]
@@ -120,6 +130,7 @@ class Field:
     high: float | None = None
     min_length: int | None = None
     max_length: int | None = None
+    values: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,7 +166,8 @@ class Rule:
         self.checks: tuple[Field | OneOf, ...] = (
             *features, Field(("ts",), NUMBER, NO_TIMESTAMP), Field(("probability",), NUMBER, BAD_PROBABILITY,
                                                                    low=0.0, high=1.0),
-            *model, OneOf(("model_version", "version"), NO_MODEL), *keys)
+            *model, OneOf(("model_version", "version"), NO_MODEL), *keys,
+            Field(("role",), TEXT, BAD_ROLE, required=False, values=ROLES))
         self.fields = tuple(c for c in self.checks if isinstance(c, Field))
         self.objects = tuple(f.path[0] for f in self.fields if f.kind == OBJECT)
         top = [f.path[0] for f in self.fields if len(f.path) == 1]
@@ -330,7 +342,7 @@ class Rule:
 
 def _annotation(f: Field) -> tuple[Any, ...]:
     """(type, default?) of a scalar field in the msgspec struct."""
-    base: Any = {NUMBER: float, TEXT: str, FLAG: bool}[f.kind]
+    base: Any = Literal[f.values] if f.values else {NUMBER: float, TEXT: str, FLAG: bool}[f.kind]
     meta = {k: v for k, v in (("ge", f.low), ("le", f.high), ("min_length", f.min_length),
                               ("max_length", f.max_length)) if v is not None}
     kind: Any = Annotated[base, msgspec.Meta(**meta)] if meta else base
@@ -354,7 +366,8 @@ def _fits(f: Field, value: Any) -> bool:
     if f.kind == FLAG:
         return isinstance(value, bool)
     if f.kind == TEXT:
-        return isinstance(value, str) and (f.min_length or 0) <= len(value) <= (f.max_length or len(value))
+        return isinstance(value, str) and (f.min_length or 0) <= len(value) <= (f.max_length or len(value)) \
+            and (not f.values or value in f.values)
     return False
 
 
@@ -398,6 +411,8 @@ def _sql_check(f: Field, v: str) -> str:
             limits.append(f"{v}::DOUBLE <= {float(f.high)!r}")
     elif f.kind == TEXT and (f.min_length is not None or f.max_length is not None):
         limits = [f"length({v} ->> '$') BETWEEN {f.min_length or 0} AND {f.max_length or 2 ** 31}"]
+    if f.kind == TEXT and f.values:
+        limits.append(f"({v} ->> '$') IN ({', '.join(map(_sql_text, f.values))})")
     return (f"CASE WHEN {v} IS NULL THEN {absent} WHEN {y} = 'NULL' THEN {null} "
             f"WHEN {y} IN ({kinds}) THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
 

@@ -5,7 +5,12 @@ Format (the lab's, one JSON object per line in ``logs/predictions.log``)::
 
     {"request_id": .., "model_version": <model file>, "prediction": 0|1,
      "probability": .., "latency_ms": .., "features": {<the contract's features>}, "ts": <unix s>,
-     "threshold": .., "version": <label>[, "id": {<id column>: ..}]}
+     "threshold": .., "version": <label>[, "id": {<id column>: ..}][, "role": "challenger"]}
+
+A challenger's shadow answer to a request is a line of its own with the same
+keys (``request_id`` and ``id`` the champion's, ``model_version``,
+``threshold``, ``prediction``, ``probability`` and ``latency_ms`` its own)
+and a last key ``"role": "challenger"``; the champion's line has no role.
 
 Every record is built by :func:`record` (the API, the simulator), so the keys
 and their order are the same wherever a line comes from. Features are the
@@ -45,13 +50,16 @@ LAB_KEYS: tuple[str, ...] = ("request_id", "model_version", "prediction", "proba
                              "features", "ts")
 KEYS: tuple[str, ...] = LAB_KEYS + ("threshold", "version")
 ID_KEY = "id"
+#: The key of a challenger's line (:data:`churn_lib.contract.records.CHALLENGER`); a champion's line has none.
+ROLE_KEY = "role"
 
 
 def record(*, request_id: str, model_file: str, version: str, threshold: float, probability: float,
            features: dict[str, Any], latency_ms: float, ts: float,
-           ids: dict[str, Any] | None = None, explanation: dict[str, Any] | None = None) -> dict[str, Any]:
+           ids: dict[str, Any] | None = None, explanation: dict[str, Any] | None = None,
+           role: str | None = None) -> dict[str, Any]:
     """One prediction record, the lab's keys in order, then ``threshold``, ``version`` (then ``explanation``
-    of an explained prediction, and ``id``).
+    of an explained prediction, ``id``, and ``role`` of a challenger's line: ``"challenger"``).
 
     ``probability`` is rounded to 6 decimals (the lab's), ``prediction`` is
     ``probability >= threshold`` on the unrounded value.
@@ -63,6 +71,8 @@ def record(*, request_id: str, model_file: str, version: str, threshold: float, 
         rec["explanation"] = explanation
     if ids:
         rec[ID_KEY] = ids
+    if role is not None:
+        rec[ROLE_KEY] = role
     return rec
 
 

@@ -1,7 +1,8 @@
 """Checking and repairing the registry: ``churn registry check [--repair]``.
 
 Every artifact's sha256 (models and their sidecars), and the agreement of
-metadata, pointer and history; repairs only what needs no guessing.
+metadata, the two pointers (current and challenger) and history; repairs only
+what needs no guessing.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from typing import Any
 from .._io import atomic_write_text, file_stamp, sha256_file
 from ..exceptions import IntegrityError, RegistryError
 from ..home import Home
-from .store import (INCOMING, SIDECARS, _read_history, _reconcile, _refusals, current_file, load_entries, lock,
-                    model_path, sidecar_path, verify)
+from .store import (CHALLENGER_ACTIONS, CHALLENGER_JSON, CHALLENGER_TXT, INCOMING, SIDECARS, _read_history,
+                    _reconcile, _reconcile_challenger, _refusals, challenger_file, current_file, load_entries, lock,
+                    model_path, pointer_records, read_challenger, sidecar_path, verify)
 
 
 #: Temporary files younger than this may belong to a registration in progress.
@@ -41,6 +43,7 @@ class CheckReport:
     registry_dir: str
     entries: int = 0
     current: str | None = None
+    challenger: str | None = None
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -92,7 +95,8 @@ def _check(home: Home, report: CheckReport, *, repair: bool, grace: float) -> No
     if current not in (None, "?"):
         report.current = current
     if entries is not None:
-        _check_pointer(home, report, entries, current, records, repair=repair)
+        _check_pointer(home, report, entries, current, pointer_records(records), repair=repair)
+        _check_challenger(home, report, entries, current, records, repair=repair)
     _check_leftovers(home, report, known, registered=entries is not None, repair=repair, grace=grace)
 
 
@@ -186,6 +190,43 @@ def _check_pointer(home: Home, report: CheckReport, entries: list[dict[str, Any]
         if repair and ok:
             atomic_write_text(home.current_txt, last + "\n")
             p.repaired = True
+
+
+def _check_challenger(home: Home, report: CheckReport, entries: list[dict[str, Any]], current: str | None,
+                      records: list[dict[str, Any]], *, repair: bool) -> None:
+    """The challenger pointer names a registered, intact model that is not the current one; history agrees."""
+    add, path = report.problems.append, str(home.registry_dir / CHALLENGER_TXT)
+    try:
+        pointer = challenger_file(home=home)
+    except RegistryError as exc:
+        add(Problem(path, str(exc).split(";")[0], "run `churn challenger --clear` or `churn challenger VERSION`"))
+        return
+    report.challenger = pointer
+    mine = [r for r in records if r.get("action") in CHALLENGER_ACTIONS]
+    last = mine[-1]["to"] if mine else None
+    by_file = {e["model_file"]: e for e in entries}
+    if pointer is not None:
+        if pointer not in by_file:
+            add(Problem(path, f"names {pointer!r}, which is not registered",
+                        "run `churn challenger --clear` or `churn challenger VERSION`"))
+            return
+        if _refusals(by_file[pointer], home, force=True):
+            add(Problem(path, f"names {by_file[pointer]['version']}, whose model file is missing or altered "
+                              "(the service drops it)", "run `churn challenger --clear` or restore the file"))
+        settings = read_challenger(home=home)
+        if settings is not None and not settings.settled:
+            add(Problem(str(home.registry_dir / CHALLENGER_JSON), "does not hold the settings of the challenger "
+                                                                   "(the service scores every request)",
+                        f"run `churn challenger {by_file[pointer]['version']} --sample FRACTION` to set them"))
+    if pointer is not None and pointer == current or last != pointer:
+        what = ("names the current model" if pointer is not None and pointer == current
+                else f"the history's last challenger record ({last}) lags the pointer ({pointer})")
+        p = Problem(path, what, "`churn registry check --repair` records it (and clears a challenger that is "
+                                "the current model)", repairable=True)
+        add(p)
+        if repair:
+            p.repaired = _reconcile_challenger(home) is not None
+            report.challenger = challenger_file(home=home)
 
 
 def _check_leftovers(home: Home, report: CheckReport, known: set[str], *, registered: bool, repair: bool,

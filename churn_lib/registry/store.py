@@ -1,12 +1,19 @@
-"""The registry's store: entries, the current pointer, promotion, rollback and
-history, and the artifacts with their sidecars.
+"""The registry's store: entries, the two pointers (current and challenger),
+promotion, rollback and history, and the artifacts with their sidecars.
 
 Files (under ``registry/``, see DESIGN.md):
 
 * ``metadata.json`` - a JSON list of entries, oldest first (the lab's fields
   plus threshold, hashes, gate reasons, parameters, library versions);
 * ``current_model.txt`` - the bare file name of the active model;
-* ``history.jsonl`` - one line per change of the current model;
+* ``challenger.txt`` - the bare file name of the challenger (absent: none), the
+  model the service also scores in shadow; ``challenger.json`` beside it holds its
+  settings (file, version, ``sample``), written just before the pointer. Setting
+  it is :mod:`.challenger`'s job; making the challenger current clears it in the
+  same locked update;
+* ``history.jsonl`` - one line per change of either pointer (the challenger's
+  have the actions in :data:`CHALLENGER_ACTIONS`; a ``challenger_clear`` line's
+  ``to`` is null);
 * ``models/<file>.joblib`` - the artifacts; beside each, ``.profile.json``
   (its drift reference) and ``.contract.json`` (a copy of the dataset contract
   it was trained on), each with its sha256 in the entry.
@@ -16,7 +23,8 @@ atomic, so concurrent runs and crashes leave a readable registry. The pointer
 is the commit point of a change of the current model: it is replaced first,
 then the history line is appended. A crash between the two (or a hand edit of
 the pointer) leaves the history one step behind; the next update under the
-lock notices and appends a ``reconcile`` record (:func:`reconcile`).
+lock notices and appends a ``reconcile`` record (:func:`reconcile`); the
+challenger pointer is reconciled the same way (``challenger_reconcile``).
 Targets given by a user are matched against registered labels and file names
 only; no path is ever built from user input, and an artifact is unpickled only
 after its sha256 matches the registry.
@@ -32,14 +40,16 @@ import os
 import re
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import joblib
 
 from .. import contract as _contract
-from .._io import (TIMESTAMP_FORMAT, append_line, atomic_write_json, atomic_write_text, commit, file_stamp, incoming,
-                   now, sha256_file, utc_now)
+from .._io import (TIMESTAMP_FORMAT, _fsync_dir, append_line, atomic_write_json, atomic_write_text, commit,
+                   file_stamp, incoming, now, sha256_file, utc_now)
+from .._params import Param, Range
 from ..exceptions import (
     ChurnError,
     IntegrityError,
@@ -61,6 +71,35 @@ SIDECARS: dict[str, str] = {"profile": ".profile.json", "contract": ".contract.j
 #: Prefix of a file being registered (written before the lock, named under it); `churn registry check` knows it.
 INCOMING = ".incoming."
 SIDECAR_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.(profile|contract)\.json$")
+#: The challenger pointer and its settings, in ``registry/``.
+CHALLENGER_TXT, CHALLENGER_JSON = "challenger.txt", "challenger.json"
+#: History actions that change the challenger pointer; every other action changes the current one.
+CHALLENGER_ACTIONS = ("challenger", "challenger_clear", "challenger_reconcile")
+#: The share of requests a challenger scores: more than none, at most all (``churn challenger --sample``).
+SAMPLE = Param("sample", 1.0, "the share of requests the challenger also scores, picked by request id", float,
+               range=Range(0, 1, open_low=True))
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """The challenger pointer: the model the service also scores, on the requests :attr:`sample` picks.
+
+    ``settled`` is False when ``challenger.json`` does not name the pointer's file
+    (a hand edit of the pointer, or a crash between the two writes): the sample
+    is then the default, 1.0.
+    """
+
+    model_file: str
+    version: str | None = None
+    sample: float = SAMPLE.default
+    set_at: str | None = None
+    settled: bool = True
+
+    def __post_init__(self) -> None:
+        SAMPLE.check(self.sample)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def validate_label(label: str) -> str:
@@ -136,6 +175,42 @@ def current_file(*, home: Home | str | None = None) -> str | None:
     return name or None
 
 
+def challenger_file(*, home: Home | str | None = None) -> str | None:
+    """The bare file name in ``challenger.txt``, or None when no challenger is set."""
+    home = Home.resolve(home)
+    path = home.registry_dir / CHALLENGER_TXT
+    try:
+        name = _read_text(path).strip()
+    except FileNotFoundError:
+        return None
+    if name and (not _FILE.fullmatch(name) or ".." in name):
+        raise RegistryError(f"{path} is damaged (it holds {name[:40]!r}, not a model file name); "
+                            "run `churn challenger --clear` or `churn challenger VERSION` to rewrite it",
+                            path=str(path))
+    return name or None
+
+
+def read_challenger(*, home: Home | str | None = None) -> Challenger | None:
+    """The challenger pointer with its settings (None when none is set).
+
+    Raises
+    ------
+    RegistryError
+        The pointer is damaged.
+    """
+    home = Home.resolve(home)
+    name = challenger_file(home=home)
+    if name is None:
+        return None
+    try:
+        settings = json.loads(_read_text(home.registry_dir / CHALLENGER_JSON))
+        if settings.get("model_file") == name:
+            return Challenger(name, settings.get("version"), float(settings["sample"]), settings.get("set_at"))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, ChurnError):
+        pass  # missing or unreadable settings: the pointer alone counts
+    return Challenger(name, settled=False)
+
+
 def _read_text(path: Path) -> str:
     """A registry file's text; bytes that are not UTF-8 mean the file is damaged."""
     try:
@@ -173,7 +248,7 @@ def current_entry(*, home: Home | str | None = None) -> dict[str, Any] | None:
 
 
 def history(*, home: Home | str | None = None) -> list[dict[str, Any]]:
-    """Every change of the current model, oldest first.
+    """Every change of the current model and of the challenger, oldest first.
 
     Raises
     ------
@@ -203,7 +278,8 @@ def _read_history(home: Home) -> tuple[list[dict[str, Any]], list[int]]:
             rec = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             rec = None
-        if isinstance(rec, dict) and isinstance(rec.get("to"), str):
+        if isinstance(rec, dict) and (isinstance(rec.get("to"), str) or (
+                rec.get("to") is None and rec.get("action") in CHALLENGER_ACTIONS)):
             out.append(rec)
         else:
             bad.append(i)
@@ -407,14 +483,61 @@ def _set_current(home: Home, entry: dict[str, Any], *, action: str, reason: str,
     }
     atomic_write_text(home.current_txt, entry["model_file"] + "\n")
     append_line(home.history_jsonl, json.dumps(record))
+    if challenger_file(home=home) == entry["model_file"]:  # the challenger won: it shadows itself no more
+        _clear_challenger(home, reason=f"{entry['version']} became the current model ({action})")
+    return record
+
+
+def pointer_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The history records that changed the current pointer (not the challenger's)."""
+    return [r for r in records if r.get("action") not in CHALLENGER_ACTIONS]
+
+
+def _challenger_record(home: Home, *, action: str, to: dict[str, Any] | None, reason: str,
+                       sample: float | None = None, target: str | None = None) -> dict[str, Any]:
+    """A history line of the challenger pointer (the shape of the current pointer's, plus ``sample``)."""
+    before = read_challenger(home=home)
+    return {"ts": utc_now(), "action": action, "from": before.model_file if before else None,
+            "to": to["model_file"] if to else None,
+            "version": to["version"] if to else (before.version if before else None),
+            "target": target, "forced": False, "reason": reason, "sample": sample}
+
+
+def _set_challenger(home: Home, entry: dict[str, Any], sample: float, *, reason: str,
+                    target: str | None = None) -> dict[str, Any]:
+    """Under the lock: the settings, then the pointer (the commit point), then the history line."""
+    record = _challenger_record(home, action="challenger", to=entry, reason=reason, sample=sample, target=target)
+    settings = Challenger(entry["model_file"], entry["version"], sample, record["ts"])
+    atomic_write_json(home.registry_dir / CHALLENGER_JSON,
+                      {k: v for k, v in settings.to_dict().items() if k != "settled"})
+    atomic_write_text(home.registry_dir / CHALLENGER_TXT, entry["model_file"] + "\n")
+    append_line(home.history_jsonl, json.dumps(record))
+    return record
+
+
+def _clear_challenger(home: Home, *, reason: str) -> dict[str, Any] | None:
+    """Under the lock: remove the pointer (the commit point), then its settings; append the history line."""
+    if challenger_file(home=home) is None:
+        return None
+    record = _challenger_record(home, action="challenger_clear", to=None, reason=reason)
+    for name in (CHALLENGER_TXT, CHALLENGER_JSON):
+        (home.registry_dir / name).unlink(missing_ok=True)
+    _fsync_dir(home.registry_dir)
+    append_line(home.history_jsonl, json.dumps(record))
     return record
 
 
 def _reconcile(home: Home) -> dict[str, Any] | None:
+    record = _reconcile_current(home)
+    _reconcile_challenger(home)
+    return record
+
+
+def _reconcile_current(home: Home) -> dict[str, Any] | None:
     current = current_file(home=home)
     if current is None:
         return None
-    records = history(home=home)
+    records = pointer_records(history(home=home))
     last = records[-1]["to"] if records else None
     if last == current:
         return None
@@ -429,8 +552,33 @@ def _reconcile(home: Home) -> dict[str, Any] | None:
     return record
 
 
+def _reconcile_challenger(home: Home) -> dict[str, Any] | None:
+    """The challenger pointer against its last history line; a challenger that is the current model is cleared."""
+    try:
+        pointer = challenger_file(home=home)
+    except RegistryError:  # a damaged pointer: `churn registry check` says so, `churn challenger` rewrites it
+        return None
+    if pointer is not None and pointer == current_file(home=home):  # a promotion interrupted before its clear
+        return _clear_challenger(home, reason="the challenger is the current model")
+    records = [r for r in history(home=home) if r.get("action") in CHALLENGER_ACTIONS]
+    last = records[-1]["to"] if records else None
+    if last == pointer:
+        return None
+    entry = next((e for e in load_entries(home=home) if e["model_file"] == pointer), None)
+    if pointer is not None and entry is None:  # names no registered model: nothing true to record
+        return None
+    settings = read_challenger(home=home)
+    record = {"ts": utc_now(), "action": "challenger_reconcile", "from": last, "to": pointer,
+              "version": entry["version"] if entry else None, "target": None, "forced": False,
+              "reason": f"{CHALLENGER_TXT} changed without a history line (an interrupted command or a hand "
+                        "edit); recorded afterwards", "sample": settings.sample if settings else None}
+    append_line(home.history_jsonl, json.dumps(record))
+    return record
+
+
 def reconcile(*, home: Home | str | None = None) -> dict[str, Any] | None:
-    """Record a change of the pointer that has no history line yet; None when they agree."""
+    """Record a change of a pointer that has no history line yet; the current pointer's record (None when
+    they agree)."""
     home = Home.resolve(home)
     with lock(home=home):
         return _reconcile(home)
@@ -478,7 +626,7 @@ def promote(target: str, *, home: Home | str | None = None, force: bool = False,
 def _activation_stack(records: list[dict[str, Any]]) -> list[str]:
     """Replay history into the stack of activations: a plain rollback pops, anything else pushes."""
     stack: list[str] = []
-    for rec in records:
+    for rec in pointer_records(records):
         if rec.get("action") == "rollback" and rec.get("target") is None:
             if stack:
                 stack.pop()
