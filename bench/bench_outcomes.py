@@ -86,7 +86,7 @@ def _write_outcomes(home: Path, proba: np.ndarray, seed: int) -> tuple[np.ndarra
     value = np.concatenate([y, y_again, np.zeros(n_bad, dtype=np.int8)])
     order = np.argsort(place, kind="stable")
     now = time.time()
-    received = [round(now + k * 1e-6, 6) for k in range(len(order))]
+    received = [(round(now * 1e6) + k) / 1e6 for k in range(len(order))]  # 1 µs apart, above the float step
     assert all(a < b for a, b in zip(received, received[1:])), "received times must increase"
     ts = round(now, 3)
     with open(home / "logs" / "feedback.log", "wb") as fh:

@@ -49,6 +49,11 @@ def line(*args, **kwargs) -> bytes:
     return json.dumps(rec(*args, **kwargs), separators=(",", ":")).encode()
 
 
+def utf8(*args, **kwargs) -> bytes:
+    """A line as a writer that does not escape non-ASCII text writes it (the text's length read without unescaping)."""
+    return json.dumps(rec(*args, **kwargs), separators=(",", ":"), ensure_ascii=False).encode()
+
+
 def raw(text: str) -> bytes:
     """A hand-made line: ``@`` is replaced by a good record's body (without its braces)."""
     return text.replace("@", line().decode()[1:-1]).encode()
@@ -80,6 +85,12 @@ LAB_CORPUS = [
     (line({"region": "Ré😀"}), None),
     (line({"region": "a\u0000b"}), None),  # an escaped NUL is text
     (line({"region": "r" * _contract.MAX_TEXT_LENGTH}), None),
+    (utf8({"region": "Ré😀"}), None),
+    (utf8({"region": "é" * _contract.MAX_TEXT_LENGTH}), None),  # 128 characters, 256 bytes
+    (utf8({"region": "\u0301" * _contract.MAX_TEXT_LENGTH}), None),  # combining marks: characters, not graphemes
+    (utf8(request_id="😀" * records.MAX_KEY_LENGTH), None),
+    (utf8({"region": "nan", "plan_type": "Infinity, ]"}), None),  # lenient syntax, but in strings
+    (utf8({"region": "a\\b"}), None),  # a backslash: the text read unescaped
     (raw('{@,"x":1e400}'), None),  # beyond float range where nobody reads it
     (raw('{@,"x":[' + "[]," * 59 + "[]]}"), None),  # 63 containers
     # torn: a line cut short, alone or glued to the next
@@ -106,6 +117,13 @@ LAB_CORPUS = [
     (line(probability=float("-inf")), "malformed"),
     (raw('{@,"x":nan}'), "malformed"),
     (raw('{@,"x":[1,2,]}'), "malformed"),
+    (raw('{@,"x":[1,2 \t ]}'), None),
+    (raw('{@,"x":[1,2, \t ]}'), "malformed"),
+    (raw('{@,"x":{"a":1 ,  }}'), "malformed"),
+    (raw('{@,"x":-Infinity}'), "malformed"),
+    (raw('{@,"x":-inf}'), "malformed"),
+    (raw('{@,"x":nAn}'), "malformed"),
+    (raw('{@,"x":"\x0c"}').replace(b"\x0c", b"\\f"), None),  # an escaped form feed is text
     (raw("{@,}"), "malformed"),
     (raw('{@,"x":\x0b1}'), "malformed"),
     (raw("{@} // a comment"), "malformed"),
@@ -133,6 +151,10 @@ LAB_CORPUS = [
     (line({"region": True}), "bad feature value"),
     (line({"region": ""}), "bad feature value"),
     (line({"region": "r" * (_contract.MAX_TEXT_LENGTH + 1)}), "bad feature value"),
+    (utf8({"region": "é" * (_contract.MAX_TEXT_LENGTH + 1)}), "bad feature value"),
+    (utf8({"region": "\u0301" * (_contract.MAX_TEXT_LENGTH + 1)}), "bad feature value"),
+    (utf8({"region": "\\" * (_contract.MAX_TEXT_LENGTH + 1)}), "bad feature value"),  # 129 characters, escaped
+    (utf8({"region": "\\" * _contract.MAX_TEXT_LENGTH, "plan_type": "x"}, request_id="é" * 129), "bad key"),
     (line({"tenure_months": 10 ** 400}), "bad feature value"),
     (raw('{@,"x":1}').replace(b'"avg_session_minutes":12.5', b'"avg_session_minutes":1e400'), "bad feature value"),
     (line(ts="1700000000"), "no timestamp"),

@@ -10,7 +10,7 @@ skipped when it fails; three readers are derived from it, not written by hand:
 * :meth:`Rule.struct`: the msgspec struct the fast columnar reader decodes
   chunks into (types, ranges and lengths as ``msgspec.Meta``);
 * :meth:`Rule.sql`: the DuckDB predicates over ``read_json_objects``, which
-  look at each value's ``json_type`` before casting it.
+  look at each value's JSON kind before casting it.
 
 What a line must be, in the order it is judged (the first failure is its reason):
 
@@ -59,7 +59,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Sequence
 
 import msgspec
 
@@ -271,16 +271,31 @@ class Rule:
 
     # --- the SQL predicates -------------------------------------------------------------------
 
-    def sql(self, source: str) -> str:
+    def sql(self, source: str, extra: Sequence[tuple[str, ...]] = ()) -> str:
         """A ``WITH`` clause whose relation ``judged`` has every non-blank line of ``source`` with ``reason``.
 
         ``source`` is a relation with one JSON column ``json`` per line (NULL for
         a line DuckDB cannot parse), as ``read_json_objects(..., ignore_errors=true)``
         gives; its other columns (``filename``) are passed on. ``judged`` has
-        ``reason`` (NULL for a record), ``model``, ``ts``, ``p``, and the value
-        ``v<k>`` of every field (JSON) and its JSON type ``y<k>``, in :attr:`fields` order.
+        ``reason`` (NULL for a record), ``model``, ``ts``, ``p``, the line's
+        ``text``, and the value ``v<k>`` of every field (JSON), in :attr:`fields`
+        order, then of each path of ``extra`` (values no check reads, such as a
+        line's ``threshold``, taken in the same parse); :meth:`sql_value` names
+        them, :func:`sql_number`, :func:`sql_flag` and :func:`sql_text` read them.
+
+        Each line is parsed once more after DuckDB's reader: one ``json_extract``
+        of every path. A value's JSON kind is read from its first character
+        (``y<k>``), a number is cast once (``d<k>``), a text is unquoted only
+        where it is read (``s<k>``), and one without a backslash is as long as
+        its quoted form less two characters (``n<k>``). The lexical checks run
+        their regular expressions on the line's text with its strings blanked
+        out only where cheap searches of the raw text find something they
+        could match (a case-insensitive ``nan`` or ``inf``, a comma before a
+        closing bracket, a vertical tab or form feed; more than
+        :data:`MAX_CONTAINERS` brackets). Columns no one selects are not computed.
         """
-        top_list, children, values, types, where = self._sql_values()
+        paths = [f.path for f in self.fields] + [tuple(p) for p in extra]
+        where = {p: f"v{k}" for k, p in reversed(list(enumerate(paths)))}
         cases = []
         for check in self.checks:
             if isinstance(check, OneOf):
@@ -288,56 +303,38 @@ class Rule:
                 cases.append(f"WHEN NOT coalesce({given}, false) THEN {_sql_text(check.reason)}")
             else:
                 cases.append(f"WHEN NOT ({_sql_check(check, where[check.path])}) THEN {_sql_text(check.reason)}")
-        mv, ver = where[("model_version",)], where[("version",)]
-        skeleton = f"regexp_replace(text, {_sql_text(STRING_PATTERN)}, '\"\"', 'g')"
-        lenient = _sql_text(LENIENT_PATTERN)
-        # the exact lexical checks (strings blanked out) only where the whole text could fail them
-        brackets = "strlen(text) - strlen(replace(replace(text, '{', ''), '[', ''))"
+        mv, ver = where[("model_version",)][1:], where[("version",)][1:]
+        # a value at a top-level path means the line is an object: json_type only where the first is absent
+        first = next(where[f.path] for f in self.fields if len(f.path) == 1)
+        lenient, deep = _sql_lexical()
+        extract = f"json_extract(j, [{', '.join(_sql_text(_path(*p)) for p in paths)}])"
         return f"""
         WITH lines AS (
             SELECT * EXCLUDE (json), json AS j, json::VARCHAR AS text FROM {source}),
-        tops AS (
-            SELECT *, {top_list} FROM lines),
-        kids AS (
-            SELECT *, {children} FROM tops),
         vals AS (
-            SELECT *, {types} FROM (SELECT *, {values} FROM kids)),
+            SELECT *, {', '.join(f'e[{k + 1}] AS v{k}' for k in range(len(paths)))}
+            FROM (SELECT *, {extract} AS e FROM lines)),
+        kinds AS (
+            SELECT *, {', '.join(f'{_sql_kind(f"v{k}")} AS y{k}' for k in range(len(paths)))} FROM vals),
+        typed AS (
+            SELECT *, {', '.join(f'{_sql_cast(k)}' for k in range(len(paths)))} FROM kinds),
         judged AS (
             SELECT *, CASE
                 WHEN j IS NULL OR strlen(text) > {MAX_LINE_BYTES} THEN {_sql_text(MALFORMED)}
-                WHEN CASE WHEN regexp_matches(text, {lenient}) THEN regexp_matches({skeleton}, {lenient})
-                          ELSE false END THEN {_sql_text(MALFORMED)}
-                WHEN CASE WHEN {brackets} > {MAX_CONTAINERS}
-                          THEN strlen(regexp_replace({skeleton}, '[^\\[{{]', '', 'g')) > {MAX_CONTAINERS}
-                          ELSE false END THEN {_sql_text(MALFORMED)}
-                WHEN json_type(j) <> 'OBJECT' THEN {_sql_text(NOT_OBJECT)}
+                WHEN {lenient} THEN {_sql_text(MALFORMED)}
+                WHEN {deep} THEN {_sql_text(MALFORMED)}
+                WHEN CASE WHEN {first} IS NULL THEN json_type(j) <> 'OBJECT' ELSE false END
+                    THEN {_sql_text(NOT_OBJECT)}
                 {' '.join(cases)}
             END AS reason,
-            CASE WHEN y{mv[1:]} = 'VARCHAR' THEN {mv} ->> '$' ELSE {ver} ->> '$' END AS model,
+            CASE WHEN y{mv} = 'VARCHAR' THEN s{mv} ELSE s{ver} END AS model,
             {sql_number(where[("ts",)])} AS ts, {sql_number(where[("probability",)])} AS p
-            FROM vals)"""
+            FROM typed)"""
 
-    def _sql_values(self) -> tuple[str, str, str, str, dict[tuple[str, ...], str]]:
-        """SQL of the field values: the top-level list, the object lists, the values, their types; and the
-        column of each path. Each object is parsed once: one json_extract of a list of paths."""
-        top = [f for f in self.fields if len(f.path) == 1]
-        lists = {(): ("t", "j", [f.path[0] for f in top])}
-        for parent in self.objects:
-            k = top.index(next(f for f in top if f.path == (parent,)))
-            lists[(parent,)] = (f"c{k}", f"t[{k + 1}]", [f.path[1] for f in self.fields if f.path[:1] == (parent,)
-                                                          and len(f.path) == 2])
-        where = {f.path: f"v{k}" for k, f in enumerate(self.fields)}
-        values = ", ".join(f"{lists[f.path[:-1]][0]}[{lists[f.path[:-1]][2].index(f.path[-1]) + 1}] AS v{k}"
-                           for k, f in enumerate(self.fields))
-        types = ", ".join(f"json_type(v{k}) AS y{k}" for k in range(len(self.fields)))  # each value's, once
-        extract = {key: f"json_extract({of}, [{', '.join(_sql_text(_path(n)) for n in keys)}]) AS {name}"
-                   for key, (name, of, keys) in lists.items()}
-        children = ", ".join(e for key, e in extract.items() if key) or "NULL AS c_none"
-        return extract[()], children, values, types, where
-
-    def sql_value(self, path: tuple[str, ...]) -> str:
-        """The column of ``judged`` holding the JSON value at ``path``."""
-        return f"v{[f.path for f in self.fields].index(path)}"
+    def sql_value(self, path: tuple[str, ...], extra: Sequence[tuple[str, ...]] = ()) -> str:
+        """The column of :meth:`sql`'s ``judged`` (given the same ``extra``) holding the JSON value at ``path``."""
+        paths = [f.path for f in self.fields] + [tuple(p) for p in extra]
+        return f"v{paths.index(tuple(path))}"
 
 
 def _annotation(f: Field) -> tuple[Any, ...]:
@@ -371,18 +368,59 @@ def _fits(f: Field, value: Any) -> bool:
     return False
 
 
-def _path(name: str) -> str:
-    return '$."' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _path(*names: str) -> str:
+    return "$" + "".join('."' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names)
 
 
 def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _sql_kind(v: str) -> str:
+    """SQL: the JSON kind of the value ``v`` (NULL when absent) as ``json_type`` names it, every number DOUBLE.
+
+    ``v`` comes out of ``json_extract``, which writes it compactly: its first
+    character tells its kind, with no second parse. (``n`` starts ``null``
+    only: a NaN makes the line malformed before any value is looked at.)
+    """
+    return (f"CASE WHEN {v} IS NULL THEN NULL ELSE CASE left({v}::VARCHAR, 1) WHEN '\"' THEN 'VARCHAR' "
+            "WHEN '{' THEN 'OBJECT' WHEN '[' THEN 'ARRAY' WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN' "
+            "WHEN 'n' THEN 'NULL' ELSE 'DOUBLE' END END")
+
+
+def _sql_cast(k: int) -> str:
+    """SQL of ``d<k>``, the number ``v<k>`` as a DOUBLE (NULL if not a number, or beyond its range), ``s<k>``,
+    the text ``v<k>`` as VARCHAR, and ``n<k>``, its length in characters (without a backslash, the quoted
+    text's length less its two quotes: no second parse)."""
+    v, y = f"v{k}", f"y{k}"
+    return (f"CASE WHEN {y} = 'DOUBLE' THEN TRY_CAST({v}::VARCHAR AS DOUBLE) END AS d{k}, "
+            f"CASE WHEN {y} = 'VARCHAR' THEN {v} ->> '$' END AS s{k}, "
+            f"CASE WHEN {y} = 'VARCHAR' THEN CASE WHEN contains({v}::VARCHAR, '\\') THEN length({v} ->> '$') "
+            f"ELSE length({v}::VARCHAR) - 2 END END AS n{k}")
+
+
+#: Cheap searches of a line's raw text: where none matches, :data:`LENIENT_PATTERN` cannot match it with its strings
+#: blanked out (blanking never joins two characters), so the exact check is skipped.
+_LENIENT_HINTS = (r"(?i)nan", r"(?i)inf", r",[ \t\r\n\x0b\x0c]*[\]}]")
+
+
+def _sql_lexical() -> tuple[str, str]:
+    """SQL of the two lexical checks of ``text``: true when lenient syntax (:data:`LENIENT_PATTERN`), or more than
+    :data:`MAX_CONTAINERS` objects and arrays, are found with its strings blanked out. Each runs only on the lines a
+    cheap search of the raw text cannot clear (DuckDB's CASE evaluates a branch on the rows that take it only)."""
+    skeleton = f"regexp_replace(text, {_sql_text(STRING_PATTERN)}, '\"\"', 'g')"
+    hints = " OR ".join([*(f"regexp_matches(text, {_sql_text(h)})" for h in _LENIENT_HINTS),
+                         "contains(text, chr(11))", "contains(text, chr(12))"])
+    brackets = "strlen(text) - strlen(replace(replace(text, '{', ''), '[', ''))"
+    return (f"CASE WHEN {hints} THEN regexp_matches({skeleton}, {_sql_text(LENIENT_PATTERN)}) ELSE false END",
+            f"CASE WHEN {brackets} > {MAX_CONTAINERS} "
+            f"THEN strlen(regexp_replace({skeleton}, '[^\\[{{]', '', 'g')) > {MAX_CONTAINERS} ELSE false END")
+
+
 def sql_number(v: str) -> str:
     """SQL over :meth:`Rule.sql`'s ``judged`` (``v`` from :meth:`Rule.sql_value`): the JSON value ``v`` as a
     DOUBLE when it is a number, else NULL (never a cast of text or true)."""
-    return f"CASE WHEN y{v[1:]} IN {_SQL_NUMBERS} THEN {v}::DOUBLE END"
+    return f"d{v[1:]}"
 
 
 def sql_flag(v: str) -> str:
@@ -392,29 +430,29 @@ def sql_flag(v: str) -> str:
 
 def sql_text(v: str) -> str:
     """SQL: the JSON text ``v`` as VARCHAR, else NULL."""
-    return f"CASE WHEN y{v[1:]} = 'VARCHAR' THEN {v} ->> '$' END"
+    return f"s{v[1:]}"
 
 
 def _sql_check(f: Field, v: str) -> str:
-    """SQL: true when the JSON value ``v`` (NULL when absent; its JSON type in column ``y<k>`` for ``v<k>``)
-    passes ``f``."""
-    y = "y" + v[1:]
+    """SQL: true when the JSON value ``v`` (NULL when absent; for ``v<k>``, its kind ``y<k>``, number ``d<k>``
+    and text length ``n<k>``) passes ``f``."""
+    k = v[1:]
     absent = "true" if not f.required else "false"
     null = "true" if f.nullable else "false"
     kinds = ", ".join(_sql_text(t) for t in _SQL_TYPE[f.kind])
-    limits = ["true"]  # DuckDB does not short-circuit AND: a cast is guarded by the CASE on its JSON type
+    limits = ["true"]  # DuckDB does not short-circuit AND: a value is read under the CASE on its JSON kind
     if f.kind == NUMBER:
-        limits = [f"isfinite({v}::DOUBLE)"]
+        limits = [f"isfinite(d{k})"]
         if f.low is not None:
-            limits.append(f"{v}::DOUBLE >= {float(f.low)!r}")
+            limits.append(f"d{k} >= {float(f.low)!r}")
         if f.high is not None:
-            limits.append(f"{v}::DOUBLE <= {float(f.high)!r}")
+            limits.append(f"d{k} <= {float(f.high)!r}")
     elif f.kind == TEXT and (f.min_length is not None or f.max_length is not None):
-        limits = [f"length({v} ->> '$') BETWEEN {f.min_length or 0} AND {f.max_length or 2 ** 31}"]
+        limits = [f"n{k} BETWEEN {f.min_length or 0} AND {f.max_length or 2 ** 31}"]
     if f.kind == TEXT and f.values:
-        limits.append(f"({v} ->> '$') IN ({', '.join(map(_sql_text, f.values))})")
-    return (f"CASE WHEN {v} IS NULL THEN {absent} WHEN {y} = 'NULL' THEN {null} "
-            f"WHEN {y} IN ({kinds}) THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
+        limits.append(f"s{k} IN ({', '.join(map(_sql_text, f.values))})")
+    return (f"CASE WHEN {v} IS NULL THEN {absent} WHEN y{k} = 'NULL' THEN {null} "
+            f"WHEN y{k} IN ({kinds}) THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
 
 
 def lexically_json(text: bytes) -> bool:

@@ -117,8 +117,9 @@ def _skips(stats: ReadStats, counts: Iterable[tuple[str, int]], reasons: Counter
             stats.skip(why, count - take)
 
 
-def _judging(paths: Sequence[Path], rule: _records.Rule) -> tuple[str, dict[str, Any], Counter, Counter]:
-    """How to judge every non-blank line of ``paths`` by ``rule`` in DuckDB.
+def _judging(paths: Sequence[Path], rule: _records.Rule,
+             extra: Sequence[tuple[str, ...]] = ()) -> tuple[str, dict[str, Any], Counter, Counter]:
+    """How to judge every non-blank line of ``paths`` by ``rule`` in DuckDB (with the values at ``extra`` too).
 
     Returns the SQL of the relation ``judged`` (:meth:`Rule.sql`) plus a column
     ``frag``: the text of a line that may be a last line still being written
@@ -131,7 +132,7 @@ def _judging(paths: Sequence[Path], rule: _records.Rule) -> tuple[str, dict[str,
     if texts:
         frag = "CASE WHEN list_contains($texts, text) THEN text END"
         args["texts"] = sorted(texts)
-    sql = f"{rule.sql(_SOURCE)}, framed AS (SELECT *, {frag} AS frag FROM judged)"
+    sql = f"{rule.sql(_SOURCE, extra)}, framed AS (SELECT *, {frag} AS frag FROM judged)"
     return sql, args, reasons, texts
 
 
@@ -365,15 +366,13 @@ def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
 def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_column: str | None) -> ReadStats:
     """Judge every line of ``paths`` by ``rule`` into the table ``predicted`` (``reason`` NULL for a record, with
     its key, model, probability, served threshold and decision, time); count its lines as the drift reader does."""
-    sql, args, reasons, texts = _judging(paths, rule)
+    extra = (("threshold",), ("prediction",))  # no part of the rule: a number where the line has one
+    sql, args, reasons, texts = _judging(paths, rule, extra)
     cid = _records.sql_text(rule.sql_value(("id", id_column))) if id_column else "NULL::VARCHAR"
-    # threshold and decision are no part of the rule: a number where the line has one (one more parse of the line)
-    extra = ("CASE WHEN json_type(e[{k}]) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN e[{k}]::DOUBLE END")
+    t, d = (_records.sql_number(rule.sql_value(path, extra)) for path in extra)
     con.execute(f"""CREATE TEMP TABLE predicted AS {sql}
         SELECT reason, model, p, ts, {_records.sql_text(rule.sql_value(("request_id",)))} AS request_id,
-               {cid} AS cid, {extra.format(k=1)} AS t, {extra.format(k=2)} AS d, frag
-        FROM (SELECT *, CASE WHEN reason IS NULL THEN json_extract(j, ['$.threshold', '$.prediction']) END AS e
-              FROM framed)""", args)
+               {cid} AS cid, {t} AS t, {d} AS d, frag FROM framed""", args)
     for text, n in texts.items():  # a last line still being written that reads as a record: truncated
         con.execute("UPDATE predicted SET reason = $why WHERE rowid IN (SELECT rowid FROM predicted "
                     "WHERE reason IS NULL AND frag = $text LIMIT $n)",
