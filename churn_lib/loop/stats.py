@@ -185,7 +185,11 @@ def paired_bootstrap(y: np.ndarray, champion: tuple[np.ndarray, np.ndarray], cha
         method = "bootstrap"
     else:
         size = max(FULL_BOOTSTRAP_ROWS, math.ceil(n ** 0.6))
-        subsets = [np.sort(rng.choice(n, size, replace=False)) for _ in range(BLB_SUBSETS)]
+        if size * BLB_SUBSETS <= n:  # disjoint subsets: one draw of them all
+            picked = rng.choice(n, size * BLB_SUBSETS, replace=False).reshape(BLB_SUBSETS, size)
+            subsets = [np.sort(rows) for rows in picked]
+        else:
+            subsets = [np.sort(rng.choice(n, size, replace=False)) for _ in range(BLB_SUBSETS)]
         method = "bag_of_little_bootstraps"
     per = max(1, draws // len(subsets))
     found: dict[str, list[tuple[float, float, float] | None]] = {}
