@@ -9,6 +9,9 @@ a line is used only when those fields pass the checks the record rule
 (``model_version`` or ``version``, texts), ``request_id`` a text of 1 to 128
 characters (here required: a line without one cannot be paired). The others
 are counted by the rule's reason (a line DuckDB cannot parse is ``malformed``).
+The read, the checks and the grouping by request id are one statement (a
+value's JSON kind is taken from its text's first character, not parsed again
+per check); only the pairs' numbers are fetched into numpy.
 
 Pairs are exact: a request id with exactly one usable champion line and
 exactly one usable challenger line. A request id logged twice in a role
@@ -37,7 +40,6 @@ from ..contract import records as _records
 CHALLENGER = "challenger"
 #: Reasons a line is not used, besides the rule's.
 NO_REQUEST_ID, OTHER_ROLE = "no request_id", "unknown role"
-_NUMBERS = "('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')"
 _COLUMNS = ("request_id", "id", "model_version", "version", "probability", "prediction", "threshold", "latency_ms",
             "ts", "features", "role")
 _FEEDBACK_COLUMNS = {"request_id": "VARCHAR", "id": "VARCHAR", "outcome": "VARCHAR", "received": "DOUBLE"}
@@ -63,69 +65,76 @@ class Pairs:
         return len(self.ts)
 
 
+#: The JSON kind of a value from its text's first character (DuckDB hands a JSON column over as minified text, and
+#: parsing it again with ``json_type`` for every check costs more than the read): ``-`` or a digit is a number.
+_KIND = ("CASE left({0}::VARCHAR, 1) WHEN '{{' THEN 'OBJECT' WHEN '\"' THEN 'VARCHAR' WHEN '[' THEN 'ARRAY' "
+         "WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN' WHEN 'n' THEN 'NULL' ELSE CASE WHEN "
+         "left({0}::VARCHAR, 1) IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9') THEN 'NUMBER' END END")
+#: The columns compare reads as numbers (their value is parsed once, in the inner projection).
+_NUMBER_COLUMNS = ("ts", "probability", "prediction", "threshold", "latency_ms")
+
+
 def _check(field: _records.Field, col: str) -> str:
-    """SQL: true when the JSON value ``col`` passes the rule's ``field`` (absent and null as it declares)."""
-    kinds = {_records.NUMBER: _NUMBERS, _records.TEXT: "('VARCHAR')", _records.OBJECT: "('OBJECT')"}[field.kind]
+    """SQL: true when the JSON value ``col`` passes the rule's ``field`` (absent and null as it declares), on the
+    inner projection's ``k_<col>`` (its kind) and ``v_<col>`` (a number's value)."""
+    kind = {_records.NUMBER: "NUMBER", _records.TEXT: "VARCHAR", _records.OBJECT: "OBJECT"}[field.kind]
     limits = ["true"]
     if field.kind == _records.NUMBER:
-        limits = [f"isfinite({col}::DOUBLE)"]
-        limits += [f"{col}::DOUBLE >= {float(field.low)!r}"] if field.low is not None else []
-        limits += [f"{col}::DOUBLE <= {float(field.high)!r}"] if field.high is not None else []
+        limits = [f"isfinite(v_{col})"]
+        limits += [f"v_{col} >= {float(field.low)!r}"] if field.low is not None else []
+        limits += [f"v_{col} <= {float(field.high)!r}"] if field.high is not None else []
     elif field.kind == _records.TEXT and field.max_length is not None:
         limits = [f"length({col} ->> '$') BETWEEN {field.min_length or 0} AND {field.max_length}"]
-    return (f"CASE WHEN {col} IS NULL THEN {str(not field.required).lower()} "
-            f"WHEN json_type({col}) = 'NULL' THEN {str(field.nullable).lower()} "
-            f"WHEN json_type({col}) IN {kinds} THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
+    return (f"CASE WHEN k_{col} IS NULL THEN {str(not field.required).lower()} "
+            f"WHEN k_{col} = 'NULL' THEN {str(field.nullable).lower()} "
+            f"WHEN k_{col} = '{kind}' THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
 
 
 def _reason_sql(rule: _records.Rule) -> str:
     """SQL of the reason a line is not used (NULL: used), the rule's checks of the fields compare reads first."""
     fields = {f.path: f for f in rule.fields}
-    cases = [f"WHEN {' AND '.join(f'{c} IS NULL' for c in _COLUMNS if c != 'id')} "
+    cases = [f"WHEN {' AND '.join(f'k_{c} IS NULL' for c in _COLUMNS if c != 'id')} "
              f"THEN '{_records.MALFORMED}'"]
     for path in (("features",), ("ts",), ("probability",), ("model_version",), ("version",)):
         f = fields[path]
         cases.append(f"WHEN NOT ({_check(f, path[0])}) THEN '{f.reason}'")
-    cases.append(f"WHEN coalesce(json_type(model_version), '') <> 'VARCHAR' AND coalesce(json_type(version), '') "
-                 f"<> 'VARCHAR' THEN '{_records.NO_MODEL}'")
+    cases.append(f"WHEN coalesce(k_model_version, '') <> 'VARCHAR' AND coalesce(k_version, '') <> 'VARCHAR' "
+                 f"THEN '{_records.NO_MODEL}'")
     cases.append(f"WHEN NOT ({_check(fields[('request_id',)], 'request_id')}) THEN '{_records.BAD_KEY}'")
-    cases.append(f"WHEN request_id IS NULL OR json_type(request_id) = 'NULL' THEN '{NO_REQUEST_ID}'")
-    cases.append(f"WHEN role IS NOT NULL AND json_type(role) <> 'NULL' AND role <> '\"{CHALLENGER}\"' "
-                 f"THEN '{OTHER_ROLE}'")
+    cases.append(f"WHEN coalesce(k_request_id, 'NULL') = 'NULL' THEN '{NO_REQUEST_ID}'")
+    cases.append(f"WHEN coalesce(k_role, 'NULL') <> 'NULL' AND role <> '\"{CHALLENGER}\"' THEN '{OTHER_ROLE}'")
     return "CASE " + " ".join(cases) + " END"
 
 
-def _lines_sql(rule: _records.Rule, id_column: str | None) -> str:
-    """SQL: one row per non-blank line of ``$files``: why it is not used (NULL: used) and the values compare reads."""
-    number = "CASE WHEN json_type({0}) IN " + _NUMBERS + " AND isfinite({0}::DOUBLE) THEN {0}::DOUBLE END"
-    cid = (f"CASE WHEN json_type(id) = 'OBJECT' THEN json_extract_string(id, $path) END" if id_column
+def _ids_sql(rule: _records.Rule, id_column: str | None) -> str:
+    """SQL: the lines of ``$files`` grouped in one pass: per reason a line is not used, its count (``rid`` NULL);
+    per request id, its usable lines of each role (``nc``, ``nk``) and the values of one of each."""
+    kinds = ", ".join(f"{_KIND.format(c)} AS k_{c}" for c in _COLUMNS if c != "id")
+    values = ", ".join(f"TRY_CAST({c}::VARCHAR AS DOUBLE) AS v_{c}" for c in _NUMBER_COLUMNS)
+    finite = "CASE WHEN k_{0} = 'NUMBER' AND isfinite(v_{0}) THEN v_{0} END"
+    cid = (f"CASE WHEN left(id::VARCHAR, 1) = '{{' THEN json_extract_string(id, $path) END" if id_column
            else "NULL::VARCHAR")
-    return f"""
-        SELECT reason, rid, cid, model, label, p, d, t, lat, CASE WHEN reason IS NULL THEN ts::DOUBLE END AS ts, shadow
-        FROM (SELECT {_reason_sql(rule)} AS reason, request_id ->> '$' AS rid, {cid} AS cid,
-                     CASE WHEN json_type(model_version) = 'VARCHAR' THEN model_version ->> '$'
-                          ELSE version ->> '$' END AS model,
-                     CASE WHEN json_type(version) = 'VARCHAR' THEN version ->> '$'
-                          ELSE model_version ->> '$' END AS label,
-                     CASE WHEN json_type(probability) IN {_NUMBERS} THEN probability::DOUBLE END AS p,
-                     {number.format('prediction')} AS d, {number.format('threshold')} AS t,
-                     {number.format('latency_ms')} AS lat, ts, coalesce(json_type(role), 'NULL') <> 'NULL' AS shadow
-              FROM read_json($files, format='newline_delimited', columns=$columns, ignore_errors=true,
-                             maximum_object_size={2 * _records.MAX_LINE_BYTES}))"""
+    text = "CASE WHEN k_{0} = 'VARCHAR' THEN {0} ->> '$' ELSE {1} ->> '$' END"
+    lines = f"""
+        SELECT reason, CASE WHEN reason IS NULL THEN request_id ->> '$' END AS rid, {cid} AS cid,
+               {text.format('model_version', 'version')} AS model, {text.format('version', 'model_version')} AS label,
+               v_probability AS p, {finite.format('prediction')} AS d, {finite.format('threshold')} AS t,
+               {finite.format('latency_ms')} AS lat, v_ts AS ts, coalesce(k_role, 'NULL') <> 'NULL' AS shadow
+        FROM (SELECT {_reason_sql(rule)} AS reason, *
+              FROM (SELECT *, {kinds}, {values}
+                    FROM read_json($files, format='newline_delimited', columns=$columns, ignore_errors=true,
+                                   maximum_object_size={2 * _records.MAX_LINE_BYTES})))"""
+    one = lambda v, c, k: (f"any_value({v}) FILTER (WHERE NOT shadow) AS {c}, "  # noqa: E731 - one value per role
+                           f"any_value({v}) FILTER (WHERE shadow) AS {k}")
+    return f"""CREATE TEMP TABLE ids AS
+        SELECT reason, rid, count(*) AS lines, count(*) FILTER (WHERE NOT shadow) AS nc,
+               count(*) FILTER (WHERE shadow) AS nk, max(ts) FILTER (WHERE NOT shadow) AS ts,
+               max(ts) FILTER (WHERE shadow) AS kts, any_value(cid) FILTER (WHERE NOT shadow) AS cid,
+               {one('model', 'cm', 'km')}, {one('label', 'cl', 'kl')}, {one('p', 'cp', 'kp')},
+               {one('d', 'cd', 'kd')}, {one('t', 'ct', 'kt')}, {one('lat', 'clat', 'klat')}
+        FROM ({lines}) GROUP BY reason, rid"""
 
 
-#: Per request id: the usable lines of each role (``nc``, ``nk``) and the values of one of each, in one grouping.
-_IDS = """CREATE TEMP TABLE ids AS
-    SELECT rid, count(*) FILTER (WHERE NOT shadow) AS nc, count(*) FILTER (WHERE shadow) AS nk,
-           max(ts) FILTER (WHERE NOT shadow) AS ts, max(ts) FILTER (WHERE shadow) AS kts,
-           any_value(cid) FILTER (WHERE NOT shadow) AS cid,
-           any_value(model) FILTER (WHERE NOT shadow) AS cm, any_value(model) FILTER (WHERE shadow) AS km,
-           any_value(label) FILTER (WHERE NOT shadow) AS cl, any_value(label) FILTER (WHERE shadow) AS kl,
-           any_value(p) FILTER (WHERE NOT shadow) AS cp, any_value(p) FILTER (WHERE shadow) AS kp,
-           any_value(d) FILTER (WHERE NOT shadow) AS cd, any_value(d) FILTER (WHERE shadow) AS kd,
-           any_value(t) FILTER (WHERE NOT shadow) AS ct, any_value(t) FILTER (WHERE shadow) AS kt,
-           any_value(lat) FILTER (WHERE NOT shadow) AS clat, any_value(lat) FILTER (WHERE shadow) AS klat
-    FROM lines WHERE reason IS NULL GROUP BY rid"""
 #: How the usable lines in the window were or were not paired.
 _UNPAIRED = """SELECT count(*) FILTER (WHERE nc = 1 AND nk = 0 AND ts >= $since),
                       count(*) FILTER (WHERE nk = 1 AND nc = 0 AND kts >= $since),
@@ -163,13 +172,13 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
         args: dict[str, Any] = {"files": pred, "columns": {c: "JSON" for c in _COLUMNS}}
         if id_column:
             args["path"] = '$."' + id_column.replace('"', '\\"') + '"'
-        con.execute("CREATE TEMP TABLE lines AS " + _lines_sql(rule, id_column), args)
-        for reason, count in con.execute("SELECT reason, count(*) FROM lines GROUP BY reason").fetchall():
+        con.execute(_ids_sql(rule, id_column), args)
+        for reason, count in con.execute("SELECT reason, sum(lines) FROM ids GROUP BY reason").fetchall():
             read["lines"] += int(count)
             if reason is not None:
                 read["skipped"][reason] = int(count)
+        con.execute("DELETE FROM ids WHERE reason IS NOT NULL")
         since = {"since": float("-inf") if since_ts is None else float(since_ts)}
-        con.execute(_IDS)
         champion_only, challenger_only, duplicates = con.execute(_UNPAIRED, since).fetchone()
         read.update(champion_without_challenger=int(champion_only), challenger_without_champion=int(challenger_only),
                     duplicate_request_ids=int(duplicates))
@@ -202,7 +211,8 @@ def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, sin
         if id_column:
             join += " LEFT JOIN (SELECT k, y FROM fb WHERE NOT by_request) c ON c.k = w.cid"
             y = "coalesce(r.y, c.y)::DOUBLE"
-    out = con.execute(f"""SELECT w.*, {y} AS y FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
+    # only the numbers are fetched: a million request ids as Python strings would cost more than the join
+    out = con.execute(f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
                           AND cm = $cm AND km = $km {window}) w {join}""", {"cm": cm, "km": km, **since}).fetchnumpy()
 
     def col(name: str) -> np.ndarray:
