@@ -282,3 +282,19 @@ def test_cli_compare_takes_one_window_and_the_policy_file(home, capsys):
     home.config_yaml.write_text("compare:\n  alpha: 0.7\n")
     assert cli.main(["compare"]) == 1
     assert "churn.yaml: compare.alpha must be" in capsys.readouterr().err
+
+
+def test_cli_compare_judges_a_profit_tuned_challenger_on_profit_from_its_registry_entry(home, capsys):
+    costs = {"retention_value": 500.0, "offer_cost": 50.0, "offer_success": 1.0}
+    home.metadata_json.parent.mkdir(parents=True, exist_ok=True)
+    home.metadata_json.write_text(json.dumps([
+        {"version": "v1", "model_file": "model_v1.joblib", "threshold": 0.5, "threshold_metric": "f1", "costs": None},
+        {"version": "v2", "model_file": "model_v2.joblib", "threshold": 0.4, "threshold_metric": "profit",
+         "costs": costs}]))
+    _logs(home, 3000, labelled=3000)
+    assert cli.main(["compare", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["objective"] == "profit" and out["models"]["challenger"]["threshold_metric"] == "profit"
+    assert (out["verdict"], out["decided_by"]) == ("challenger_better", "profit_per_1000"), out["reason"]
+    assert out["reason"].startswith(out["decided_by"] + " difference 95 % interval")
+    assert out["realized"]["challenger"]["profit_per_1000"] is not None and out["differences"]["profit_per_1000"]
