@@ -144,8 +144,10 @@ def comparison(result: Any) -> str:
             for role in ("champion", "challenger"):
                 row[f"{part} {role}"] = _number(((figures or {}).get(role) or {}).get(key))
         diff = (result.differences or {}).get(key)
+        p = "-" if not diff else (f"p<{1 / result.differences['draws']:.2g}" if diff["p_value"] == 0
+                                  else f"p={diff['p_value']:.3g}")
         row["difference [interval] p"] = "-" if not diff else (
-            f"[{diff['interval'][0]:+.4f}, {diff['interval'][1]:+.4f}] p={diff['p_value']:.3g}")
+            f"[{diff['interval'][0]:+.4f}, {diff['interval'][1]:+.4f}] {p}")
         metrics.append(row)
     lines += ["", table(metrics, list(metrics[0]))]
     if result.mcnemar:

@@ -164,7 +164,9 @@ def _decide(diffs: dict[str, Any], metric: str, alpha: float) -> Judgement:
 
     def said(key: str) -> str:
         low, high = diffs[key]["interval"]
-        return f"{key} difference {level} interval [{low:+.4f}, {high:+.4f}], p = {diffs[key]['p_value']:.3g}"
+        p = diffs[key]["p_value"]  # 0 when no draw fell on the far side of 0: below one in the draws made
+        return (f"{key} difference {level} interval [{low:+.4f}, {high:+.4f}], "
+                + (f"p < {1 / diffs['draws']:.2g}" if p == 0 else f"p = {p:.3g}"))
 
     if diffs.get(metric) is None or diffs.get(THRESHOLD_FREE) is None:
         missing = metric if diffs.get(metric) is None else THRESHOLD_FREE
