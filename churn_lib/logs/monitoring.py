@@ -1,13 +1,13 @@
 """The monitoring history: one JSON line per drift or performance check in ``reports/monitoring.jsonl``.
 
+Readers: :class:`Follower` keeps the latest record of each kind and version for the
+API's ``/metrics`` gauges: it reads only what was appended since its last
+look, and nothing when a ``stat`` says the file is unchanged.
+
 Each line is a summary per model version (the verdict, the window's volume and
 the figures a trend needs), appended with a single ``write`` like the logs;
 :func:`history` reads them back (skipping damaged lines) for notebook 05 and
 the reports index.
-
-:class:`Follower` keeps the latest record of each kind and version for the
-API's ``/metrics`` gauges: it reads only what was appended since its last
-look, and nothing when a ``stat`` says the file is unchanged.
 """
 
 from __future__ import annotations
