@@ -1,8 +1,8 @@
 """The monitoring history: one JSON line per drift or performance check in ``reports/monitoring.jsonl``.
 
-Readers: :class:`Follower` keeps the latest record of each kind and version for the
-API's ``/metrics`` gauges: it reads only what was appended since its last
-look, and nothing when a ``stat`` says the file is unchanged.
+For the API's ``/metrics`` gauges, :class:`Follower` keeps the latest record of each kind and
+version: it reads only what was appended since its last look, and nothing when a
+``stat`` says the file is unchanged.
 
 Each line is a summary per model version (the verdict, the window's volume and
 the figures a trend needs), appended with a single ``write`` like the logs;
