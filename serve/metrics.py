@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
-
-from typing import Iterator
+from typing import Any, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
