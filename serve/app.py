@@ -49,7 +49,8 @@ restart, and appends every prediction to `logs/predictions.log`.
 * A challenger (`churn challenger VERSION [--sample FRACTION]`, `registry/challenger.txt`) scores a
   sample of requests in shadow, after the answer is sent: its answers are logged with
   `"role": "challenger"` and never returned; `/health` shows it, its counts and failures.
-* `/metrics` is Prometheus text; `/reports/` serves the reports folder and its index.
+* `/metrics` is Prometheus text, with gauges read from the monitoring history (drift, performance, the
+  watch's decision); `/reports/` serves the reports folder and its index.
 * With a token configured (`CHURN_API_TOKEN`), every path but `/health` (and `/metrics`, unless
   `CHURN_METRICS_AUTH=1`) needs `Authorization: Bearer <token>`, 401 otherwise.
 """
@@ -104,7 +105,7 @@ def create_app(home: Home | str | os.PathLike | None = None, *, settings: Settin
     FastAPI
     """
     settings = settings or Settings(home=Home.resolve(home), tokens=Tokens.from_env(), open_paths=open_paths())
-    metrics = Metrics()
+    metrics = Metrics(settings.home.monitoring_log)
     service = Service(settings.home, retry_interval=settings.retry_interval, fast=settings.fast,
                       on_predict=metrics.predicted)
 

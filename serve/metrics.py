@@ -18,36 +18,123 @@ cardinality is bounded):
   did not score or log (an error, a dropped challenger, a full queue, a failed write)
 * ``churn_model_info{version,model_file,scorer}`` - 1 for the served model (summed over workers)
 * ``churn_model_load_failures_total``, ``churn_prediction_log_failures_total``
+
+Model-quality gauges, read at scrape time from the monitoring history
+(``reports/monitoring.jsonl``, written by ``churn drift``, ``churn performance``,
+``churn compare`` and ``churn watch``), never computed in a request. A
+:class:`MonitoringCollector` follows the file (one ``stat`` per scrape while it
+is unchanged) and is not part of the multi-process aggregation: every worker
+reads the same file, so every worker shows the same values, never their sum.
+One series per version (its latest check) or per check:
+
+* ``churn_drift_psi{feature,version}`` - PSI of each feature in the version's latest drift check
+* ``churn_drift_alerts{version}`` - statistics that alarmed in that check
+* ``churn_performance{metric,kind,version}`` - ``roc_auc``, ``f1``, ``brier``; ``kind`` is ``realized`` (on
+  outcomes) or ``estimated`` (CBPE, without), from the version's latest performance check
+* ``churn_monitor_last_check_timestamp_seconds{check}`` - ``drift``, ``performance``, ``compare``, ``watch``
+* ``churn_watch_decision_info{decision}`` - 1 for the latest watch decision, 0 for the rest of
+  :data:`WATCH_DECISIONS`
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Iterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from churn_lib.logs import monitoring
 from churn_lib.serving import METRICS_DIR_ENV
 
 #: The routes whose 5xx answers count as the champion's failures.
 PREDICTION_ROUTES = frozenset({"/predict", "/predict/batch"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: The watch's decisions (a closed set): ``churn_watch_decision_info`` has one series each.
+WATCH_DECISIONS = ("ok", "investigate", "retrain", "insufficient_data", "cooldown", "locked")
 
 
 def multiprocess() -> bool:
     return bool(os.environ.get(METRICS_DIR_ENV))
 
 
+class MonitoringCollector(Collector):
+    """The model-quality gauges, built at each scrape from the latest records of a monitoring history.
+
+    No history file: no gauges. A version's series come from its latest line of
+    each kind, so a version whose latest drift check had too few rows has no PSI.
+
+    Parameters
+    ----------
+    path : path
+        The history (``Home.monitoring_log``); read at scrape time, never here.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.follower = monitoring.Follower(path)
+
+    def describe(self) -> list[GaugeMetricFamily]:
+        """The families without samples (registering the collector reads nothing)."""
+        return list(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        latest = self.follower.latest()
+        if latest is None:
+            return iter(())
+        psi, alerts, performance, checked, decision = self._families()
+        for version, drift in latest.drift.items():
+            for feature, value in sorted(drift["psi"].items()):
+                psi.add_metric([feature, version], value)
+            if drift["alarms"] is not None:
+                alerts.add_metric([version], drift["alarms"])
+        for version, figures in latest.performance.items():
+            for (metric, kind), value in sorted(figures.items()):
+                performance.add_metric([metric, kind, version], value)
+        for check in monitoring.CHECKS:
+            if check in latest.checked_at:
+                checked.add_metric([check], latest.checked_at[check])
+        if "watch" in latest.checked_at or latest.decision is not None:
+            for name in WATCH_DECISIONS:
+                decision.add_metric([name], 1.0 if name == latest.decision else 0.0)
+        return iter([f for f in (psi, alerts, performance, checked, decision) if f.samples])
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily("churn_drift_psi", "PSI of each feature in the latest drift check of each version",
+                              labels=["feature", "version"]),
+            GaugeMetricFamily("churn_drift_alerts", "Drift statistics that alarmed in the latest drift check of "
+                              "each version", labels=["version"]),
+            GaugeMetricFamily("churn_performance", "Latest performance check of each version: realized (on "
+                              "outcomes) or estimated (CBPE, without) ROC AUC, F1 and Brier score",
+                              labels=["metric", "kind", "version"]),
+            GaugeMetricFamily("churn_monitor_last_check_timestamp_seconds", "Unix time of the latest line of each "
+                              "check in the monitoring history", labels=["check"]),
+            GaugeMetricFamily("churn_watch_decision_info", "1 for the latest watch decision, 0 for the others",
+                              labels=["decision"]),
+        )
+
+
 class Metrics:
-    """The API's metrics, registered on a registry of their own (one per app)."""
+    """The API's metrics, registered on a registry of their own (one per app).
+
+    Parameters
+    ----------
+    monitoring_log : path, optional
+        The monitoring history whose latest records give the model-quality gauges; None: no such gauges.
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, monitoring_log: str | os.PathLike | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self.monitor = MonitoringCollector(monitoring_log) if monitoring_log is not None else None
+        if self.monitor is not None:
+            r.register(self.monitor)
         self.requests = Counter("churn_http_requests", "HTTP requests by endpoint, method and status",
                                 ["endpoint", "method", "status"], registry=r)
         self.errors = Counter("churn_http_errors", "HTTP responses with status >= 400 by endpoint and status",
@@ -132,6 +219,8 @@ class Metrics:
 
             registry = CollectorRegistry()
             mp.MultiProcessCollector(registry)
+            if self.monitor is not None:  # read by each worker, so never summed across them
+                registry.register(self.monitor)
             return generate_latest(registry)
         return generate_latest(self.registry)
 
