@@ -143,6 +143,12 @@ class Home:
     def monitoring_log(self) -> Path:
         return self.reports_dir / "monitoring.jsonl"
 
+    # configuration
+    @property
+    def config_yaml(self) -> Path:
+        """The home's loop policy (``churn.yaml``: compare, watch); absent means the documented defaults."""
+        return self.root / "churn.yaml"
+
     def ensure(self) -> "Home":
         """Create the generated folders (the lab's step 1); idempotent."""
         for folder in (self.data_dir, self.models_dir, self.reports_dir, self.logs_dir):

@@ -13,7 +13,8 @@ Exit status:
 * 3 - a model was trained and registered but refused by the gate;
 * 4 - ``churn drift``: drift detected (at least one statistic alerts);
 * 5 - ``churn drift``: insufficient data (fewer rows in the window than
-  ``--min-window-rows``, or no log yet): no verdict, not an alarm;
+  ``--min-window-rows``, or no log yet): no verdict, not an alarm; ``churn compare``: insufficient
+  evidence (fewer labelled pairs or churners than ``churn.yaml``'s minimums);
 * 6 - ``churn sweep``: at least one run of the sweep failed (the others
   completed; the summary lists each failure with its report). A sweep in
   which no version passed the gate exits 3;

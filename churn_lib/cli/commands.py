@@ -404,6 +404,14 @@ def cmd_performance(args: argparse.Namespace, home: Home) -> int:
                                                                                    EXIT_INSUFFICIENT_DATA)
 
 
+def cmd_compare(args: argparse.Namespace, home: Home) -> int:
+    from ..loop import compare
+
+    result = compare.compare(home=home, since=args.since, last=args.last)
+    _emit(args, result.to_dict(), render.comparison(result))
+    return EXIT_INSUFFICIENT_DATA if result.verdict == compare.INSUFFICIENT_EVIDENCE else EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
     shift = simulate.Shift(mean=dict(args.shift or []), scale=dict(args.scale or []), mix=dict(args.mix or []))
     result = simulate.simulate(args.n_rows, home=home, seed=args.seed, shift=shift, model=args.version,

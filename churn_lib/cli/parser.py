@@ -27,9 +27,15 @@ from ..drift import performance
 from ..exceptions import ChurnError
 from ..run import stages
 from ..scale import batch
+<<<<<<< HEAD
 from .commands import (cmd_challenger, cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate, cmd_history,
                        cmd_init, cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show,
                        cmd_rollback, cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
+=======
+from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare,
+                       cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run,
+                       cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train, cmd_compare)
+>>>>>>> h-compare
 
 # The cli's own parameters (not a stage's): declared once here, checked as the stage parameters are.
 PORT = Param("port", 8000, "port", int, range=Range(1, 65535))
@@ -42,6 +48,7 @@ FLOOR = Param("floor", None, "F1 below which the verdict is 'below floor'; None:
               optional=True, range=UNIT)
 PERFORMANCE_MIN_ROWS = Param("min_rows", performance.MIN_ROWS, "fewer rows of a kind give 'insufficient data'",
                              int, range=Range(1))
+COMPARE_LAST = Param("last", None, "the last N paired requests; None: all", int, optional=True, range=Range(1))
 SIMULATE_ROWS = Param("n_rows", 200, "requests to simulate", int, range=Range(1))
 EXPLAIN = Param("explain", None, "reasons per row", int, optional=True, range=Range(1, scoring.MAX_EXPLAIN))
 MEBIBYTES = Param("mib", None, "MiB", float, range=Range(0.001, 4096))
@@ -277,6 +284,13 @@ def _add_monitor_commands(add: Add) -> None:
     _flag(p, PERFORMANCE_MIN_ROWS, metavar="N")
 
 
+def _add_loop_commands(add: Add) -> None:
+    p = add("compare", cmd_compare, "the challenger against the champion on the requests both answered (paired by "
+                                    "request id): agreement, scores, latency, realized and estimated metrics, paired "
+                                    "tests and a verdict; exit 0 a verdict, 5 insufficient evidence")
+    _window_flags(p, COMPARE_LAST, "the last N paired requests (default: all)")
+
+
 def _add_simulate_command(add: Add) -> None:
     p = add("simulate", cmd_simulate, "write simulated predictions to the log (real scores of a registered model) "
                                       "or send them to a running service, from the training distribution or shifted")
@@ -356,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_command(add)
     _add_serve_command(add)
     _add_monitor_commands(add)
+    _add_loop_commands(add)
     _add_simulate_command(add)
     _add_scale_out_commands(add)
     return parser

@@ -132,6 +132,47 @@ def performance(result: Any) -> str:
     return "\n".join(lines)
 
 
+def _number(value: Any, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}f}"
+
+
+def comparison(result: Any) -> str:
+    """The verdict, what the pairs show, then each model's metrics and the paired differences."""
+    r = result.read
+    lines = [result.summary(),
+             f"pairs: {result.pairs:,} ({result.labelled:,} with an outcome, {result.positives:,} churner(s)); "
+             f"left out: {r.get('champion_without_challenger', 0):,} champion line(s) without a challenger line, "
+             f"{r.get('challenger_without_champion', 0):,} challenger line(s) without a champion line, "
+             f"{r.get('duplicate_request_ids', 0):,} duplicated request id(s)",
+             f"decisions agree on {_number(result.agreement)} of the pairs; score correlation "
+             f"{_number(result.score_correlation)}; PSI {_number(result.psi)}"]
+    rows = []
+    for role, m in result.models.items():
+        lat = m["latency_ms"]
+        rows.append({"role": role, "version": m["version"], "objective": m["threshold_metric"],
+                     "positive_rate": m["positive_rate"],
+                     "latency_ms mean/p50/p95": "/".join(_number(lat[k], 2) for k in ("mean", "p50", "p95"))})
+    lines += ["", table(rows, ["role", "version", "objective", "positive_rate", "latency_ms mean/p50/p95"])]
+    metrics = []
+    for key in ("roc_auc", "f1", "brier", "profit_per_1000"):
+        row = {"metric": key}
+        for part, figures in (("realized", result.realized), ("estimated", result.estimated)):
+            for role in ("champion", "challenger"):
+                row[f"{part} {role}"] = _number(((figures or {}).get(role) or {}).get(key))
+        diff = (result.differences or {}).get(key)
+        row["difference [interval] p"] = "-" if not diff else (
+            f"[{diff['interval'][0]:+.4f}, {diff['interval'][1]:+.4f}] p={diff['p_value']:.3g}")
+        metrics.append(row)
+    lines += ["", table(metrics, list(metrics[0]))]
+    if result.mcnemar:
+        t = result.mcnemar
+        lines.append(f"McNemar ({t['method']}): champion alone right {t['champion_only']:,}, challenger alone right "
+                     f"{t['challenger_only']:,}, p = {t['p_value']:.3g}")
+    if result.estimated:
+        lines.append("estimated: CBPE on the pairs without an outcome, if the served probabilities are calibrated")
+    return "\n".join(lines)
+
+
 def init(result: Any) -> str:
     lines = [result.summary()]
     if result.inferred is not None:

@@ -1,4 +1,4 @@
-"""The monitoring history: one JSON line per drift or performance check in ``reports/monitoring.jsonl``.
+"""The monitoring history: one JSON line per drift or performance check or comparison in ``reports/monitoring.jsonl``.
 
 Each line is a summary per model version (the verdict, the window's volume and
 the figures a trend needs), appended with a single ``write`` like the logs;
@@ -20,9 +20,13 @@ from ..home import Home
 log = logging.getLogger(__name__)
 
 DRIFT, PERFORMANCE = "drift", "performance"
+#: A comparison's line is the summary it gives (churn_lib.loop.compare.Comparison.record), kept as given.
+COMPARE = "compare"
 
 
 def _summary(kind: str, result: dict[str, Any]) -> dict[str, Any]:
+    if kind == COMPARE:
+        return {"kind": kind, **result}
     models = []
     for m in result.get("models", []):
         row: dict[str, Any] = {"version": m.get("version"), "verdict": m.get("verdict")}

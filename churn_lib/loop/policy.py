@@ -1,0 +1,165 @@
+"""The home's loop policy: ``churn.yaml`` at the home's root, its sections declared once, read and checked.
+
+Each section is a dataclass whose fields are declared with
+:func:`churn_lib._params.param` (default, help, range): the defaults are the
+policy of a home without the file, and every value of the file is checked by
+the same declaration, so a refused value reads like a refused flag::
+
+    compare:
+      min_labelled_pairs: 200   # labelled pairs below which compare says insufficient_evidence
+      min_positives: 20
+      alpha: 0.05
+
+Sections: ``compare`` (:class:`ComparePolicy`, read by :mod:`churn_lib.loop.compare`)
+and ``watch`` (reserved for ``churn watch``, which declares its keys; until then
+its content is kept as given). An unknown section, an unknown key or a bad
+value is an :class:`~churn_lib.exceptions.InvalidParameter` whose one-line
+message names the file and the key (``churn.yaml: compare.alpha must be ...``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .._params import Range, check_fields, declared, param
+from ..exceptions import InvalidParameter
+from ..home import Home
+
+COMPARE, WATCH = "compare", "watch"
+#: The sections ``churn.yaml`` may have.
+SECTIONS = (COMPARE, WATCH)
+
+_AT_LEAST_0 = Range(0)
+
+
+@dataclass(frozen=True)
+class ComparePolicy:
+    """What ``churn compare`` needs before a verdict, and how it tests (the ``compare:`` section)."""
+
+    min_labelled_pairs: int = param(200, "pairs with an outcome below which the verdict is insufficient_evidence",
+                                    range=Range(1))
+    min_positives: int = param(20, "churners among the labelled pairs below which the verdict is "
+                                   "insufficient_evidence", range=Range(1))
+    alpha: float = param(0.05, "the tests' level: (1 - alpha) intervals, p-values below alpha are significant",
+                         range=Range(0, 0.5, open_low=True, open_high=True))
+    draws: int = param(1000, "bootstrap draws of the paired intervals", range=Range(100, 100_000))
+    seed: int = param(0, "seed of the bootstrap draws", range=Range(0))
+    retention_value: float | None = param(None, "profit: value of keeping a churner, when neither model was "
+                                                "trained with costs", range=_AT_LEAST_0)
+    offer_cost: float | None = param(None, "profit: cost of one offer, when neither model was trained with costs",
+                                     range=_AT_LEAST_0)
+    offer_success: float = param(1.0, "profit: share of contacted churners who stay",
+                                 range=Range(0, 1, open_low=True))
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        given = [n for n in ("retention_value", "offer_cost") if getattr(self, n) is not None]
+        if len(given) == 1:
+            missing = "offer_cost" if given == ["retention_value"] else "retention_value"
+            raise InvalidParameter(f"{missing} must be given with {given[0]} (profit needs both)", name=missing)
+
+    def costs(self) -> dict[str, float] | None:
+        """The costs of profit (as a registry entry keeps them), or None when not set."""
+        if self.retention_value is None:
+            return None
+        return {"retention_value": self.retention_value, "offer_cost": self.offer_cost,
+                "offer_success": self.offer_success}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A home's policy: each section's values, the file it came from (None: defaults) and its sha256."""
+
+    compare: ComparePolicy = field(default_factory=ComparePolicy)
+    watch: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    sha256: str | None = None
+
+
+def _section(cls: type, values: Any, where: str, name: str) -> Any:
+    """``cls`` built from the mapping ``values``; an unknown key or a refused value names ``name.key``."""
+    if values is None:
+        return cls()
+    if not isinstance(values, Mapping):
+        raise InvalidParameter(f"{where}: {name} must be a mapping of keys to values, got {values!r}", name=name)
+    known = [p.name for p in declared(cls)]
+    for key in values:
+        if key not in known:
+            raise InvalidParameter(f"{where}: {name}.{key} is not a key of {name} (known: {', '.join(known)})",
+                                   name=f"{name}.{key}")
+    for p in declared(cls):  # each value by its declaration first, so the message names the key given
+        if p.name in values:
+            why = p.refusal(values[p.name])
+            if why is not None:
+                raise InvalidParameter(f"{where}: {name}.{p.name} {why}", name=f"{name}.{p.name}")
+    try:
+        return cls(**{p.name: p.coerce(values[p.name]) for p in declared(cls) if p.name in values})
+    except InvalidParameter as exc:  # a rule over several keys
+        raise InvalidParameter(f"{where}: {name}.{exc.name} {exc.message.removeprefix(str(exc.name) + ' ')}",
+                               name=f"{name}.{exc.name}") from None
+
+
+def load(*, home: Home | str | None = None) -> Policy:
+    """The policy of a home: its ``churn.yaml``, or the documented defaults when it has none.
+
+    Parameters
+    ----------
+    home : Home or path, optional
+
+    Returns
+    -------
+    Policy
+
+    Raises
+    ------
+    InvalidParameter
+        The file is not readable YAML, or has an unknown section or key, or a value its declaration refuses
+        (one line naming the file and the key; ``.name`` is ``section.key``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> load(home=tempfile.mkdtemp()).compare.min_labelled_pairs
+    200
+    """
+    import yaml
+
+    home = Home.resolve(home)
+    path = home.config_yaml
+    where = path.name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return Policy()
+    except OSError as exc:
+        raise InvalidParameter(f"cannot read {path}: {exc.strerror or exc}", name=where, path=str(path)) from None
+    try:
+        raw = yaml.safe_load(data.decode("utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidParameter(f"{where} is not valid YAML: {str(exc).splitlines()[0]}", name=where,
+                               path=str(path)) from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise InvalidParameter(f"{where} must be a mapping of sections ({', '.join(SECTIONS)}), got {raw!r}",
+                               name=where, path=str(path))
+    for key in raw:
+        if key not in SECTIONS:
+            raise InvalidParameter(f"{where}: {key} is not a section (known: {', '.join(SECTIONS)})",
+                                   name=str(key), path=str(path))
+    try:
+        compare = _section(ComparePolicy, raw.get(COMPARE), where, COMPARE)
+    except InvalidParameter as exc:
+        exc.path = str(path)
+        raise
+    watch = raw.get(WATCH)
+    if watch is not None and not isinstance(watch, Mapping):
+        raise InvalidParameter(f"{where}: {WATCH} must be a mapping of keys to values, got {watch!r}", name=WATCH,
+                               path=str(path))
+    return Policy(compare, dict(watch or {}), str(path), hashlib.sha256(data).hexdigest())
