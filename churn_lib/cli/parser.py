@@ -27,15 +27,10 @@ from ..drift import performance
 from ..exceptions import ChurnError
 from ..run import stages
 from ..scale import batch
-<<<<<<< HEAD
-from .commands import (cmd_challenger, cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate, cmd_history,
-                       cmd_init, cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show,
-                       cmd_rollback, cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train)
-=======
-from .commands import (cmd_drift, cmd_evaluate, cmd_feedback, cmd_generate, cmd_history, cmd_init, cmd_prepare,
-                       cmd_promote, cmd_registry_check, cmd_registry_list, cmd_registry_show, cmd_rollback, cmd_run,
-                       cmd_score, cmd_performance, cmd_serve, cmd_simulate, cmd_sweep, cmd_train, cmd_compare)
->>>>>>> h-compare
+from .commands import (cmd_challenger, cmd_compare, cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate,
+                       cmd_history, cmd_init, cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list,
+                       cmd_registry_show, cmd_rollback, cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate,
+                       cmd_sweep, cmd_train)
 
 # The cli's own parameters (not a stage's): declared once here, checked as the stage parameters are.
 PORT = Param("port", 8000, "port", int, range=Range(1, 65535))
