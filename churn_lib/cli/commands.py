@@ -30,7 +30,7 @@ from ..run import reports, runner, stages
 from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
 from ..home import Home
 from . import render
-from .exits import (EXIT_BELOW_FLOOR, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
+from .exits import (EXIT_ATTENTION, EXIT_BELOW_FLOOR, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
                     EXIT_SWEEP_FAILURES, EXIT_USAGE)
 
 _table = render.table
@@ -410,6 +410,34 @@ def cmd_compare(args: argparse.Namespace, home: Home) -> int:
     result = compare.compare(home=home, since=args.since, last=args.last)
     _emit(args, result.to_dict(), render.comparison(result))
     return EXIT_INSUFFICIENT_DATA if result.verdict == compare.INSUFFICIENT_EVIDENCE else EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, home: Home) -> int:
+    """One tick (``--once``) or a tick every ``--interval`` until SIGINT or SIGTERM, which end it between ticks."""
+    import signal
+    import threading
+
+    from ..loop import watch
+
+    codes = {watch.OK: EXIT_OK, watch.COOLDOWN: EXIT_OK, watch.LOCKED: EXIT_OK, watch.INVESTIGATE: EXIT_ATTENTION,
+             watch.RETRAIN: EXIT_ATTENTION, watch.INSUFFICIENT_DATA: EXIT_INSUFFICIENT_DATA}
+
+    def show(t: Any) -> None:
+        _emit(args, t.to_dict(), t.summary())
+        sys.stdout.flush()
+
+    if args.once:
+        result = watch.tick(home=home)
+        show(result)
+        return codes[result.decision]
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = watch.watch(home=home, interval=args.interval, stop=stop, on_tick=show)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return EXIT_OK if result is None else codes[result.decision]
 
 
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
