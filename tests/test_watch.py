@@ -303,3 +303,19 @@ def test_a_watch_killed_during_its_retrain_leaves_the_registry_healthy_and_the_n
     assert code == 0 and shown["decision"] == "cooldown" and shown["reasons"][-1] == "cooldown_after_retrain"
     assert aged_home.metadata_json.read_bytes() == before
 
+
+
+def test_without_once_the_watch_ticks_until_sigterm_ends_it_between_ticks(aged_home):
+    env = {**os.environ, "CHURN_HOME": str(aged_home.root), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "churn_lib.cli", "watch", "--interval", "1h"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # the first tick is at once; the next would be an hour later
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert first.startswith("watch: INSUFFICIENT_DATA - 0 prediction(s)")  # nothing logged yet
+    assert proc.returncode == 5 and out == "" and "Traceback" not in err
+    assert [t["decision"] for t in _watch_lines(aged_home)] == ["insufficient_data"]
