@@ -6,7 +6,7 @@ library (one call for most; ``promote`` and ``rollback`` also refresh the
 reports index, the registry views also read the current pointer), prints the
 result through :mod:`.render` or as JSON (``--json``), and returns its exit
 status (:mod:`.exits`; the table is in :mod:`churn_lib.cli`). ``run``,
-``sweep`` and ``score`` print progress lines as they go.
+``sweep`` and ``score`` print progress lines as they go, ``watch`` a line per tick.
 
 Stage parameters arrive as the stage table's dataclasses (:func:`stage_params`),
 so a flag and a notebook parameter are checked by the same declaration; a
@@ -30,8 +30,9 @@ from ..run import reports, runner, stages
 from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
 from ..home import Home
 from . import render
-from .exits import (EXIT_ATTENTION, EXIT_BELOW_FLOOR, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
+from .exits import (EXIT_BELOW_FLOOR, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
                     EXIT_SWEEP_FAILURES, EXIT_USAGE)
+from .exits import EXIT_ATTENTION
 
 _table = render.table
 
