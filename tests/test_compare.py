@@ -298,3 +298,28 @@ def test_cli_compare_judges_a_profit_tuned_challenger_on_profit_from_its_registr
     assert (out["verdict"], out["decided_by"]) == ("challenger_better", "profit_per_1000"), out["reason"]
     assert out["reason"].startswith(out["decided_by"] + " difference 95 % interval")
     assert out["realized"]["challenger"]["profit_per_1000"] is not None and out["differences"]["profit_per_1000"]
+
+
+def test_cli_compare_promote_promotes_only_on_evidence_and_writes_it_into_the_history(trained_home, capsys):
+    from churn_lib import registry
+    from churn_lib.learn import train as training
+
+    home = trained_home
+    training.train(home=home, params=training.TrainParams())  # v2, the same model: passes the gate, current
+    registry.rollback(home=home)  # v1 current again, v2 registered
+    registry.set_challenger("v2", home=home)
+    _logs(home, 3000, labelled=2500)  # the challenger's answers are the better ones
+    code = cli.main(["compare", "--promote", "--last", "100"])  # too little evidence: nothing promoted
+    assert code == 5 and "not promoted: compare says insufficient_evidence" in capsys.readouterr().out
+    assert registry.current_entry(home=home)["version"] == "v1"
+    code = cli.main(["compare", "--promote", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["verdict"] == "challenger_better" and out["promotion"]["promoted"] is True
+    assert registry.current_entry(home=home)["version"] == "v2"
+    history = registry.history(home=home)
+    assert [h["action"] for h in history[-2:]] == ["promote", "challenger_clear"]  # promoted, so no challenger
+    last = history[-2]
+    assert last["to"] == registry.get("v2", home=home)["model_file"]
+    evidence = json.loads(last["reason"].split("evidence ", 1)[1])
+    assert (evidence["verdict"], evidence["pairs"], evidence["labelled"]) == ("challenger_better", 3000, 2500)
+    assert evidence["differences"]["f1"]["interval"][0] > 0 and "p_value" in evidence["differences"]["f1"]

@@ -11,10 +11,12 @@ Exit status:
 * 1 - error (one line on stderr: ``churn: error: <message>``);
 * 2 - bad usage (unknown flag, a value its declaration refuses: ``churn <command>: error: ...``);
 * 3 - a model was trained and registered but refused by the gate;
-* 4 - ``churn drift``: drift detected (at least one statistic alerts);
+* 4 - ``churn drift``: drift detected (at least one statistic alerts); ``churn performance``: below the
+  floor; ``churn watch``: ``investigate`` or ``retrain`` (``ok``, ``cooldown`` and ``locked`` are 0);
 * 5 - ``churn drift``: insufficient data (fewer rows in the window than
   ``--min-window-rows``, or no log yet): no verdict, not an alarm; ``churn compare``: insufficient
-  evidence (fewer labelled pairs or churners than ``churn.yaml``'s minimums);
+  evidence (fewer labelled pairs or churners than ``churn.yaml``'s minimums); ``churn watch``:
+  ``insufficient_data``;
 * 6 - ``churn sweep``: at least one run of the sweep failed (the others
   completed; the summary lists each failure with its report). A sweep in
   which no version passed the gate exits 3;

@@ -6,7 +6,7 @@ library (one call for most; ``promote`` and ``rollback`` also refresh the
 reports index, the registry views also read the current pointer), prints the
 result through :mod:`.render` or as JSON (``--json``), and returns its exit
 status (:mod:`.exits`; the table is in :mod:`churn_lib.cli`). ``run``,
-``sweep`` and ``score`` print progress lines as they go.
+``sweep`` and ``score`` print progress lines as they go, ``watch`` a line per tick.
 
 Stage parameters arrive as the stage table's dataclasses (:func:`stage_params`),
 so a flag and a notebook parameter are checked by the same declaration; a
@@ -32,6 +32,7 @@ from ..home import Home
 from . import render
 from .exits import (EXIT_BELOW_FLOOR, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,  # noqa: F401
                     EXIT_SWEEP_FAILURES, EXIT_USAGE)
+from .exits import EXIT_ATTENTION
 
 _table = render.table
 
@@ -408,8 +409,44 @@ def cmd_compare(args: argparse.Namespace, home: Home) -> int:
     from ..loop import compare
 
     result = compare.compare(home=home, since=args.since, last=args.last)
-    _emit(args, result.to_dict(), render.comparison(result))
-    return EXIT_INSUFFICIENT_DATA if result.verdict == compare.INSUFFICIENT_EVIDENCE else EXIT_OK
+    done = compare.promote(result, home=home) if args.promote else None
+    view = render.comparison(result)
+    if done is not None:
+        view += "\n" + (f"promoted {done['version']}: it is now current" if done["promoted"]
+                        else f"not promoted: {done['why']}")
+    _emit(args, {**result.to_dict(), **({"promotion": done} if done is not None else {})}, view)
+    if result.verdict == compare.INSUFFICIENT_EVIDENCE:
+        return EXIT_INSUFFICIENT_DATA
+    refused = done is not None and not done["promoted"] and result.verdict == compare.CHALLENGER_BETTER
+    return EXIT_GATE_REFUSED if refused else EXIT_OK
+
+
+def cmd_watch(args: argparse.Namespace, home: Home) -> int:
+    """One tick (``--once``) or a tick every ``--interval`` until SIGINT or SIGTERM, which end it between ticks."""
+    import signal
+    import threading
+
+    from ..loop import watch
+
+    codes = {watch.OK: EXIT_OK, watch.COOLDOWN: EXIT_OK, watch.LOCKED: EXIT_OK, watch.INVESTIGATE: EXIT_ATTENTION,
+             watch.RETRAIN: EXIT_ATTENTION, watch.INSUFFICIENT_DATA: EXIT_INSUFFICIENT_DATA}
+
+    def show(t: Any) -> None:
+        _emit(args, t.to_dict(), t.summary())
+        sys.stdout.flush()
+
+    if args.once:
+        result = watch.tick(home=home)
+        show(result)
+        return codes[result.decision]
+    stop = threading.Event()
+    handlers = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        result = watch.watch(home=home, interval=args.interval, stop=stop, on_tick=show)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return EXIT_OK if result is None else codes[result.decision]
 
 
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:

@@ -25,12 +25,13 @@ from .. import __version__, drift, export, registry, scoring, simulate
 from .._params import UNIT, Param, Range
 from ..drift import performance
 from ..exceptions import ChurnError
+from ..loop import policy as loop_policy
 from ..run import stages
 from ..scale import batch
 from .commands import (cmd_challenger, cmd_compare, cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate,
                        cmd_history, cmd_init, cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list,
                        cmd_registry_show, cmd_rollback, cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate,
-                       cmd_sweep, cmd_train)
+                       cmd_sweep, cmd_train, cmd_watch)
 
 # The cli's own parameters (not a stage's): declared once here, checked as the stage parameters are.
 PORT = Param("port", 8000, "port", int, range=Range(1, 65535))
@@ -122,6 +123,13 @@ def _since(text: str) -> float:
         return drift.parse_since(text)
     except ChurnError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _age(text: str) -> float:
+    try:
+        return loop_policy.age_seconds(text, name="interval")
+    except ChurnError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("interval ")) from None
 
 
 def _assignment(text: str) -> tuple[str, float]:
@@ -284,6 +292,17 @@ def _add_loop_commands(add: Add) -> None:
                                     "request id): agreement, scores, latency, realized and estimated metrics, paired "
                                     "tests and a verdict; exit 0 a verdict, 5 insufficient evidence")
     _window_flags(p, COMPARE_LAST, "the last N paired requests (default: all)")
+    p.add_argument("--promote", action="store_true",
+                   help="promote the challenger when the verdict is challenger_better and the gate passes (the "
+                        "comparison goes into the history line); exit 3 when the gate refuses it")
+    p = add("watch", cmd_watch, "each tick: drift and performance of the current model on the newest predictions, "
+                                "and a decision (ok, investigate, retrain, insufficient_data, cooldown, locked) by "
+                                "churn.yaml's watch policy; a retrain registers the challenger, never the current "
+                                "model; exit 0 ok/cooldown/locked, 4 investigate/retrain, 5 insufficient data")
+    p.add_argument("--once", action="store_true", help="one tick, then exit with its status (for cron)")
+    p.add_argument("--interval", type=_age, default=3600.0, metavar="AGE",
+                   help="time between ticks without --once: an age such as 30m, 1h, 1d (default 1h); SIGINT or "
+                        "SIGTERM end the watch between ticks")
 
 
 def _add_simulate_command(add: Add) -> None:

@@ -25,6 +25,7 @@ comparison is appended to ``reports/monitoring.jsonl`` (kind ``compare``).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from .. import contract as _contract, registry
 from .._io import iso, utc_now
 from ..contract import records as _records
 from ..drift import parse_since, performance
-from ..exceptions import DataError, InvalidParameter
+from ..exceptions import DataError, InvalidParameter, PromotionRefused
 from ..home import Home
 from ..logs import monitoring, outcomes, predictions
 from . import pairs as _pairs, policy as _policy, stats
@@ -297,3 +298,48 @@ def compare(*, home: Home | str | None = None, since: Any = None, last: int | No
         monitoring.append(monitoring.COMPARE, result.record(), home=home)
     log.info("compare: %s", result.summary())
     return result
+
+
+#: What a promotion on evidence writes into the history line's reason: the comparison's window, counts,
+#: differences with their intervals, and the p-values.
+EVIDENCE_KEYS = ("verdict", "decided_by", "reason", "window", "pairs", "labelled", "positives", "differences",
+                 "mcnemar_p_value")
+
+
+def promote(found: Comparison, *, home: Home | str | None = None, by: str = "churn compare --promote"
+            ) -> dict[str, Any]:
+    """Promote the compared challenger when the verdict is ``challenger_better`` and the gate passes.
+
+    The comparison (window, counts, differences, intervals, p-values) goes into
+    the history line's reason. Any other verdict promotes nothing.
+
+    Parameters
+    ----------
+    found : Comparison
+        What :func:`compare` found.
+    home : Home or path, optional
+    by : str, default="churn compare --promote"
+        Who promotes, for the history line.
+
+    Returns
+    -------
+    dict
+        ``version``, ``promoted`` (bool), ``verdict``, ``comparison`` (the evidence) and, when
+        nothing was promoted, ``why``.
+    """
+    evidence = found.record()
+    version = found.models["challenger"]["version"] or found.models["challenger"]["model_file"]
+    out: dict[str, Any] = {"version": version, "promoted": False, "verdict": found.verdict,
+                           "comparison": {k: evidence.get(k) for k in EVIDENCE_KEYS}}
+    if found.verdict != CHALLENGER_BETTER:
+        out["why"] = f"compare says {found.verdict}: {found.reason}"
+        return out
+    reason = (f"{by}: compare says challenger_better; evidence "
+              + json.dumps(out["comparison"], separators=(",", ":"), default=str))
+    try:
+        registry.promote(version, home=home, reason=reason)
+    except PromotionRefused as exc:  # the gate (or the artifact's sha256) said no
+        out["why"] = str(exc)
+        return out
+    out["promoted"] = True
+    return out

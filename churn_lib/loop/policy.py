@@ -11,23 +11,27 @@ the same declaration, so a refused value reads like a refused flag::
       alpha: 0.05
 
 Sections: ``compare`` (:class:`ComparePolicy`, read by :mod:`churn_lib.loop.compare`)
-and ``watch`` (reserved for ``churn watch``, which declares its keys; until then
-its content is kept as given). An unknown section, an unknown key or a bad
-value is an :class:`~churn_lib.exceptions.InvalidParameter` whose one-line
-message names the file and the key (``churn.yaml: compare.alpha must be ...``).
+and ``watch`` (:class:`WatchPolicy`, read by :mod:`churn_lib.loop.watch`). An
+unknown section, an unknown key or a bad value is an
+:class:`~churn_lib.exceptions.InvalidParameter` whose one-line message names
+the file and the key (``churn.yaml: compare.alpha must be ...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .._params import Range, check_fields, declared, param
+from .._params import UNIT, Range, check_fields, declared, param
 from ..exceptions import InvalidParameter
+from ..drift import parse_since
 from ..home import Home
+from ..run import stages as _stages
 
 COMPARE, WATCH = "compare", "watch"
 #: The sections ``churn.yaml`` may have.
@@ -73,12 +77,100 @@ class ComparePolicy:
         return dataclasses.asdict(self)
 
 
+_AGE = re.compile(r"^\s*\d+(?:\.\d+)?\s*[smhdw]\s*$")
+
+
+def age_seconds(text: Any, *, name: str = "age") -> float:
+    """Seconds of an age such as ``30m``, ``24h`` or ``7d`` (s, m, h, d, w); refused otherwise, naming ``name``.
+
+    Examples
+    --------
+    >>> age_seconds("24h"), age_seconds("90s")
+    (86400.0, 90.0)
+    """
+    if not isinstance(text, str) or not _AGE.match(text) or -parse_since(text, now=0.0) <= 0:
+        raise InvalidParameter(f"{name} must be an age such as 30m, 24h or 7d (s, m, h, d, w; more than 0), "
+                               f"got {text!r}", name=name)
+    return -parse_since(text, now=0.0)
+
+
+#: The stages of a watch's retrain: the newest data (the source read again), prepared, trained, evaluated.
+RETRAIN_STAGES = _stages.DEFAULT_RUN
+#: The metrics a watch's floor may be set on (the figures ``churn performance`` gives, higher is better).
+WATCH_METRICS = ("f1", "roc_auc", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class WatchPolicy:
+    """When ``churn watch`` retrains, and what it does with the new version (the ``watch:`` section)."""
+
+    metric: str = param("f1", "the performance figure held against the floor", choices=WATCH_METRICS)
+    floor: float | None = param(None, "the value below which a tick is below the floor; None: the current "
+                                      "version's gate F1 (as churn performance uses; metric f1 only)", range=UNIT)
+    below_floor_ticks: int = param(2, "N: ticks below the floor, among the last of_last_ticks, that retrain",
+                                   range=Range(1))
+    of_last_ticks: int = param(3, "T: the ticks (with a performance figure) N is counted in, this one included",
+                               range=Range(1, 1000))
+    cooldown: str = param("24h", "no retrain sooner than this after a retrain started or the current model "
+                                 "changed (an age: 30m, 24h, 7d)")
+    window: str | None = param(None, "the predictions a tick reads: None, those since the last tick (the first "
+                                     "tick reads the whole log); an age (7d): those of that age")
+    min_rows: int = param(100, "predictions of the current model (with outcomes for realized figures, without "
+                               "for estimated ones) below which a figure is not trusted", range=Range(1))
+    min_positives: int = param(10, "churners among the outcomes below which realized figures are not trusted "
+                                   "(the estimate is used)", range=Range(0))
+    sample: float = param(1.0, "the share of requests a retrained challenger scores in shadow",
+                          range=Range(0, 1, open_low=True))
+    auto_promote: bool = param(False, "promote the challenger when churn compare says challenger_better and the "
+                                      "gate passes; false: a person runs churn promote")
+    retrain_params: dict | None = param(None, "notebook parameters of the retrain run (as churn run -p NAME=VALUE); "
+                                              "None: the stages' defaults")
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.below_floor_ticks > self.of_last_ticks:
+            raise InvalidParameter(f"below_floor_ticks must be at most of_last_ticks ({self.of_last_ticks}), "
+                                   f"got {self.below_floor_ticks}", name="below_floor_ticks")
+        if self.floor is None and self.metric != "f1":
+            raise InvalidParameter(f"floor must be given with metric {self.metric} (the gate's floor is an F1)",
+                                   name="floor")
+        age_seconds(self.cooldown, name="cooldown")
+        if self.window is not None:
+            age_seconds(self.window, name="window")
+        if self.retrain_params:
+            if "version" in self.retrain_params:  # each retrain takes the next free label
+                raise InvalidParameter("retrain_params cannot set version: each retrain registers the next vN",
+                                       name="retrain_params")
+            try:
+                _stages.check(RETRAIN_STAGES, self.retrain_params)
+            except InvalidParameter as exc:
+                why = exc.message.splitlines()[0]
+                raise InvalidParameter(f"retrain_params is refused by the retrain's stages: {why}",
+                                       name="retrain_params") from None
+
+    @property
+    def cooldown_seconds(self) -> float:
+        return age_seconds(self.cooldown, name="cooldown")
+
+    @property
+    def window_seconds(self) -> float | None:
+        return None if self.window is None else age_seconds(self.window, name="window")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def sha256(self) -> str:
+        """The sha256 of the policy's canonical JSON (sorted keys, no spaces): the same values, the same hash."""
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Policy:
     """A home's policy: each section's values, the file it came from (None: defaults) and its sha256."""
 
     compare: ComparePolicy = field(default_factory=ComparePolicy)
-    watch: dict[str, Any] = field(default_factory=dict)
+    watch: WatchPolicy = field(default_factory=WatchPolicy)
     path: str | None = None
     sha256: str | None = None
 
@@ -155,11 +247,8 @@ def load(*, home: Home | str | None = None) -> Policy:
                                    name=str(key), path=str(path))
     try:
         compare = _section(ComparePolicy, raw.get(COMPARE), where, COMPARE)
+        watch = _section(WatchPolicy, raw.get(WATCH), where, WATCH)
     except InvalidParameter as exc:
         exc.path = str(path)
         raise
-    watch = raw.get(WATCH)
-    if watch is not None and not isinstance(watch, Mapping):
-        raise InvalidParameter(f"{where}: {WATCH} must be a mapping of keys to values, got {watch!r}", name=WATCH,
-                               path=str(path))
-    return Policy(compare, dict(watch or {}), str(path), hashlib.sha256(data).hexdigest())
+    return Policy(compare, watch, str(path), hashlib.sha256(data).hexdigest())
