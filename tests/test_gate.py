@@ -170,7 +170,8 @@ def test_an_auc_regression_beyond_the_tolerance_is_refused_naming_auc(objective)
 def test_the_auc_check_passes_with_its_reason_when_there_is_nothing_to_compare():
     assert _by_name(gate.check(Gate(), METRICS, {}))["no_regression_auc"].reason == "no current model to compare with"
     broken = gate.check(Gate(), METRICS, {}, {"version": "v1", "error": "its file is missing"})
-    assert _by_name(broken)["no_regression_auc"].reason == "current model v1 could not be re-scored: its file is missing"
+    assert _by_name(broken)["no_regression_auc"].reason == ("current model v1 could not be re-scored: its file is "
+                                                            "missing")
     one_class = _by_name(gate.check(Gate(), METRICS, {}, {**CURRENT, "roc_auc": None}))["no_regression_auc"]
     assert one_class.passed and one_class.reason == ("ROC AUC not measured on the 300 test rows neither model "
                                                      "trained on: it needs churners and stayers among the rows")

@@ -139,9 +139,10 @@ def check(settings: Gate, metrics: Mapping[str, Any], baselines: Mapping[str, Ma
         its ``profit_per_1000`` for a profit-tuned model.
     current : mapping, optional
         The current model re-scored on the same rows: ``version``, the ``objective`` it was tuned for, its
-        ``threshold``, ``f1``, ``roc_auc`` and (for a profit-tuned model, at its costs) ``profit_per_1000``, the new model's on those rows as ``f1_new``,
-        ``roc_auc_new`` and ``profit_per_1000_new``, and a ``note`` saying which rows; or ``version`` and
-        ``error`` when it could not be; None when no model is current.
+        ``threshold``, ``f1``, ``roc_auc`` and (for a profit-tuned model, at its costs) ``profit_per_1000``;
+        the new model's on those rows as ``f1_new``, ``roc_auc_new`` and ``profit_per_1000_new``; and a
+        ``note`` saying which rows. Or ``version`` and ``error`` when it could not be; None when no model is
+        current.
     objective : {"f1", "profit"}, default="f1"
         What the model's threshold was tuned for (its ``threshold_metric``).
 
@@ -248,7 +249,7 @@ def _no_regression_profit(settings: Gate, profit: float, current: Mapping[str, A
     at = f" at its threshold {current['threshold']:.2f}" if current.get("threshold") is not None else ""
     return Criterion("no_regression", mine >= need, mine, need,
                      f"profit per 1,000 {mine:,.1f} vs current {current['version']} {theirs:,.1f}{at}, same costs "
-                     f"(this model's){where} (tolerance {tolerance:.0%} of the current model's profit)"
+                     f"(this model's){where} (tolerance {tolerance * 100:g}% of the current model's profit)"
                      f"{_tuned_otherwise(current, 'profit')}")
 
 
