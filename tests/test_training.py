@@ -1,9 +1,11 @@
+import shutil
+
 import numpy as np
 import pytest
 
 from churn_lib import DataError, InvalidParameter, contract, registry, scoring
 from churn_lib.data import read_csv
-from churn_lib.learn.metrics import THRESHOLD_GRID, baselines, compute_metrics, pick_threshold, threshold_curve
+from churn_lib.learn.metrics import THRESHOLD_GRID, Costs, baselines, compute_metrics, pick_threshold, threshold_curve
 from churn_lib.learn.train import TrainParams, out_of_fold, split, train
 from churn_lib.models import logreg
 
@@ -49,12 +51,17 @@ def test_baselines_always_0_always_1_and_prior():
     b = baselines(np.array([0, 1, 1, 0]), y_test, seed=1)
     assert b["always_0"]["f1"] == 0 and b["always_1"]["f1"] == pytest.approx(6 / 7)
     assert b["prior"]["brier"] == pytest.approx(np.mean((y_test - 0.5) ** 2))
+    assert "profit_per_1000" not in b["always_1"]  # no costs: no profit (the lab's entry is unchanged)
+    priced = baselines(np.array([0, 1, 1, 0]), y_test, seed=1, costs=Costs(100.0, 10.0))
+    # contact nobody: 0; contact everyone: 3 kept (3 x 90) and one offer wasted (-10), per 4 customers
+    assert priced["always_0"]["profit_per_1000"] == 0.0
+    assert priced["always_1"]["profit_per_1000"] == pytest.approx(260 * 1000 / 4)
 
 
 def test_default_gate_passes_with_a_reason_per_criterion(trained_home):
     entry = registry.get("v1", home=trained_home)
     names = [c["name"] for c in entry["gate"]["criteria"]]
-    assert names == ["min_f1", "beats_always_0", "beats_always_1", "beats_prior", "no_regression"]
+    assert names == ["min_f1", "beats_always_0", "beats_always_1", "beats_prior", "no_regression", "no_regression_auc"]
     assert entry["passed_gate"] and all(c["reason"] for c in entry["gate"]["criteria"])
     assert registry.current_file(home=trained_home) == entry["model_file"]
 
@@ -195,3 +202,84 @@ def test_the_entry_keeps_the_labs_gate_f1_and_records_the_settings_by_their_name
     assert "gate_f1" not in result.entry["params"]
     assert result.entry["params_changed"] == {"min_f1": 0.3, "min_lift_top_decile": 1.1}
     assert registry.get("v1", home=trained_home)["gate_f1"] == 0.65  # the contract's floor, when not overridden
+
+
+# --- the gate judges the objective the model was tuned for ----------------------------------------
+
+@pytest.fixture(scope="module")
+def _telecom_template(tmp_path_factory):
+    """The tests' telecom table (1,500 rows) prepared, with an F1-tuned v1 current: what a new user has."""
+    from churn_lib.data import infer
+    from churn_lib.run import runner
+
+    from . import datasets
+
+    root = tmp_path_factory.mktemp("telecom") / "home"
+    source = datasets.write(datasets.telecom(1500, seed=7), root.parent / "in" / "telecom.csv")
+    infer.init_home(root, data=source, target="Churn", ids=["customerID"])
+    runner.run_direct(home=root, version="v1", stages=("generate", "prepare", "train"))
+    return root
+
+
+@pytest.fixture
+def telecom_home(_telecom_template, tmp_path):
+    root = tmp_path / "telecom"
+    shutil.copytree(_telecom_template, root)
+    return root
+
+
+PROFIT_500_50 = {"threshold_metric": "profit", "retention_value": 500.0, "offer_cost": 50.0}
+
+
+def _criteria(entry):
+    return {c["name"]: c for c in entry["gate"]["criteria"]}
+
+
+def test_a_profit_tuned_model_is_not_refused_for_a_lower_f1_alone(telecom_home, capsys):
+    """The issue's example: retention_value=500 offer_cost=50 after an F1-tuned v1. The gate used to refuse it
+    (exit 3) on F1; judged on profit per 1,000 and ROC AUC, on the same test rows, it passes."""
+    from churn_lib import cli
+
+    code = cli.main(["train", "--threshold-metric", "profit", "--retention-value", "500", "--offer-cost", "50",
+                     "--home", str(telecom_home)])
+    out = capsys.readouterr().out
+    assert code == 0 and "v2 (" in out and "passed the gate and is now current" in out
+    v1, v2 = registry.get("v1", home=telecom_home), registry.get("v2", home=telecom_home)
+    assert v2["threshold"] < 0.2 < v1["threshold"]  # cheap offers: contact many more customers
+    assert v2["metrics"]["f1"] < v1["metrics"]["f1"] - 0.02  # same split: what the F1 gate refused
+    crit = _criteria(v2)
+    assert crit["no_regression"]["reason"].startswith("profit per 1,000 ")
+    assert f"vs current v1 {crit['no_regression']['required'] / 0.98:,.1f} at its threshold" in \
+        crit["no_regression"]["reason"]
+    assert "same costs (this model's) on the 375 test rows neither model trained on" in crit["no_regression"]["reason"]
+    assert crit["no_regression"]["value"] == pytest.approx(v2["metrics"]["profit_per_1000"])
+    assert crit["no_regression"]["reason"].endswith("; v1 was tuned for f1, judged here on profit")
+    assert crit["no_regression_auc"]["reason"].startswith("ROC AUC ")
+    assert crit["min_f1"]["reason"].endswith("not judged: the model was tuned for profit, so it is judged on profit "
+                                             "per 1,000 and ROC AUC (no F1 floor applies)")
+    assert crit["beats_always_1"]["reason"].startswith("profit per 1,000 ")
+    assert "(contact everyone)" in crit["beats_always_1"]["reason"]
+    assert v2["baselines"]["always_0"]["profit_per_1000"] == 0.0
+    assert all(c["reason"].startswith(("profit per 1,000 ", "ROC AUC ")) for n, c in crit.items() if n != "min_f1")
+
+
+def test_a_profit_tuned_model_with_less_profit_is_refused_naming_profit(telecom_home):
+    train(home=telecom_home, version="v2", params=TrainParams(**PROFIT_500_50))
+    # much stronger regularisation: less profit at the same costs (its AUC, lower too, is let through here)
+    weak = train(home=telecom_home, version="v3", params=TrainParams(**PROFIT_500_50, C=0.001, auc_tolerance=1.0))
+    assert not weak.passed_gate and not weak.promoted
+    assert [n for n, c in _criteria(weak.entry).items() if not c["passed"]] == ["no_regression"]
+    (reason,) = weak.entry["gate_reasons"]
+    assert reason.startswith("profit per 1,000 ") and "vs current v2 " in reason and "same costs" in reason
+    assert registry.current_entry(home=telecom_home)["version"] == "v2"
+
+
+def test_an_auc_regression_is_refused_naming_auc(telecom_home):
+    # F1 tolerance waived: only ranking worse than v1 on the same rows refuses it
+    weak = train(home=telecom_home, version="v2", params=TrainParams(C=0.001, regression_tolerance=1.0,
+                                                                     auc_tolerance=0.02))
+    assert [n for n, c in _criteria(weak.entry).items() if not c["passed"]] == ["no_regression_auc"]
+    (reason,) = weak.entry["gate_reasons"]
+    assert reason.startswith("ROC AUC ") and "vs current v1 " in reason and reason.endswith("(tolerance 0.0200)")
+    auc = _criteria(weak.entry)["no_regression_auc"]
+    assert auc["value"] == pytest.approx(weak.entry["metrics"]["roc_auc"]) and auc["value"] < auc["required"]

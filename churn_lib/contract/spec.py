@@ -275,7 +275,8 @@ class Gate:
     A train parameter of the same name overrides a setting for one run
     (:func:`churn_lib.learn.gate.settings`); the gate itself is
     :func:`churn_lib.learn.gate.check`. ``min_f1`` None: no absolute floor;
-    ``min_lift_top_decile`` None: not checked.
+    ``min_lift_top_decile`` None: not checked; ``auc_tolerance`` None: the
+    same tolerance as ``regression_tolerance``.
 
     Raises
     ------
@@ -283,24 +284,31 @@ class Gate:
         A value its declaration refuses.
     """
 
-    min_f1: float | None = param(None, "least test F1 at the stored threshold, an absolute floor (the lab's "
-                                       "0.65; a new contract sets none)", range=UNIT)
-    baseline_margin: float = param(0.02, "F1 margin required over each trivial baseline", range=UNIT)
-    regression_tolerance: float = param(0.02, "allowed F1 drop against the current model on the same test split",
-                                        range=UNIT)
+    min_f1: float | None = param(None, "least test F1 at the stored threshold of an F1-tuned model, an absolute "
+                                       "floor (the lab's 0.65; a new contract sets none)", range=UNIT)
+    baseline_margin: float = param(0.02, "F1 margin required over each trivial baseline (of an F1-tuned model)",
+                                   range=UNIT)
+    regression_tolerance: float = param(0.02, "allowed drop of the objective against the current model on the same "
+                                              "test rows: F1 points (F1-tuned), a share of the current model's "
+                                              "profit (profit-tuned)", range=UNIT)
     min_lift_top_decile: float | None = param(None, "least lift of the riskiest tenth of the test split (its churn "
                                                     "rate over the overall rate), checked when set",
                                               range=Range(0))
+    auc_tolerance: float | None = param(None, "allowed ROC AUC drop against the current model on the same test "
+                                              "rows, whatever the objective (unset in the contract: "
+                                              "regression_tolerance)", range=UNIT)
 
     def __post_init__(self) -> None:
         check_fields(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as ``dataset.yaml`` holds them; ``min_lift_top_decile`` only when set, so a contract
-        that does not set it keeps its fingerprint (:meth:`Contract.sha256`) from before the setting existed."""
+        """The settings as ``dataset.yaml`` holds them; ``min_lift_top_decile`` and ``auc_tolerance`` only when
+        set, so a contract that does not set them keeps its fingerprint (:meth:`Contract.sha256`) from before
+        the settings existed."""
         out = asdict(self)
-        if out["min_lift_top_decile"] is None:
-            del out["min_lift_top_decile"]
+        for name in ("min_lift_top_decile", "auc_tolerance"):
+            if out[name] is None:
+                del out[name]
         return out
 
 

@@ -169,11 +169,15 @@ def compute_metrics(y: np.ndarray, proba: np.ndarray, threshold: float,
     }
 
 
-def baselines(y_train: np.ndarray, y_test: np.ndarray, *, seed: int = 42) -> dict[str, dict[str, float]]:
+def baselines(y_train: np.ndarray, y_test: np.ndarray, *, seed: int = 42,
+              costs: Costs | None = None) -> dict[str, dict[str, float]]:
     """Trivial baselines on the test split: always 0, always 1, and the class prior.
 
     The prior baseline scores every row with the training churn rate (for the
-    Brier score) and labels rows at random at that rate (for F1).
+    Brier score) and labels rows at random at that rate (for F1). Given
+    ``costs``, each also has its expected ``profit_per_1000``: always 0 is
+    "contact nobody" (0), always 1 "contact everyone", the prior "contact a
+    random share at the churn rate".
     """
     from sklearn.metrics import accuracy_score, brier_score_loss, f1_score
 
@@ -191,6 +195,10 @@ def baselines(y_train: np.ndarray, y_test: np.ndarray, *, seed: int = 42) -> dic
             "accuracy": float(accuracy_score(y_test, pred)),
             "brier": float(brier_score_loss(y_test, proba)),
         }
+        if costs is not None:
+            hit = pred.astype(bool)
+            out[name]["profit_per_1000"] = float(costs.profit(np.sum(hit & (y_test == 1)), np.sum(hit & (y_test == 0)))
+                                                 * 1000.0 / max(len(y_test), 1))
     return out
 
 

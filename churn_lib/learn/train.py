@@ -4,11 +4,13 @@ test metrics (:mod:`churn_lib.learn.metrics`), the quality gate's verdict
 
 The decision threshold is chosen (for F1 or for profit) on out-of-fold
 predictions of the training split, never on the test split, and is stored with
-the model: the test split only reports. The gate then judges the test scores
-against the contract's ``gate:`` settings, each overridden by the train
-parameter of the same name (``min_f1``, ``baseline_margin``,
-``regression_tolerance``, ``min_lift_top_decile``); ``no_regression``'s
-evidence is the current model re-scored here on the same unseen rows.
+the model: the test split only reports. The gate then judges the test scores,
+on the objective the threshold was tuned for plus ROC AUC, against the
+contract's ``gate:`` settings, each overridden by the train parameter of the
+same name (``min_f1``, ``baseline_margin``, ``regression_tolerance``,
+``min_lift_top_decile``, ``auc_tolerance``); ``no_regression``'s evidence is
+the current model re-scored here on the same unseen rows at its own threshold
+(its profit priced at the new model's costs).
 """
 
 from __future__ import annotations
@@ -87,6 +89,7 @@ class TrainParams:
     baseline_margin: float | None = _gate.override("baseline_margin")
     regression_tolerance: float | None = _gate.override("regression_tolerance")
     min_lift_top_decile: float | None = _gate.override("min_lift_top_decile")
+    auc_tolerance: float | None = _gate.override("auc_tolerance")
     hyperparameters: Any = field(default=None, metadata={"stage": False, "help": "the family's Params"})
 
     def __init__(self, *, hyperparameters: Any = None, **values: Any) -> None:
@@ -277,8 +280,11 @@ def out_of_fold(model: Any, X: pd.DataFrame, y: pd.Series, *, seed: int = 42, cv
 
 
 def _rescore_current(home: Home, frame: pd.DataFrame, X_test: pd.DataFrame, y_test: pd.Series, proba: np.ndarray,
-                     threshold: float, data_sha: str, contract: _contract.Contract) -> dict[str, Any] | None:
-    """The current model and the new one on the same unseen rows (``no_regression``'s evidence).
+                     threshold: float, data_sha: str, contract: _contract.Contract,
+                     costs: Costs | None = None) -> dict[str, Any] | None:
+    """The current model and the new one on the same unseen rows (``no_regression``'s and
+    ``no_regression_auc``'s evidence): F1 and ROC AUC, and the profit at the new model's ``costs``
+    when set, each model deciding at its own threshold.
 
     When the current model was trained on the same data file with another
     split, the rows of this test split that it trained on are left out, so
@@ -310,10 +316,12 @@ def _rescore_current(home: Home, frame: pd.DataFrame, X_test: pd.DataFrame, y_te
     else:
         note = " on this test split (it was trained on other data, possibly on some of these rows)"
     y = np.asarray(y_test)[keep]
-    current = compute_metrics(y, scorer.predict_proba(X_test[keep]), entry.get("threshold", 0.5))
-    new = compute_metrics(y, proba[keep], threshold)
-    return {"version": entry["version"], "f1": current["f1"], "f1_new": new["f1"], "rows": int(keep.sum()),
-            "note": note}
+    current = compute_metrics(y, scorer.predict_proba(X_test[keep]), entry.get("threshold", 0.5), costs)
+    new = compute_metrics(y, proba[keep], threshold, costs)
+    return {"version": entry["version"], "threshold": current["threshold"], "rows": int(keep.sum()), "note": note,
+            "objective": entry.get("threshold_metric", "f1"),
+            **{f"{name}{suffix}": m[name] for name in ("f1", "roc_auc", "profit_per_1000")
+               for suffix, m in (("", current), ("_new", new))}}
 
 
 def library_versions(*, extra: tuple[str, ...] = ()) -> dict[str, str]:
@@ -366,9 +374,11 @@ def train(*, home: Home | str | None = None, version: str | None = None,
     proba = fit.model.predict_proba(X_test)[:, 1]
     scores = _Scores(metrics=compute_metrics(y_test, proba, fit.threshold, params.costs),
                      metrics_05=compute_metrics(y_test, proba, 0.5, params.costs),
-                     baselines=baselines(y_train, y_test, seed=params.seed), n_train=len(y_train), n_test=len(y_test))
-    current = _rescore_current(home, df, X_test, y_test, proba, fit.threshold, data_sha, contract)
-    verdict = _gate.check(params.gate_settings(contract), scores.metrics, scores.baselines, current)
+                     baselines=baselines(y_train, y_test, seed=params.seed, costs=params.costs),
+                     n_train=len(y_train), n_test=len(y_test))
+    current = _rescore_current(home, df, X_test, y_test, proba, fit.threshold, data_sha, contract, params.costs)
+    verdict = _gate.check(params.gate_settings(contract), scores.metrics, scores.baselines, current,
+                          objective=params.threshold_metric)
     entry = _entry(home, params, fit, scores, verdict, changed=given.changed(), data_sha=data_sha,
                    contract=contract)
     profile = drift.build_profile(X_train, proba, threshold=fit.threshold, contract=contract).to_dict()
