@@ -406,56 +406,66 @@ _PROFIT = "profit_per_1000"
 
 
 def champion_challenger(comparison: Any, axes=None):
-    """A comparison of champion and challenger on the same customers; returns the three axes.
+    """A comparison of champion and challenger on the same customers; returns the axes it drew on.
 
     ``comparison`` is what :func:`churn_lib.loop.compare.compare_if_any` returns
     (read by its ``frame()``, ``verdict``, ``decided_by``, ``scores`` and
-    ``summary()``): the paired differences (challenger - champion) with their
-    intervals, ROC AUC, F1 and Brier on the first axes, profit per 1,000
-    customers on the second (when costs were known), the deciding metric
-    in red; the two models' score distributions on the third.
+    ``summary()``). Drawn: the paired differences (challenger - champion) with
+    their intervals, ROC AUC, F1 and Brier on the first axes, the deciding
+    metric in red; the two models' score distributions on the second; profit
+    per 1,000 customers, in money, on a third when costs were known (and
+    ``axes``, when given, has a third). Nothing compared: no figure (None), or
+    the one-line summary on the first of the ``axes`` given.
     """
-    if axes is None:
-        _, axes = _grid(1, 3, width=3.6, height=2.6, left=1.0, bottom=0.9, top=0.8, wspace=1.0)
-    ax_diff, ax_profit, ax_scores = np.asarray(axes).ravel()[:3]
     frame = comparison.frame()
     frame = frame[frame["interval_low"].notna()] if len(frame) else frame
-    if not len(frame) and getattr(comparison, "scores", None) is None:  # nothing compared
-        ax_diff.text(0.0, 0.5, comparison.summary(), ha="left", va="center", transform=ax_diff.transAxes, fontsize=9)
-        for ax in (ax_diff, ax_profit, ax_scores):
-            ax.set_axis_off()
-        return axes
-    decided = getattr(comparison, "decided_by", None)
-    for ax, keys, title in ((ax_diff, _SHARED_SCALE, "challenger - champion"),
-                            (ax_profit, (_PROFIT,), "profit per 1,000: challenger - champion")):
-        rows = frame.loc[[k for k in keys if k in frame.index]]
-        if not len(rows):
-            why = ("no interval: " + str(comparison.verdict)) if keys == _SHARED_SCALE else "no costs: not compared"
-            ax.text(0.5, 0.5, why, ha="center", va="center", transform=ax.transAxes, fontsize=8)
-            ax.set_axis_off()
-            continue
-        y = np.arange(len(rows))
-        low, high = rows["interval_low"].to_numpy(float), rows["interval_high"].to_numpy(float)
-        point = rows["difference"].to_numpy(float)
-        colors = ["#b3261e" if k == decided else "#3a6ea5" for k in rows.index]
-        ax.hlines(y, low, high, colors=colors, linewidth=3)
-        ax.scatter(point, y, color=colors, zorder=3)
-        ax.axvline(0, color="#777", linewidth=1, linestyle="--")
-        ax.set_yticks(y, [f"{k}{' (lower is better)' if k == 'brier' else ''}" for k in rows.index], fontsize=8)
-        ax.set_ylim(-0.7, len(rows) - 0.3)
-        ax.set_title(title, fontsize=9)
-        _ticks(ax, 4)
     scores = getattr(comparison, "scores", None)
+    if not len(frame) and not scores:  # nothing compared: one line
+        if axes is None:  # no figure: the summary, printed beside it, says it all
+            return None
+        ax = np.asarray(axes).ravel()[0]
+        ax.text(0.0, 0.5, comparison.summary(), ha="left", va="center", transform=ax.transAxes, fontsize=10)
+        ax.set_axis_off()
+        return axes
+    if axes is None:
+        _, axes = _grid(1, 3 if _PROFIT in frame.index else 2, width=3.6, height=2.6, left=1.6, bottom=0.9,
+                        top=0.8, wspace=1.6)
+    flat = np.asarray(axes).ravel()
+    decided = getattr(comparison, "decided_by", None)
+    _differences(frame, _SHARED_SCALE, decided, flat[0], "challenger - champion",
+                 f"no interval: {comparison.verdict}")
+    if len(flat) > 2:
+        _differences(frame, (_PROFIT,), decided, flat[2], "profit per 1,000: challenger - champion",
+                     "no costs: profit not compared")
+    ax = flat[1]
     if scores:
         for role, color in (("champion", "#9aa7b8"), ("challenger", "#d9822b")):
             counts = np.asarray(scores[role], dtype=float)
-            ax_scores.stairs(counts / max(counts.sum(), 1.0), scores["edges"], label=role, color=color,
-                             linewidth=1.5)
-        ax_scores.set(xlabel="probability of churn", ylabel="share of pairs")
-        ax_scores.set_title("scores on the same customers", fontsize=9)
-        ax_scores.legend(fontsize=8)
-        _ticks(ax_scores, 4)
+            ax.stairs(counts / max(counts.sum(), 1.0), scores["edges"], label=role, color=color, linewidth=1.5)
+        ax.set(xlabel="probability of churn", ylabel="share of pairs")
+        ax.set_title("scores on the same customers", fontsize=9)
+        ax.legend(fontsize=8)
+        _ticks(ax, 4)
     else:
-        ax_scores.set_axis_off()
-    ax_diff.figure.suptitle(f"{comparison.verdict} ({decided or 'no deciding metric'})", fontsize=10)
+        ax.set_axis_off()
+    flat[0].figure.suptitle(f"{comparison.verdict} (decided by {decided or 'no metric'})", fontsize=10)
     return axes
+
+
+def _differences(frame: pd.DataFrame, keys: Sequence[str], decided: str | None, ax, title: str, empty: str) -> None:
+    """The rows ``keys`` of a comparison's frame: each difference and its interval, 0 dashed, the decider red."""
+    rows = frame.loc[[k for k in keys if k in frame.index]]
+    if not len(rows):
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        ax.set_axis_off()
+        return
+    y = np.arange(len(rows))
+    colors = ["#b3261e" if k == decided else "#3a6ea5" for k in rows.index]
+    ax.hlines(y, rows["interval_low"].to_numpy(float), rows["interval_high"].to_numpy(float), colors=colors,
+              linewidth=3)
+    ax.scatter(rows["difference"].to_numpy(float), y, color=colors, zorder=3)
+    ax.axvline(0, color="#777", linewidth=1, linestyle="--")
+    ax.set_yticks(y, [f"{k}{' (lower is better)' if k == 'brier' else ''}" for k in rows.index], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_title(title, fontsize=9)
+    _ticks(ax, 4)

@@ -106,7 +106,8 @@ class Comparison:
 
     def frame(self) -> pd.DataFrame:
         """One row per metric: each model's realized figure on the labelled pairs, the paired difference
-        (challenger - champion) with its interval and p-value, whether it decided, and the CBPE estimates.
+        (challenger - champion) with its interval and p-value, whether it decided, and the CBPE estimates
+        (a metric no model has a figure for, such as profit without costs, has no row).
 
         Examples
         --------
@@ -118,6 +119,8 @@ class Comparison:
             real = {r: ((self.realized or {}).get(r) or {}).get(key) for r in ROLES}
             est = {r: ((self.estimated or {}).get(r) or {}).get(key) for r in ROLES}
             diff = (self.differences or {}).get(key) or {}
+            if not diff and all(v is None for v in (*real.values(), *est.values())):
+                continue  # profit without costs: nothing to show
             low, high = diff.get("interval") or (None, None)
             rows[key] = {**real, "difference": None if None in real.values() else real["challenger"] - real["champion"],
                          "interval_low": low, "interval_high": high, "p_value": diff.get("p_value"),
