@@ -220,7 +220,8 @@ def test_the_index_shows_the_latest_comparison_and_the_latest_watch_decision(hom
         f"f1: [{low:+.4f}, {high:+.4f}]")
     assert shown["reason"] == found.reason
     assert shown["checked (UTC)"] == found.checked_at_utc[:19].replace("T", " ")
-    assert tick["decision"] == "retrain" and tick["retrain"] == "ok: v3" and tick["checked (UTC)"] == "2099-01-02 00:00:00"
+    assert tick["decision"] == "retrain" and tick["retrain"] == "ok: v3"
+    assert tick["checked (UTC)"] == "2099-01-02 00:00:00"
     assert tick["message"] == "the tick said retrain"
 
 
@@ -242,5 +243,13 @@ def test_an_insufficient_comparison_shows_no_deciding_metric_and_a_damaged_line_
     with open(home.monitoring_log, "a", encoding="utf-8") as fh:
         fh.write(json.dumps({"kind": "compare", "pairs": "many", "models": "x", "decided_by": "f1",
                              "differences": {"f1": {"interval": ["a", "b"]}}}, separators=(",", ":")) + "\n")
-    (shown,) = _key_tables(_parse(reports.write_index(home=home)))
+        fh.write(json.dumps({"kind": "watch", "reasons": 5, "run": [1]}, separators=(",", ":")) + "\n")
+    shown, tick = _key_tables(_parse(reports.write_index(home=home)))
     assert shown["pairs"] == "- (- with an outcome, - churner(s))" and shown["champion"] == "-"
+    assert shown["deciding metric (95 % interval of challenger - champion)"] == "-"
+    assert (tick["reasons"], tick["decision"]) == ("-", "-") and "retrain" not in tick
+    with open(home.monitoring_log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"kind": "compare", "models": 5, "differences": [1], "decided_by": "f1"},
+                            separators=(",", ":")) + "\n")
+    shown, _ = _key_tables(_parse(reports.write_index(home=home)))
+    assert shown["challenger"] == "-" and shown["verdict"] == "-"

@@ -191,16 +191,22 @@ def _when(value: Any) -> str:
 
 def _deciding(rec: dict[str, Any]) -> str:
     """``f1: [+0.0123, +0.0456], p = 0.002`` - the metric that decided and its interval, or ``-``."""
-    key = rec.get("decided_by")
-    diff = (rec.get("differences") or {}).get(key) if key else None
-    if not isinstance(diff, dict) or len(diff.get("interval") or ()) != 2:
+    key, diffs = rec.get("decided_by"), rec.get("differences")
+    diff = diffs.get(key) if isinstance(diffs, dict) and isinstance(key, str) else None
+    interval = diff.get("interval") if isinstance(diff, dict) else None
+    if not isinstance(interval, list) or len(interval) != 2:
         return "-"
-    low, high = diff["interval"]
+    low, high = interval
     if not all(isinstance(v, (int, float)) for v in (low, high)):
         return "-"
     p = diff.get("p_value")
     said = (", no bootstrap draw crossed 0" if p == 0 else f", p = {p:.3g}") if isinstance(p, (int, float)) else ""
     return f"{html.escape(str(key))}: [{low:+.4f}, {high:+.4f}]{said}"
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` when a line holds the list it should, else nothing (a damaged line must not break the index)."""
+    return value if isinstance(value, list) else []
 
 
 def _count(value: Any) -> str:
@@ -213,8 +219,8 @@ def _loop_section(loop: dict[str, Any]) -> str:
     parts = []
     rec = loop.get(monitoring.COMPARE)
     if isinstance(rec, dict):
-        versions = {m.get("role"): m.get("version") for m in rec.get("models") or [] if isinstance(m, dict)}
-        verdict = str(rec.get("verdict"))
+        versions = {m.get("role"): m.get("version") for m in _list(rec.get("models")) if isinstance(m, dict)}
+        verdict = str(rec.get("verdict") or "-")
         mark = "pass" if verdict == "challenger_better" else "fail" if verdict == "champion_better" else "muted"
         cells = [("checked (UTC)", _when(rec.get("checked_at_utc"))),
                  ("champion", esc(str(versions.get("champion") or "-"))),
@@ -229,12 +235,13 @@ def _loop_section(loop: dict[str, Any]) -> str:
                      + _key_table(cells))
     tick = loop.get(monitoring.WATCH)
     if isinstance(tick, dict):
-        cells = [("checked (UTC)", _when(tick.get("checked_at_utc"))), ("decision", esc(str(tick.get("decision")))),
-                 ("reasons", esc(", ".join(map(str, tick.get("reasons") or [])) or "-")),
+        cells = [("checked (UTC)", _when(tick.get("checked_at_utc"))), ("decision", esc(str(tick.get("decision") or "-"))),
+                 ("reasons", esc(", ".join(map(str, _list(tick.get("reasons")))) or "-")),
                  ("version", esc(str(tick.get("version") or "-"))), ("message", esc(str(tick.get("message") or "")))]
         run = tick.get("run")
         if isinstance(run, dict):
-            cells.append(("retrain", esc(f"{run.get('status')}" + (f": {run['version']}" if run.get("version") else ""))))
+            said = f"{run.get('status')}" + (f": {run['version']}" if run.get("version") else "")
+            cells.append(("retrain", esc(said)))
         parts.append("<h2 id='watch'>The watch: the latest decision</h2>"
                      "<p class='muted'><code>churn watch</code>; every tick is a line of "
                      "<code>reports/monitoring.jsonl</code>.</p>" + _key_table(cells))
