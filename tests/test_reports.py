@@ -253,3 +253,14 @@ def test_an_insufficient_comparison_shows_no_deciding_metric_and_a_damaged_line_
                             separators=(",", ":")) + "\n")
     shown, _ = _key_tables(_parse(reports.write_index(home=home)))
     assert shown["challenger"] == "-" and shown["verdict"] == "-"
+
+
+def test_churn_compare_rewrites_the_index_with_its_comparison(home, capsys):
+    from churn_lib import cli
+
+    reports.write_index(home=home)  # an index without a comparison
+    _logs(home, 3000, labelled=2500)
+    assert cli.main(["compare"]) == 0
+    verdict = capsys.readouterr().out.split(":", 1)[0]
+    (shown,) = _key_tables(_parse(home.reports_dir / "index.html"))
+    assert shown["verdict"] == verdict == "challenger_better"
