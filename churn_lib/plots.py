@@ -1,7 +1,7 @@
 """Plots for the stage notebooks and reports (matplotlib).
 
 Each function takes data (a frame, a metrics dict, a gains result, a drift
-result) and an optional ``ax`` (or ``axes``), draws, and returns what it drew
+result, a comparison of champion and challenger) and an optional ``ax`` (or ``axes``), draws, and returns what it drew
 on, in the manner of scikit-learn's display objects. It draws the data it is
 given and computes no domain result: importance comes from the model's family
 (:func:`churn_lib.models.importance`), gains from :mod:`churn_lib.learn`, churn
@@ -332,14 +332,24 @@ def drift_features(result: Any, *, version: str | None = None, axes=None):
     return axes
 
 
-def monitoring_trends(history: pd.DataFrame, axes=None):
-    """Every check so far, per version: drift (largest PSI), realized against estimated F1, and the volume.
+def monitoring_trends(history: pd.DataFrame, axes=None, *, watch: Sequence[dict[str, Any]] | None = None):
+    """Every check so far, per version: drift (largest PSI), F1 and the volume; with ``watch``, its decisions.
 
-    ``history`` is :func:`churn_lib.logs.monitoring.history`; returns the three axes.
+    ``history`` is :func:`churn_lib.logs.monitoring.history`: realized F1 (-) and
+    estimated F1 (--) of the performance checks, and each role's realized F1 in
+    the comparisons (x). ``watch`` is the watch's lines
+    (:func:`churn_lib.logs.monitoring.records` of kind ``watch``): each tick's
+    decision over time, on a fourth axes. Returns the axes.
     """
     if axes is None:
-        _, axes = _grid(1, 3, width=4.0, height=2.6, left=0.8, bottom=1.0, wspace=0.8)
-    ax_drift, ax_f1, ax_rows = np.asarray(axes).ravel()[:3]
+        if watch is None:
+            _, axes = _grid(1, 3, width=4.0, height=2.6, left=0.8, bottom=1.0, wspace=0.8)
+        else:
+            _, axes = _grid(2, 2, width=4.6, height=2.6, left=1.2, bottom=1.0, wspace=0.8, hspace=1.3)
+    flat = np.asarray(axes).ravel()
+    ax_drift, ax_f1, ax_rows = flat[:3]
+    if watch is not None:
+        _watch_decisions(watch, flat[3])
     if history is None or not len(history):
         for ax in (ax_drift, ax_f1, ax_rows):
             ax.text(0.5, 0.5, "no check recorded yet", ha="center", va="center", transform=ax.transAxes)
@@ -354,11 +364,108 @@ def monitoring_trends(history: pd.DataFrame, axes=None):
             if len(p) and column in p and p[column].notna().any():
                 ax_f1.plot(p["checked_at"], p[column], style, marker="o",
                            label=f"{version} {column.split('_')[0]}")
+        c = rows[rows["kind"] == "compare"]
+        if len(c) and "realized_f1" in c and c["realized_f1"].notna().any():
+            roles = sorted(set(c["role"].dropna())) if "role" in c else []
+            ax_f1.plot(c["checked_at"], c["realized_f1"], "x", markersize=7,
+                       label=f"{version} compared ({', '.join(map(str, roles))})")
         ax_rows.plot(rows["checked_at"], rows["rows"], marker=".", linestyle="", label=str(version))
-    for ax, title in ((ax_drift, "drift: largest PSI"), (ax_f1, "F1: realized (-) vs estimated (--)"),
-                      (ax_rows, "rows per check")):
+    for ax, title in ((ax_drift, "drift: largest PSI"),
+                      (ax_f1, "F1: realized (-), estimated (--), compared (x)"), (ax_rows, "rows per check")):
         ax.set_title(title, fontsize=9)
         ax.tick_params(axis="x", labelrotation=30, labelsize=7)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     return axes
+
+
+def _watch_decisions(lines: Sequence[dict[str, Any]], ax) -> None:
+    """Each watch tick's decision at its time, one row per decision (in the order they first appear)."""
+    ticks = pd.DataFrame([{"at": line.get("checked_at_utc"), "decision": line.get("decision")}
+                          for line in lines if isinstance(line, dict)], columns=["at", "decision"])
+    ticks["at"] = pd.to_datetime(ticks["at"], utc=True, errors="coerce", format="ISO8601")
+    ticks = ticks.dropna()
+    ax.set_title("watch: decision per tick", fontsize=9)
+    if not len(ticks):
+        ax.text(0.5, 0.5, "no watch tick yet", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    decisions = list(dict.fromkeys(ticks["decision"].astype(str)))
+    for k, decision in enumerate(decisions):
+        at = ticks.loc[ticks["decision"].astype(str) == decision, "at"]
+        ax.plot(at, np.full(len(at), k), "o", label=decision)
+    ax.set_yticks(range(len(decisions)), decisions, fontsize=8)
+    ax.set_ylim(-0.5, len(decisions) - 0.5)
+    ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+
+
+#: The paired differences drawn on the first axes of :func:`champion_challenger` (rates and scores, on one
+#: scale); profit per 1,000 customers, in money, has its own axes.
+_SHARED_SCALE = ("roc_auc", "f1", "brier")
+_PROFIT = "profit_per_1000"
+
+
+def champion_challenger(comparison: Any, axes=None):
+    """A comparison of champion and challenger on the same customers; returns the axes it drew on.
+
+    ``comparison`` is what :func:`churn_lib.loop.compare.compare_if_any` returns
+    (read by its ``frame()``, ``verdict``, ``decided_by``, ``scores`` and
+    ``summary()``). Drawn: the paired differences (challenger - champion) with
+    their intervals, ROC AUC, F1 and Brier on the first axes, the deciding
+    metric in red; the two models' score distributions on the second; profit
+    per 1,000 customers, in money, on a third when costs were known (and
+    ``axes``, when given, has a third). Nothing compared: no figure (None), or
+    the one-line summary on the first of the ``axes`` given.
+    """
+    frame = comparison.frame()
+    frame = frame[frame["interval_low"].notna()] if len(frame) else frame
+    scores = getattr(comparison, "scores", None)
+    if not len(frame) and not scores:  # nothing compared: one line
+        if axes is None:  # no figure: the summary, printed beside it, says it all
+            return None
+        ax = np.asarray(axes).ravel()[0]
+        ax.text(0.0, 0.5, comparison.summary(), ha="left", va="center", transform=ax.transAxes, fontsize=10)
+        ax.set_axis_off()
+        return axes
+    if axes is None:
+        _, axes = _grid(1, 3 if _PROFIT in frame.index else 2, width=3.6, height=2.6, left=1.6, bottom=0.9,
+                        top=0.8, wspace=1.6)
+    flat = np.asarray(axes).ravel()
+    decided = getattr(comparison, "decided_by", None)
+    _differences(frame, _SHARED_SCALE, decided, flat[0], "challenger - champion",
+                 f"no interval: {comparison.verdict}")
+    if len(flat) > 2:
+        _differences(frame, (_PROFIT,), decided, flat[2], "profit per 1,000: challenger - champion",
+                     "no costs: profit not compared")
+    ax = flat[1]
+    if scores:
+        for role, color in (("champion", "#9aa7b8"), ("challenger", "#d9822b")):
+            counts = np.asarray(scores[role], dtype=float)
+            ax.stairs(counts / max(counts.sum(), 1.0), scores["edges"], label=role, color=color, linewidth=1.5)
+        ax.set(xlabel="probability of churn", ylabel="share of pairs")
+        ax.set_title("scores on the same customers", fontsize=9)
+        ax.legend(fontsize=8)
+        _ticks(ax, 4)
+    else:
+        ax.set_axis_off()
+    flat[0].figure.suptitle(f"{comparison.verdict} (decided by {decided or 'no metric'})", fontsize=10)
+    return axes
+
+
+def _differences(frame: pd.DataFrame, keys: Sequence[str], decided: str | None, ax, title: str, empty: str) -> None:
+    """The rows ``keys`` of a comparison's frame: each difference and its interval, 0 dashed, the decider red."""
+    rows = frame.loc[[k for k in keys if k in frame.index]]
+    if not len(rows):
+        ax.text(0.5, 0.5, empty, ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        ax.set_axis_off()
+        return
+    y = np.arange(len(rows))
+    colors = ["#b3261e" if k == decided else "#3a6ea5" for k in rows.index]
+    ax.hlines(y, rows["interval_low"].to_numpy(float), rows["interval_high"].to_numpy(float), colors=colors,
+              linewidth=3)
+    ax.scatter(rows["difference"].to_numpy(float), y, color=colors, zorder=3)
+    ax.axvline(0, color="#777", linewidth=1, linestyle="--")
+    ax.set_yticks(y, [f"{k}{' (lower is better)' if k == 'brier' else ''}" for k in rows.index], fontsize=8)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_title(title, fontsize=9)
+    _ticks(ax, 4)

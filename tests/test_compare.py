@@ -323,3 +323,56 @@ def test_cli_compare_promote_promotes_only_on_evidence_and_writes_it_into_the_hi
     evidence = json.loads(last["reason"].split("evidence ", 1)[1])
     assert (evidence["verdict"], evidence["pairs"], evidence["labelled"]) == ("challenger_better", 3000, 2500)
     assert evidence["differences"]["f1"]["interval"][0] > 0 and "p_value" in evidence["differences"]["f1"]
+
+
+# --- compare_if_any: notebook 05's call ---------------------------------------------------------------------
+
+def _pointer(home) -> None:
+    """v1 and v2 registered by hand, v2 the challenger (its pointer file, as `churn challenger v2` writes it)."""
+    home.metadata_json.parent.mkdir(parents=True, exist_ok=True)
+    home.metadata_json.write_text(json.dumps([
+        {"version": "v1", "model_file": "model_v1.joblib", "threshold": 0.5, "threshold_metric": "f1"},
+        {"version": "v2", "model_file": "model_v2.joblib", "threshold": 0.4, "threshold_metric": "f1"}]))
+    (home.registry_dir / "challenger.txt").write_text("model_v2.joblib\n")
+    (home.registry_dir / "challenger.json").write_text(json.dumps({"model_file": "model_v2.joblib",
+                                                                   "version": "v2", "sample": 1.0}))
+
+
+def test_compare_if_any_without_a_challenger_says_so_in_one_line_and_records_nothing(home):
+    _logs(home, 300, labelled=300)  # old pairs do not count: no challenger is set
+    found = compare.compare_if_any(home=home)
+    assert isinstance(found, compare.NoComparison) and found.verdict is None and found.pairs == 0
+    assert found.summary() == "no challenger: none is set (churn challenger VERSION sets one)"
+    assert found.frame().empty and list(found.frame().columns) == list(compare.FRAME_COLUMNS)
+    assert monitoring.records(monitoring.COMPARE, home=home) == []
+
+
+def test_compare_if_any_with_a_challenger_but_no_pair_says_why(home):
+    _pointer(home)
+    _logs(home, 50, labelled=50, challenger=False)
+    found = compare.compare_if_any(home=home)
+    assert found.summary() == ("no challenger: v2 is set, but there are no paired champion and challenger answers in "
+                               "the window (0 challenger line(s) without a champion line, 50 champion line(s) "
+                               "without a challenger line)")
+    assert found.challenger == "v2" and monitoring.records(monitoring.COMPARE, home=home) == []
+    with pytest.raises(InvalidParameter, match="last=0 must be a positive integer"):
+        compare.compare_if_any(home=home, last=0)
+
+
+def test_compare_if_any_compares_and_its_frame_shows_each_model_and_the_differences(home):
+    _pointer(home)
+    _logs(home, 3000, labelled=2500)
+    found = compare.compare_if_any(home=home)
+    assert isinstance(found, compare.Comparison) and (found.verdict, found.pairs, found.labelled) == (
+        "challenger_better", 3000, 2500)
+    assert found.summary().startswith("challenger_better: challenger v2 vs champion v1 on 3,000 pair(s) - f1 ")
+    assert len(monitoring.records(monitoring.COMPARE, home=home)) == 1
+    frame = found.frame()
+    assert frame.index.tolist() == ["roc_auc", "f1", "brier"]  # no costs: no profit row
+    f1 = frame.loc["f1"]
+    assert f1["difference"] == pytest.approx(found.realized["challenger"]["f1"] - found.realized["champion"]["f1"])
+    assert [f1["interval_low"], f1["interval_high"]] == found.differences["f1"]["interval"] and f1["decides"]
+    assert f1["estimated_challenger"] == found.estimated["challenger"]["f1"]
+    assert frame["decides"].tolist() == [False, True, False]
+    assert sum(found.scores["champion"]) == sum(found.scores["challenger"]) == 3000
+    assert len(found.scores["edges"]) == compare.SCORE_BINS + 1

@@ -15,7 +15,11 @@ import pytest
 
 from churn_lib import registry
 from churn_lib.learn import train as training
+from churn_lib.logs import monitoring
+from churn_lib.loop import compare
 from churn_lib.run import reports
+
+from .test_compare import _logs
 
 REFUSED_BECAUSE = "test F1 0.41 is below the gate 0.65"
 STAR = "\u2605"
@@ -181,3 +185,82 @@ def test_a_trained_home_shows_the_training_metrics_and_its_real_gate_reason(trai
         assert (row["F1"], row["ROC AUC"], row["Brier"]) == tuple(
             f"{metrics[k]:.4f}" for k in ("f1", "roc_auc", "brier"))
         assert row["model"] == "logreg"
+
+
+# --- the loop: the latest comparison and watch decision --------------------------------------------------------
+
+def _key_tables(page: _Page) -> list[dict[str, str]]:
+    """The page's label/value tables (two cells a row) as dicts: the loop's sections."""
+    return [{r["cells"][0]: r["cells"][1] for r in t} for t in page.tables
+            if t and all(len(r["cells"]) == 2 for r in t)]
+
+
+def _watch_line(home, decision: str, at: str, **extra) -> None:
+    monitoring.append(monitoring.WATCH, {"tick": at[-8:], "checked_at_utc": at, "decision": decision,
+                                         "reasons": [decision], "message": f"the tick said {decision}",
+                                         "version": "v1", "window": {}, "evidence": {}, "policy": {}, **extra},
+                      home=home)
+
+
+def test_the_index_shows_the_latest_comparison_and_the_latest_watch_decision(home):
+    _logs(home, 3000, labelled=2500)
+    compare.compare(home=home, last=100)  # an older comparison: insufficient evidence
+    found = compare.compare(home=home)
+    _watch_line(home, "investigate", "2099-01-01T00:00:00.000000Z")
+    _watch_line(home, "retrain", "2099-01-02T00:00:00.000000Z",
+                run={"status": "ok", "version": "v3", "passed_gate": True})
+    page = _parse(reports.write_index(home=home))
+    assert {"compare", "watch"} <= page.ids
+    shown, tick = _key_tables(page)
+    low, high = found.differences["f1"]["interval"]
+    assert found.verdict == "challenger_better" and found.decided_by == "f1"
+    assert shown["champion"] == "v1" and shown["challenger"] == "v2" and shown["verdict"] == "challenger_better"
+    assert shown["pairs"] == f"3,000 (2,500 with an outcome, {found.positives:,} churner(s))"
+    assert shown["deciding metric (95 % interval of challenger - champion)"].startswith(
+        f"f1: [{low:+.4f}, {high:+.4f}]")
+    assert shown["reason"] == found.reason
+    assert shown["checked (UTC)"] == found.checked_at_utc[:19].replace("T", " ")
+    assert tick["decision"] == "retrain" and tick["retrain"] == "ok: v3"
+    assert tick["checked (UTC)"] == "2099-01-02 00:00:00"
+    assert tick["message"] == "the tick said retrain"
+
+
+def test_the_index_shows_no_loop_section_before_a_comparison_or_a_tick(three_versions):
+    page = _parse(reports.write_index(home=three_versions))
+    assert not _key_tables(page) and not {"compare", "watch"} & page.ids
+    _watch_line(three_versions, "insufficient_data", "2099-01-01T00:00:00.000000Z")
+    page = _parse(reports.write_index(home=three_versions))
+    assert "compare" not in page.ids and [t["decision"] for t in _key_tables(page)] == ["insufficient_data"]
+
+
+def test_an_insufficient_comparison_shows_no_deciding_metric_and_a_damaged_line_does_not_break_the_index(home):
+    _logs(home, 300, labelled=100)
+    found = compare.compare(home=home)
+    (shown,) = _key_tables(_parse(reports.write_index(home=home)))
+    assert found.verdict == shown["verdict"] == "insufficient_evidence"
+    assert shown["deciding metric (95 % interval of challenger - champion)"] == "-"
+    assert "the policy needs 200" in shown["reason"]
+    with open(home.monitoring_log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"kind": "compare", "pairs": "many", "models": "x", "decided_by": "f1",
+                             "differences": {"f1": {"interval": ["a", "b"]}}}, separators=(",", ":")) + "\n")
+        fh.write(json.dumps({"kind": "watch", "reasons": 5, "run": [1]}, separators=(",", ":")) + "\n")
+    shown, tick = _key_tables(_parse(reports.write_index(home=home)))
+    assert shown["pairs"] == "- (- with an outcome, - churner(s))" and shown["champion"] == "-"
+    assert shown["deciding metric (95 % interval of challenger - champion)"] == "-"
+    assert (tick["reasons"], tick["decision"]) == ("-", "-") and "retrain" not in tick
+    with open(home.monitoring_log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"kind": "compare", "models": 5, "differences": [1], "decided_by": "f1"},
+                            separators=(",", ":")) + "\n")
+    shown, _ = _key_tables(_parse(reports.write_index(home=home)))
+    assert shown["challenger"] == "-" and shown["verdict"] == "-"
+
+
+def test_churn_compare_rewrites_the_index_with_its_comparison(home, capsys):
+    from churn_lib import cli
+
+    reports.write_index(home=home)  # an index without a comparison
+    _logs(home, 3000, labelled=2500)
+    assert cli.main(["compare"]) == 0
+    verdict = capsys.readouterr().out.split(":", 1)[0]
+    (shown,) = _key_tables(_parse(home.reports_dir / "index.html"))
+    assert shown["verdict"] == verdict == "challenger_better"

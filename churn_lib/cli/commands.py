@@ -410,6 +410,7 @@ def cmd_compare(args: argparse.Namespace, home: Home) -> int:
 
     result = compare.compare(home=home, since=args.since, last=args.last)
     done = compare.promote(result, home=home) if args.promote else None
+    _refresh_index(home)  # the index shows the latest comparison
     view = render.comparison(result)
     if done is not None:
         view += "\n" + (f"promoted {done['version']}: it is now current" if done["promoted"]
@@ -432,6 +433,7 @@ def cmd_watch(args: argparse.Namespace, home: Home) -> int:
              watch.RETRAIN: EXIT_ATTENTION, watch.INSUFFICIENT_DATA: EXIT_INSUFFICIENT_DATA}
 
     def show(t: Any) -> None:
+        _refresh_index(home)  # the index shows the latest decision
         _emit(args, t.to_dict(), t.summary())
         sys.stdout.flush()
 

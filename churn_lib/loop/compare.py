@@ -21,6 +21,10 @@ positives) or when the objective is undefined; ``champion_better`` when the
 objective's interval or ROC AUC's lies below 0; ``challenger_better`` when
 the objective's interval lies above 0; else ``no_difference``. Every
 comparison is appended to ``reports/monitoring.jsonl`` (kind ``compare``).
+
+:func:`compare_if_any` is the same comparison for notebook 05, which shows a
+:class:`NoComparison` (one line: why there is nothing to compare) when no
+challenger is set or no pair is in the window, where :func:`compare` raises.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .. import contract as _contract, registry
 from .._io import iso, utc_now
@@ -52,6 +57,12 @@ OBJECTIVES = {"f1": "f1", "profit": "profit_per_1000"}
 #: The threshold-free check.
 THRESHOLD_FREE = "roc_auc"
 ROLES = ("champion", "challenger")
+#: Bins of the two score histograms a comparison keeps (``Comparison.scores``), on [0, 1].
+SCORE_BINS = 20
+#: The columns of :meth:`Comparison.frame`: per metric, each model's realized and estimated figure, and the
+#: paired difference (challenger - champion) with its interval.
+FRAME_COLUMNS = ("champion", "challenger", "difference", "interval_low", "interval_high", "p_value", "decides",
+                 "estimated_champion", "estimated_challenger")
 
 
 @dataclass
@@ -86,11 +97,38 @@ class Comparison:
     read: dict[str, Any]
     policy: dict[str, Any]
     checked_at_utc: str = ""
+    scores: dict[str, Any] | None = None    # histograms of the scores: edges, and counts per role
 
     def summary(self) -> str:
         """One line: the verdict, the versions, and the evidence that decided it."""
         c, k = self.models["champion"]["version"], self.models["challenger"]["version"]
         return f"{self.verdict}: challenger {k} vs champion {c} on {self.pairs:,} pair(s) - {self.reason}"
+
+    def frame(self) -> pd.DataFrame:
+        """One row per metric: each model's realized figure on the labelled pairs, the paired difference
+        (challenger - champion) with its interval and p-value, whether it decided, and the CBPE estimates
+        (a metric no model has a figure for, such as profit without costs, has no row).
+
+        Examples
+        --------
+        >>> list(NoComparison("no challenger is set").frame().columns) == list(FRAME_COLUMNS)
+        True
+        """
+        rows = {}
+        for key in stats.METRICS:
+            real = {r: ((self.realized or {}).get(r) or {}).get(key) for r in ROLES}
+            est = {r: ((self.estimated or {}).get(r) or {}).get(key) for r in ROLES}
+            diff = (self.differences or {}).get(key) or {}
+            if not diff and all(v is None for v in (*real.values(), *est.values())):
+                continue  # profit without costs: nothing to show
+            low, high = diff.get("interval") or (None, None)
+            rows[key] = {**real, "difference": None if None in real.values() else real["challenger"] - real["champion"],
+                         "interval_low": low, "interval_high": high, "p_value": diff.get("p_value"),
+                         "decides": key == self.decided_by,
+                         "estimated_champion": est["champion"], "estimated_challenger": est["challenger"]}
+        frame = pd.DataFrame.from_dict(rows, orient="index", columns=list(FRAME_COLUMNS))
+        frame.index.name = "metric"
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -223,26 +261,38 @@ def _describe(got: _pairs.Pairs, t: np.ndarray, d: np.ndarray, entries: dict[str
                     for i, r in enumerate(ROLES)}
     if (~has).any():
         estimated = {r: performance.estimated(p[~has, i], t[~has, i], costs) for i, r in enumerate(ROLES)}
+    edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
+    scores = {"edges": edges.tolist(), **{r: np.histogram(p[:, i], bins=edges)[0].tolist()
+                                          for i, r in enumerate(ROLES)}}
     return {"models": models, "agreement": float((d[:, 0] == d[:, 1]).mean()),
             "score_correlation": None if np.isnan(corr) else corr, "psi": stats.psi(p[:, 0], p[:, 1]),
-            "realized": realized, "estimated": estimated}
+            "realized": realized, "estimated": estimated, "scores": scores}
 
 
 def _read(home: Home, since_ts: float | None, last: int | None) -> _pairs.Pairs:
-    """The pairs of the window, read under the current model's contract (the home's when none is current)."""
+    """The pairs of the window (maybe none), read under the current model's contract (the home's when none is
+    current)."""
     current = registry.current_entry(home=home)
     contract = registry.load_contract(current, home=home) if current else _contract.load(home)
     id_column = contract.id[0] if len(contract.id) == 1 else None
-    got = _pairs.read(predictions.log_files(home=home), outcomes.log_files(home=home), _records.rule(contract),
-                      id_column=id_column, since_ts=since_ts, last=last)
-    if not len(got):
-        r = got.read
-        raise DataError("no paired champion and challenger answers in the window ("
-                        f"{r.get('challenger_without_champion', 0):,} challenger line(s) without a champion line, "
-                        f"{r.get('champion_without_challenger', 0):,} champion line(s) without a challenger line): "
-                        "set a challenger (churn challenger VERSION) and let the service answer requests",
-                        files=r["prediction_files"])
-    return got
+    return _pairs.read(predictions.log_files(home=home), outcomes.log_files(home=home), _records.rule(contract),
+                       id_column=id_column, since_ts=since_ts, last=last)
+
+
+def _unpaired(got: _pairs.Pairs) -> str:
+    """Why a window has no pair: the lines it left out."""
+    r = got.read
+    return ("no paired champion and challenger answers in the window ("
+            f"{r.get('challenger_without_champion', 0):,} challenger line(s) without a champion line, "
+            f"{r.get('champion_without_challenger', 0):,} champion line(s) without a challenger line)")
+
+
+def _window(home: Home, since: Any, last: int | None) -> tuple[_policy.Policy, float | None]:
+    """The policy, and the window checked once, at the way in."""
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise InvalidParameter(f"last={last!r} must be a positive integer", name="last")
+    pol = _policy.load(home=home)
+    return pol, parse_since(since) if since is not None else None
 
 
 def compare(*, home: Home | str | None = None, since: Any = None, last: int | None = None,
@@ -271,11 +321,17 @@ def compare(*, home: Home | str | None = None, since: Any = None, last: int | No
         A bad window, or a bad ``churn.yaml``.
     """
     home = Home.resolve(home)
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
-        raise InvalidParameter(f"last={last!r} must be a positive integer", name="last")
-    pol = _policy.load(home=home)
-    since_ts = parse_since(since) if since is not None else None
+    pol, since_ts = _window(home, since, last)
     got = _read(home, since_ts, last)
+    if not len(got):
+        raise DataError(_unpaired(got) + ": set a challenger (churn challenger VERSION) and let the service answer "
+                        "requests", files=got.read["prediction_files"])
+    return _compared(home, pol, got, since_ts=since_ts, last=last, record=record)
+
+
+def _compared(home: Home, pol: _policy.Policy, got: _pairs.Pairs, *, since_ts: float | None, last: int | None,
+              record: bool) -> Comparison:
+    """The comparison of the pairs read (at least one), recorded in the monitoring history when ``record``."""
     registered = registry.load_entries(home=home)
     entries = {"champion": _lookup(registered, got.champion), "challenger": _lookup(registered, got.challenger)}
     challenger = entries["challenger"] or {}
@@ -298,6 +354,74 @@ def compare(*, home: Home | str | None = None, since: Any = None, last: int | No
         monitoring.append(monitoring.COMPARE, result.record(), home=home)
     log.info("compare: %s", result.summary())
     return result
+
+
+@dataclass
+class NoComparison:
+    """Nothing to compare: no challenger is set, or no pair is in the window; ``reason`` says which.
+
+    It reads as an empty :class:`Comparison` (no verdict, no pairs, an empty
+    :meth:`frame`), so notebook 05 shows it with the same cells.
+    """
+
+    reason: str
+    challenger: str | None = None   # the challenger's version when one is set
+    verdict: str | None = None
+    pairs: int = 0
+    differences: dict[str, Any] | None = None
+    scores: dict[str, Any] | None = None
+
+    def summary(self) -> str:
+        """One line: ``no challenger: <why>``."""
+        return f"no challenger: {self.reason}"
+
+    def frame(self) -> pd.DataFrame:
+        """The columns of :meth:`Comparison.frame`, no row."""
+        frame = pd.DataFrame(columns=list(FRAME_COLUMNS))
+        frame.index.name = "metric"
+        return frame
+
+
+def compare_if_any(*, home: Home | str | None = None, since: Any = None, last: int | None = None,
+                   record: bool = True) -> Comparison | NoComparison:
+    """:func:`compare` when a challenger is set and the window has pairs, else why there is nothing to compare.
+
+    Parameters
+    ----------
+    home : Home or path, optional
+    since : str, float or datetime, optional
+        Only requests the champion answered since then (an age such as ``24h``, Unix seconds or an ISO time).
+    last : int, optional
+        Only the ``last`` newest pairs.
+    record : bool, default=True
+        Append a comparison to ``reports/monitoring.jsonl`` (nothing is appended when there is none).
+
+    Returns
+    -------
+    Comparison or NoComparison
+
+    Raises
+    ------
+    InvalidParameter
+        A bad window, or a bad ``churn.yaml``.
+    RegistryError
+        The challenger pointer is damaged.
+
+    Examples
+    --------
+    >>> compare_if_any(home=tmp_home).summary()  # doctest: +SKIP
+    'no challenger: none is set (churn challenger VERSION sets one)'
+    """
+    home = Home.resolve(home)
+    pol, since_ts = _window(home, since, last)
+    shadow = registry.read_challenger(home=home)
+    if shadow is None:
+        return NoComparison("none is set (churn challenger VERSION sets one)")
+    got = _read(home, since_ts, last)
+    if not len(got):
+        return NoComparison(f"{shadow.version or shadow.model_file} is set, but there are {_unpaired(got)}",
+                            challenger=shadow.version)
+    return _compared(home, pol, got, since_ts=since_ts, last=last, record=record)
 
 
 #: What a promotion on evidence writes into the history line's reason: the comparison's window, counts,

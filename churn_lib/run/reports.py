@@ -6,6 +6,11 @@ such as the parameters that differ from their defaults); newest first; self-cont
 (inline CSS, no script, no network) so it reads offline and from the API.
 Regenerated after every run, promotion and rollback made through ``churn``.
 
+The latest comparison of champion and challenger and the latest watch
+decision show below the versions, read from the monitoring history
+(``reports/monitoring.jsonl``, :mod:`churn_lib.logs.monitoring`); nothing
+shows before there is one.
+
 A sweep (:mod:`churn_lib.scale.sweep`) shows as a group: one table per sweep,
 ordered by its selection metric on the common holdout, with links to the same
 table sorted by each other metric (static pages under
@@ -24,6 +29,7 @@ from .. import registry
 from .._io import atomic_write_text
 from ..exceptions import ChurnError
 from ..home import Home
+from ..logs import monitoring
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +116,9 @@ def _family(entry: dict[str, Any]) -> str | None:
 
 
 def render_index(rows: list[dict[str, Any]], history: list[dict[str, Any]],
-                 sweeps: list[dict[str, Any]] | None = None) -> str:
-    """The index page for ``rows`` (see :func:`index_rows`), the registry history and sweep records."""
+                 sweeps: list[dict[str, Any]] | None = None, loop: dict[str, Any] | None = None) -> str:
+    """The index page for ``rows`` (see :func:`index_rows`), the registry history, sweep records and the
+    loop's latest lines (see :func:`loop_records`)."""
     esc = html.escape
     body = []
     for r in rows:
@@ -151,6 +158,7 @@ def render_index(rows: list[dict[str, Any]], history: list[dict[str, Any]],
 <table><thead><tr><th>version</th><th>time (UTC)</th><th>run</th><th>model</th><th>parameters that differ</th><th>F1</th>
 <th>ROC AUC</th><th>Brier</th><th>threshold</th><th>gate</th><th>reports</th></tr></thead>
 <tbody>{''.join(body) or "<tr><td colspan='11'>no runs yet</td></tr>"}</tbody></table>
+{_loop_section(loop or {})}
 {_sweeps_section(sweeps or [])}
 <h2>Changes of the current model</h2>
 <table><thead><tr><th>time (UTC)</th><th>action</th><th>version</th><th>reason</th></tr></thead>
@@ -164,8 +172,86 @@ def write_index(*, home: Home | str | None = None) -> Path:
     home = Home.resolve(home)
     path = home.reports_dir / "index.html"
     atomic_write_text(path, render_index(index_rows(home=home), registry.history(home=home),
-                                         _sweep_records(home)))
+                                         _sweep_records(home), loop_records(home=home)))
     return path
+
+
+# --- the loop: the latest comparison of champion and challenger, the latest watch decision ------------------
+
+def loop_records(*, home: Home | str | None = None) -> dict[str, Any]:
+    """The latest ``compare`` and ``watch`` lines of the monitoring history (None where there is none)."""
+    home = Home.resolve(home)
+    return {kind: (monitoring.records(kind, home=home) or [None])[-1]
+            for kind in (monitoring.COMPARE, monitoring.WATCH)}
+
+
+def _when(value: Any) -> str:
+    return html.escape(str(value or "")[:19].replace("T", " "))
+
+
+def _deciding(rec: dict[str, Any]) -> str:
+    """``f1: [+0.0123, +0.0456], p = 0.002`` - the metric that decided and its interval, or ``-``."""
+    key, diffs = rec.get("decided_by"), rec.get("differences")
+    diff = diffs.get(key) if isinstance(diffs, dict) and isinstance(key, str) else None
+    interval = diff.get("interval") if isinstance(diff, dict) else None
+    if not isinstance(interval, list) or len(interval) != 2:
+        return "-"
+    low, high = interval
+    if not all(isinstance(v, (int, float)) for v in (low, high)):
+        return "-"
+    p = diff.get("p_value")
+    said = (", no bootstrap draw crossed 0" if p == 0 else f", p = {p:.3g}") if isinstance(p, (int, float)) else ""
+    return f"{html.escape(str(key))}: [{low:+.4f}, {high:+.4f}]{said}"
+
+
+def _list(value: Any) -> list[Any]:
+    """``value`` when a line holds the list it should, else nothing (a damaged line must not break the index)."""
+    return value if isinstance(value, list) else []
+
+
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "-"
+
+
+def _loop_section(loop: dict[str, Any]) -> str:
+    """The latest comparison and watch decision as two small tables; empty before either exists."""
+    esc = html.escape
+    parts = []
+    rec = loop.get(monitoring.COMPARE)
+    if isinstance(rec, dict):
+        versions = {m.get("role"): m.get("version") for m in _list(rec.get("models")) if isinstance(m, dict)}
+        verdict = str(rec.get("verdict") or "-")
+        mark = "pass" if verdict == "challenger_better" else "fail" if verdict == "champion_better" else "muted"
+        cells = [("checked (UTC)", _when(rec.get("checked_at_utc"))),
+                 ("champion", esc(str(versions.get("champion") or "-"))),
+                 ("challenger", esc(str(versions.get("challenger") or "-"))),
+                 ("pairs", f"{_count(rec.get('pairs'))} ({_count(rec.get('labelled'))} with an outcome, "
+                           f"{_count(rec.get('positives'))} churner(s))"),
+                 ("verdict", f"<span class='{mark}'>{esc(verdict)}</span>"),
+                 ("deciding metric (95 % interval of challenger - champion)", _deciding(rec)),
+                 ("reason", f"<span class='muted'>{esc(str(rec.get('reason') or ''))}</span>")]
+        parts.append("<h2 id='compare'>Champion and challenger: the latest comparison</h2>"
+                     "<p class='muted'>On the same customers (<code>churn compare</code>, notebook 05).</p>"
+                     + _key_table(cells))
+    tick = loop.get(monitoring.WATCH)
+    if isinstance(tick, dict):
+        cells = [("checked (UTC)", _when(tick.get("checked_at_utc"))), ("decision", esc(str(tick.get("decision") or "-"))),
+                 ("reasons", esc(", ".join(map(str, _list(tick.get("reasons")))) or "-")),
+                 ("version", esc(str(tick.get("version") or "-"))), ("message", esc(str(tick.get("message") or "")))]
+        run = tick.get("run")
+        if isinstance(run, dict):
+            said = f"{run.get('status')}" + (f": {run['version']}" if run.get("version") else "")
+            cells.append(("retrain", esc(said)))
+        parts.append("<h2 id='watch'>The watch: the latest decision</h2>"
+                     "<p class='muted'><code>churn watch</code>; every tick is a line of "
+                     "<code>reports/monitoring.jsonl</code>.</p>" + _key_table(cells))
+    return "".join(parts)
+
+
+def _key_table(cells: list[tuple[str, str]]) -> str:
+    """A two-column table, one row per (label, HTML value); the labels are escaped here."""
+    return ("<table><tbody>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in cells)
+            + "</tbody></table>")
 
 
 # --- sweeps: a group per sweep, sortable by metric without script ----------------------

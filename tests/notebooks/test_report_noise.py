@@ -65,3 +65,14 @@ def test_html_reports_have_no_stderr_error_or_noise(reports):
             if out.get("data-mime-type") == "application/vnd.jupyter.stderr" or NOISE.search(text):
                 found.append((path.name, out.get("data-mime-type"), text[:200]))
     assert not found, found
+
+
+def test_report_05_without_a_challenger_says_so_in_one_line(reports):
+    ipynbs, _ = reports
+    (path,) = [p for p in ipynbs if p.stem.startswith("05_monitor_drift")]
+    cells = {"".join(c["source"]).splitlines()[0]: c["outputs"] for c in json.loads(path.read_text())["cells"]
+             if c["cell_type"] == "code"}
+    printed = [o for o in cells["found = compare.compare_if_any(last=window.last, since=window.since)"]
+               if o.get("name") == "stdout"]
+    assert ["".join(o["text"]) for o in printed] == ["no challenger: none is set (churn challenger VERSION sets one)\n"]
+    assert cells["plots.champion_challenger(found);"] == []  # no figure repeats it
