@@ -376,3 +376,9 @@ def test_compare_if_any_compares_and_its_frame_shows_each_model_and_the_differen
     assert frame["decides"].tolist() == [False, True, False]
     assert sum(found.scores["champion"]) == sum(found.scores["challenger"]) == 3000
     assert len(found.scores["edges"]) == compare.SCORE_BINS + 1
+
+
+def test_the_same_log_gives_the_same_comparison_every_time(home):
+    _logs(home, 3000, labelled=2500)
+    first, second = (compare.compare(home=home, record=False) for _ in range(2))
+    assert first.differences == second.differences and first.mcnemar == second.mcnemar

@@ -213,7 +213,9 @@ def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, sin
             y = "coalesce(r.y, c.y)::DOUBLE"
     # only the numbers are fetched: a million request ids as Python strings would cost more than the join
     out = con.execute(f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
-                          AND cm = $cm AND km = $km {window}) w {join}""", {"cm": cm, "km": km, **since}).fetchnumpy()
+                          AND cm = $cm AND km = $km {window}) w {join}
+                          ORDER BY w.ts, w.rid""", {"cm": cm, "km": km, **since}).fetchnumpy()
+    # ordered: the bootstrap draws by position, so the same log must give the same rows in the same order
 
     def col(name: str) -> np.ndarray:
         v = out[name]
