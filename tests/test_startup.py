@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from churn_lib.logs import predictions as predlog
@@ -23,6 +24,10 @@ from churn_lib.logs import predictions as predlog
 HEAVY = frozenset({"pandas", "numpy", "scipy", "sklearn", "joblib", "matplotlib", "duckdb", "lightgbm", "dask",
                    "distributed", "papermill", "nbconvert", "nbformat", "jupyter_client", "fastapi", "uvicorn",
                    "starlette", "pydantic", "msgspec", "pyarrow", "yaml", "httpx"})
+
+#: What ``churn drift`` uses on a window of logged predictions: the log read (DuckDB, msgspec, numpy), the
+#: profile and the result's tables (pandas), the distributions (scipy.special: not scipy.stats, nor the model).
+DRIFT_USES = frozenset({"pandas", "numpy", "msgspec", "duckdb", "scipy"})
 
 #: What ``churn feedback FILE`` uses: pandas and numpy read and check the file in blocks, msgspec is the
 #: prediction log's record rule, DuckDB counts the outcomes that name a logged prediction.
@@ -47,17 +52,20 @@ try:
 except SystemExit as exc:  # --help, --version
     status = exc.code
 with open(sys.argv[1], "w") as fh:
-    json.dump({"status": status, "modules": sorted({m.partition(".")[0] for m in sys.modules})}, fh)
+    json.dump({"status": status, "modules": sorted(sys.modules)}, fh)
 """
 
 
-def _run(argv: list[str], home: Path, report: Path) -> tuple[int, set[str], str]:
+def _run(argv: list[str], home: Path, report: Path, *, full: bool = False) -> tuple[int, set[str], str]:
+    """``churn ARGV`` in a fresh interpreter: its exit status, the packages it imported (every module with
+    ``full``), and what it printed."""
     env = {**os.environ, "CHURN_HOME": str(home)}
     proc = subprocess.run([sys.executable, "-c", _REPORT, str(report), *argv], env=env, capture_output=True,
-                          text=True, timeout=120, cwd=home)
+                          text=True, timeout=300, cwd=home)
     assert report.exists(), proc.stderr
     found = json.loads(report.read_text())
-    return found["status"], set(found["modules"]), proc.stdout + proc.stderr
+    modules = set(found["modules"]) if full else {m.partition(".")[0] for m in found["modules"]}
+    return found["status"], modules, proc.stdout + proc.stderr
 
 
 @pytest.fixture
@@ -98,3 +106,39 @@ def test_the_parser_is_the_same_whichever_command_is_built():
         assert vars(only.parse_args(argv)).keys() == vars(full.parse_args(argv)).keys()
         assert {k: v for k, v in vars(only.parse_args(argv)).items() if not k.startswith("_") and k != "func"} == \
                {k: v for k, v in vars(full.parse_args(argv)).items() if not k.startswith("_") and k != "func"}
+
+
+def test_drift_imports_no_scipy_stats_nor_the_model(trained_home, tmp_path):
+    """A drift check with a verdict: the statistics' distributions come from scipy.special, not scipy.stats."""
+    from churn_lib import simulate
+
+    simulate.simulate(200, home=trained_home, seed=1)
+    status, modules, output = _run(["drift", "--json"], trained_home.root, tmp_path / "report.json", full=True)
+    assert status == 0, output
+    assert json.loads(output)["verdict"] == "no drift"
+    heavy = {m.partition(".")[0] for m in modules} & HEAVY
+    assert heavy == DRIFT_USES, f"unexpected {sorted(heavy - DRIFT_USES)}, missing {sorted(DRIFT_USES - heavy)}"
+    assert "scipy.stats" not in modules
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_drift_distributions_are_scipy_stats_to_the_bit(seed):
+    """Each distribution the drift statistics take from scipy.special (or .kolmogorov) gives scipy.stats' value."""
+    stats = pytest.importorskip("scipy.stats")
+    from churn_lib.drift import kolmogorov
+    from churn_lib.drift import stats as drift_stats
+
+    rng = np.random.default_rng(seed)
+    for n in [1, 2, 3, 7, 50, 139, 140, 141, 999, 5000, 100_000, 100_001, 1_000_000]:
+        for d in [0.0, 0.5 / n, 1.0 / n, 0.5, 1.0, *rng.uniform(0, 1, 8), *rng.uniform(0, 4 / np.sqrt(n), 8)]:
+            assert kolmogorov.sf(d, n) == float(stats.kstwo.sf(d, n)), (d, n)
+    for _ in range(200):
+        ref, prod = rng.integers(0, 60, 6).astype(float), rng.integers(0, 3000, 6).astype(float)
+        ref[rng.integers(6)] = 0
+        table = np.vstack([ref, prod])
+        table = table[:, table.sum(axis=0) > 0]
+        res = stats.chi2_contingency(table, correction=False)
+        assert drift_stats._chi2_two_sample(ref, prod) == (float(res.statistic), float(res.pvalue))
+        n = int(rng.integers(1, 2_000_000))
+        k, p0 = int(rng.integers(1, min(n, 300) + 1)), float(rng.uniform(1e-7, 0.5))
+        assert drift_stats._binomial_excess(k, n, p0) == float(stats.binom.sf(k - 1, n, p0))
