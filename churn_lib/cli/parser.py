@@ -214,7 +214,6 @@ def _add_stage_commands(add: Add) -> None:
     p.add_argument("--version", help="version label or model file (default: the latest registered)")
 
 
-
 def _train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", help="unique version label (default: the next vN)")
     add_stage_flags(p, "train", "training and gate")
