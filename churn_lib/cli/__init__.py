@@ -37,15 +37,15 @@ from ..home import Home
 from .exits import (EXIT_BROKEN_PIPE, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED, EXIT_INSUFFICIENT_DATA, EXIT_OK,
                     EXIT_SWEEP_FAILURES, EXIT_USAGE)
 
-# The parser and the commands import the library (pandas among it): only when main() runs, after
-# `churn run` has started its kernel.
+# The parser and the commands import the library modules a command uses inside its functions, only
+# when main() runs (after `churn run` has started its kernel): `churn --help` imports no pandas.
 
 
-def build_parser():
-    """The ``churn`` argument parser (see :mod:`churn_lib.cli.parser`)."""
+def build_parser(command: str | None = None):
+    """The ``churn`` argument parser (see :mod:`churn_lib.cli.parser`); ``command``: build only its flags."""
     from .parser import build_parser as build
 
-    return build()
+    return build(command)
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_DRIFT", "EXIT_ERROR", "EXIT_GATE_REFUSED", "EXIT_INSUFFICIENT_DATA", "EXIT_OK",
            "EXIT_SWEEP_FAILURES", "EXIT_USAGE", "build_parser", "main"]
@@ -65,7 +65,8 @@ def _main(argv: list[str]) -> int:
         kernels.start_early()  # the notebooks' kernel starts on the other core while this command prepares
     from .commands import UsageError
 
-    parser = build_parser()
+    # only the named command's flags are built ("": none, for `churn --help`): its parsing imports what it uses
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), ""))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)

@@ -24,9 +24,6 @@ import sys
 from dataclasses import asdict
 from typing import Any, Callable
 
-from .. import data, drift, quality, registry, simulate
-from ..learn import evaluation, metrics, train as training
-from ..run import reports, runner, stages
 from ..exceptions import ChurnError, InvalidParameter, QualityError, StageFailed
 from ..home import Home
 from . import render
@@ -35,6 +32,9 @@ from .exits import (EXIT_BELOW_FLOOR, EXIT_DRIFT, EXIT_ERROR, EXIT_GATE_REFUSED,
 from .exits import EXIT_ATTENTION
 
 _table = render.table
+
+# Each command imports the library modules it calls inside its function: a command (and `churn --help`)
+# pays for the libraries it uses, not for every command's (tests/test_startup.py holds the lists).
 
 
 class UsageError(Exception):
@@ -50,6 +50,8 @@ def _emit(args: argparse.Namespace, payload: Any, text: str) -> None:
 
 def stage_params(args: argparse.Namespace, stage: str) -> tuple[Any, ...]:
     """The stage's dataclasses from its flags (the stage table's checks; a refusal is a usage error)."""
+    from ..run import stages
+
     values = {name: getattr(args, name) for name in stages.TABLE[stage].user_params if hasattr(args, name)}
     values.pop("version", None)
     try:
@@ -74,6 +76,8 @@ def cmd_init(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_generate(args: argparse.Namespace, home: Home) -> int:
+    from .. import data
+
     data_params, faults = stage_params(args, "generate")
     raw = data.make_raw(home=home, params=data_params, faults=faults)
     payload = {"path": str(raw.path), "rows": raw.rows, "sha256": raw.sha256, "source": raw.source}
@@ -82,6 +86,8 @@ def cmd_generate(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_prepare(args: argparse.Namespace, home: Home) -> int:
+    from .. import quality
+
     (thresholds,) = stage_params(args, "prepare")
     try:
         report = quality.prepare(home=home, thresholds=thresholds).to_dict()
@@ -94,6 +100,8 @@ def cmd_prepare(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_train(args: argparse.Namespace, home: Home) -> int:
+    from ..learn import train as training
+
     (params,) = stage_params(args, "train")
     result = training.train(home=home, version=args.version, params=params)
     _emit(args, {"entry": result.entry, "promoted": result.promoted}, render.trained(result.entry, result.promoted))
@@ -101,6 +109,8 @@ def cmd_train(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
+    from ..learn import evaluation
+
     ev = evaluation.evaluate(args.version, home=home)
     cols = ["version", "model", "current", "evaluated", "same_split", "passed_gate", "threshold", "f1",
             "precision", "recall", "roc_auc", "brier", "lift_top_decile"]
@@ -115,6 +125,8 @@ def cmd_evaluate(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_registry_list(args: argparse.Namespace, home: Home) -> int:
+    from .. import registry
+
     entries = registry.load_entries(home=home)
     try:
         current = registry.current_file(home=home)
@@ -129,6 +141,9 @@ def cmd_registry_list(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_registry_show(args: argparse.Namespace, home: Home) -> int:
+    from .. import registry
+    from ..learn import metrics
+
     entry = registry.get(args.target, home=home)
     current = registry.current_file(home=home) == entry["model_file"]
     text = "\n".join([f"{entry['version']}{' (current)' if current else ''}: {entry['model_file']}",
@@ -140,6 +155,8 @@ def cmd_registry_show(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_registry_check(args: argparse.Namespace, home: Home) -> int:
+    from .. import registry
+
     report = registry.check(home=home, repair=args.repair)
     lines = [f"{report.registry_dir}: {report.entries} entries, current {report.current or 'none'}"]
     for p in report.problems:
@@ -160,11 +177,15 @@ def cmd_export(args: argparse.Namespace, home: Home) -> int:
 
 
 def _refresh_index(home: Home) -> None:
+    from ..run import reports
+
     if home.reports_dir.is_dir():
         reports.write_index(home=home)
 
 
 def cmd_promote(args: argparse.Namespace, home: Home) -> int:
+    from .. import registry
+
     rec = registry.promote(args.target, home=home, force=args.force, reason=args.reason)
     _refresh_index(home)
     _emit(args, {"changed": rec is not None, "record": rec}, render.change(rec, args.target))
@@ -172,6 +193,8 @@ def cmd_promote(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
+    from .. import registry
+
     rec = registry.rollback(home=home, to=args.to, force=args.force)
     _refresh_index(home)
     _emit(args, {"changed": rec is not None, "record": rec}, render.change(rec, args.to or ""))
@@ -179,6 +202,8 @@ def cmd_rollback(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_challenger(args: argparse.Namespace, home: Home) -> int:
+    from .. import registry
+
     if args.clear and (args.target or args.sample is not None):
         raise UsageError("--clear takes no VERSION and no --sample")
     if args.target is None and not args.clear:
@@ -198,6 +223,8 @@ def cmd_challenger(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_history(args: argparse.Namespace, home: Home) -> int:
+    from .. import registry
+
     recs = registry.history(home=home)
     rows = [r | {"ts": r.get("ts", "")[:19], "forced": "yes" if r.get("forced") else ""} for r in recs]
     _emit(args, recs, _table(rows, ["ts", "action", "version", "from", "to", "forced", "reason"]))
@@ -244,6 +271,8 @@ def _load_params_file(path: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace, home: Home) -> int:
+    from ..run import runner
+
     params = _run_params(args)
     if args.direct:
         result = runner.run_direct(home=home, version=args.version, stages=args.stages, params=params)
@@ -381,6 +410,8 @@ def cmd_serve(args: argparse.Namespace, home: Home) -> int:
 # --- drift and simulation ------------------------------------------------------
 
 def cmd_drift(args: argparse.Namespace, home: Home) -> int:
+    from .. import drift
+
     result = drift.check(home=home, last=args.last, since=args.since, model=args.version,
                          thresholds=drift.Thresholds(alpha=args.alpha, min_window_rows=args.min_window_rows))
     _emit(args, result.to_dict(), render.drift(result))
@@ -452,6 +483,8 @@ def cmd_watch(args: argparse.Namespace, home: Home) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace, home: Home) -> int:
+    from .. import simulate
+
     shift = simulate.Shift(mean=dict(args.shift or []), scale=dict(args.scale or []), mix=dict(args.mix or []))
     result = simulate.simulate(args.n_rows, home=home, seed=args.seed, shift=shift, model=args.version,
                                url=args.url, source=args.source)

@@ -9,6 +9,12 @@ parsing by the same :meth:`Param.refusal` the library's dataclasses use, so a
 refused value is a usage error (exit 2, ``churn <cmd>: error: argument
 --flag: must be ...``), worded as the library words it.
 
+Start-up: this module imports no library module at its top. A command whose
+flags read the library (the stage table, a module's constants) declares them in
+a function of its own, which :func:`build_parser` calls only for the command
+being run (``command``) or for every command (``command=None``, the default), so
+``churn --help`` and a command's parsing import only what that command needs.
+
 Renamed flags keep their old spelling for one release, with a deprecation
 message on stderr: ``--model V`` (a registered version) is ``--version V``,
 ``--min-rows`` of ``prepare`` and ``drift`` is ``--min-clean-rows`` and
@@ -19,15 +25,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import cache
 from typing import Any, Callable, Sequence
 
-from .. import __version__, drift, export, registry, scoring, simulate
+from .. import __version__
 from .._params import UNIT, Param, Range
-from ..drift import performance
 from ..exceptions import ChurnError
-from ..loop import policy as loop_policy
-from ..run import stages
-from ..scale import batch
 from .commands import (cmd_challenger, cmd_compare, cmd_drift, cmd_evaluate, cmd_export, cmd_feedback, cmd_generate,
                        cmd_history, cmd_init, cmd_prepare, cmd_promote, cmd_registry_check, cmd_registry_list,
                        cmd_registry_show, cmd_rollback, cmd_run, cmd_score, cmd_performance, cmd_serve, cmd_simulate,
@@ -42,12 +45,30 @@ PERFORMANCE_LAST = Param("last", None, "the last N logged predictions; None: all
                          range=Range(1))
 FLOOR = Param("floor", None, "F1 below which the verdict is 'below floor'; None: the version's gate F1", float,
               optional=True, range=UNIT)
-PERFORMANCE_MIN_ROWS = Param("min_rows", performance.MIN_ROWS, "fewer rows of a kind give 'insufficient data'",
-                             int, range=Range(1))
 COMPARE_LAST = Param("last", None, "the last N paired requests; None: all", int, optional=True, range=Range(1))
 SIMULATE_ROWS = Param("n_rows", 200, "requests to simulate", int, range=Range(1))
-EXPLAIN = Param("explain", None, "reasons per row", int, optional=True, range=Range(1, scoring.MAX_EXPLAIN))
 MEBIBYTES = Param("mib", None, "MiB", float, range=Range(0.001, 4096))
+
+
+@cache
+def _library_params() -> dict[str, Param]:
+    """The cli's parameters over constants of heavy library modules: declared on first use (:func:`__getattr__`)."""
+    from .. import scoring
+    from ..drift import performance
+
+    return {"PERFORMANCE_MIN_ROWS": Param("min_rows", performance.MIN_ROWS,
+                                          "fewer rows of a kind give 'insufficient data'", int, range=Range(1)),
+            "EXPLAIN": Param("explain", None, "reasons per row", int, optional=True,
+                             range=Range(1, scoring.MAX_EXPLAIN))}
+
+
+def __getattr__(name: str) -> Param:
+    """``PERFORMANCE_MIN_ROWS`` and ``EXPLAIN``, declared when first read (PEP 562): importing the parser stays light."""
+    if name not in ("PERFORMANCE_MIN_ROWS", "EXPLAIN"):  # e.g. the import system's __path__: no library import
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _library_params()[name]
+
+
 #: What a flag's text is read as, before its constraint is checked.
 _READ: dict[type, Callable[[str], Any]] = {int: int, float: float, str: str}
 _READ_WORDS = {int: "an integer", float: "a number", str: "a string"}
@@ -106,6 +127,8 @@ def _flag(p: Any, param: Param, *, default: Any = None, help: str | None = None,
 
 def add_stage_flags(p: argparse.ArgumentParser, stage: str, title: str) -> None:
     """One flag per user parameter of ``stage`` (``n_rows`` -> ``--n-rows``), checked by its declaration."""
+    from ..run import stages
+
     g = p.add_argument_group(title)
     for param in stages.TABLE[stage].user_params.values():
         if param.name != "version":
@@ -119,6 +142,8 @@ def _version_flag(p: argparse.ArgumentParser, help: str, default: str | None = "
 
 
 def _since(text: str) -> float:
+    from .. import drift
+
     try:
         return drift.parse_since(text)
     except ChurnError as exc:
@@ -126,6 +151,8 @@ def _since(text: str) -> float:
 
 
 def _age(text: str) -> float:
+    from ..loop import policy as loop_policy  # read when the flag is given: the parser's import stays light
+
     try:
         return loop_policy.age_seconds(text, name="interval")
     except ChurnError as exc:
@@ -188,18 +215,19 @@ def _dialect_flags(p: argparse.ArgumentParser, whose: str, default: str) -> None
 
 
 def _add_stage_commands(add: Add) -> None:
-    p = add("generate", cmd_generate, "stage 01: the contract's source (the lab's generator or your CSV) -> "
-                                      "data/raw.csv")
-    add_stage_flags(p, "generate", "data")
-    p = add("prepare", cmd_prepare, "stage 02: clean and check data/raw.csv -> data/processed.csv, "
-                                    "registry/train_stats.json")
-    add_stage_flags(p, "prepare", "quality thresholds")
-    p = add("train", cmd_train, "stage 03: train, gate and register a model version")
-    p.add_argument("--version", help="unique version label (default: the next vN)")
-    add_stage_flags(p, "train", "training and gate")
+    add("generate", cmd_generate, "stage 01: the contract's source (the lab's generator or your CSV) -> "
+                                  "data/raw.csv", flags=lambda p: add_stage_flags(p, "generate", "data"))
+    add("prepare", cmd_prepare, "stage 02: clean and check data/raw.csv -> data/processed.csv, "
+                                "registry/train_stats.json",
+        flags=lambda p: add_stage_flags(p, "prepare", "quality thresholds"))
+    add("train", cmd_train, "stage 03: train, gate and register a model version", flags=_train_flags)
     p = add("evaluate", cmd_evaluate, "compare a version with every registered model on its test split")
     p.add_argument("--version", help="version label or model file (default: the latest registered)")
 
+
+def _train_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--version", help="unique version label (default: the next vN)")
+    add_stage_flags(p, "train", "training and gate")
 
 
 def _add_registry_commands(add: Add, sub: Any) -> None:
@@ -220,9 +248,16 @@ def _add_registry_commands(add: Add, sub: Any) -> None:
     p.add_argument("--to", metavar="VERSION", help="roll back to this registered model instead")
     p.add_argument("--force", action="store_true", help="activate a model that failed the gate (recorded)")
     add("history", cmd_history, "every change of the current model and of the challenger")
-    p = add("challenger", cmd_challenger, "set the challenger: a registered model the service also scores, in "
-                                          "shadow, on a sample of requests (logged with role challenger, never "
-                                          "returned); without VERSION: show it")
+    add("challenger", cmd_challenger, "set the challenger: a registered model the service also scores, in "
+                                      "shadow, on a sample of requests (logged with role challenger, never "
+                                      "returned); without VERSION: show it", flags=_challenger_flags)
+    add("export", cmd_export, "write a registered model as an MLflow model folder (python_function: the churn "
+                              "probability and the decision at its threshold)", flags=_export_flags)
+
+
+def _challenger_flags(p: argparse.ArgumentParser) -> None:
+    from .. import registry
+
     p.add_argument("target", metavar="VERSION", nargs="?", help="version label or model file name")
     sample = registry.SAMPLE
     _flag(p, sample, default=argparse.SUPPRESS, metavar="FRACTION",
@@ -230,8 +265,11 @@ def _add_registry_commands(add: Add, sub: Any) -> None:
     p.set_defaults(sample=None)
     p.add_argument("--clear", action="store_true", help="clear the challenger pointer")
     p.add_argument("--reason", help="why, for the history")
-    p = add("export", cmd_export, "write a registered model as an MLflow model folder (python_function: the churn "
-                                  "probability and the decision at its threshold)")
+
+
+def _export_flags(p: argparse.ArgumentParser) -> None:
+    from .. import export
+
     p.add_argument("target", metavar="VERSION", help="version label or model file name")
     p.add_argument("folder", metavar="DIR", help="the folder to write: new or empty (its parents are created)")
     _flag(p, export.FORMAT, metavar="FORMAT")
@@ -239,7 +277,13 @@ def _add_registry_commands(add: Add, sub: Any) -> None:
 
 
 def _add_run_command(add: Add) -> None:
-    p = add("run", cmd_run, "run the stage notebooks for one model version (papermill), with HTML reports")
+    add("run", cmd_run, "run the stage notebooks for one model version (papermill), with HTML reports",
+        flags=_run_flags)
+
+
+def _run_flags(p: argparse.ArgumentParser) -> None:
+    from ..run import stages
+
     p.add_argument("--version", help="version label of this run (default: the next vN)")
     p.add_argument("--stages", help=f"comma-separated stages (default {','.join(stages.DEFAULT_RUN)}; "
                                     f"all: {','.join(stages.TABLE)})")
@@ -266,25 +310,35 @@ def _add_serve_command(add: Add) -> None:
 
 
 def _add_monitor_commands(add: Add) -> None:
-    decl = stages.TABLE["monitor_drift"].params
-    p = add("drift", cmd_drift, "compare logged predictions with the reference profile of the model that served "
-                                "them; exit 0 no drift, 4 drift, 5 insufficient data")
-    _window_flags(p, decl["last"], f"the last N logged predictions of the model(s) (default {drift.DEFAULT_LAST})")
-    _version_flag(p, "current (default), all (each model against its own profile), or a version / model file")
-    _flag(p, decl["alpha"])
-    _flag(p, decl["min_window_rows"], metavar="N")
+    add("drift", cmd_drift, "compare logged predictions with the reference profile of the model that served "
+                            "them; exit 0 no drift, 4 drift, 5 insufficient data", flags=_drift_flags)
     p = add("feedback", cmd_feedback, "append outcomes (what became of scored customers) to logs/feedback.log; "
                                       "bad rows are counted, never written")
     p.add_argument("file", metavar="FILE.csv",
                    help="columns: request_id or the contract's id column; outcome (or the target column) in the "
                         "target's labels or 1/0; optional time (Unix seconds or ISO)")
-    p = add("performance", cmd_performance, "realized metrics on predictions with outcomes, estimated ones (CBPE) "
-                                            "on those without; exit 0 ok, 4 below the floor, 5 insufficient data")
+    add("performance", cmd_performance, "realized metrics on predictions with outcomes, estimated ones (CBPE) "
+                                        "on those without; exit 0 ok, 4 below the floor, 5 insufficient data",
+        flags=_performance_flags)
+
+
+def _drift_flags(p: argparse.ArgumentParser) -> None:
+    from .. import drift
+    from ..run import stages
+
+    decl = stages.TABLE["monitor_drift"].params
+    _window_flags(p, decl["last"], f"the last N logged predictions of the model(s) (default {drift.DEFAULT_LAST})")
+    _version_flag(p, "current (default), all (each model against its own profile), or a version / model file")
+    _flag(p, decl["alpha"])
+    _flag(p, decl["min_window_rows"], metavar="N")
+
+
+def _performance_flags(p: argparse.ArgumentParser) -> None:
     _window_flags(p, PERFORMANCE_LAST, "the last N logged predictions (default: all)")
     _version_flag(p, "current (default), all, or a version / model file")
     _flag(p, FLOOR, metavar="F1", help="F1 below which the verdict is 'below floor' (default: the version's "
                                        "gate F1)")
-    _flag(p, PERFORMANCE_MIN_ROWS, metavar="N")
+    _flag(p, _library_params()["PERFORMANCE_MIN_ROWS"], metavar="N")
 
 
 def _add_loop_commands(add: Add) -> None:
@@ -306,8 +360,14 @@ def _add_loop_commands(add: Add) -> None:
 
 
 def _add_simulate_command(add: Add) -> None:
-    p = add("simulate", cmd_simulate, "write simulated predictions to the log (real scores of a registered model) "
-                                      "or send them to a running service, from the training distribution or shifted")
+    add("simulate", cmd_simulate, "write simulated predictions to the log (real scores of a registered model) "
+                                  "or send them to a running service, from the training distribution or shifted",
+        flags=_simulate_flags)
+
+
+def _simulate_flags(p: argparse.ArgumentParser) -> None:
+    from .. import simulate
+
     _flag(p, SIMULATE_ROWS, metavar="N")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     _version_flag(p, "model whose scores are logged (default current)")
@@ -333,8 +393,14 @@ def _add_scale_out_commands(add: Add) -> None:
     _flag(p, WORKERS, metavar="N", help="workers of the local cluster (default: one per core)")
     p.add_argument("--serial", action="store_true", help="run the sets one after the other in this process (no Dask)")
     p.add_argument("--no-promote", action="store_true", help="report the winner without promoting it")
-    p = add("score", cmd_score, "score a CSV or Parquet file of any size with a registered model, in chunks; bad "
-                                "rows go to a rejects file with the reason")
+    add("score", cmd_score, "score a CSV or Parquet file of any size with a registered model, in chunks; bad "
+                            "rows go to a rejects file with the reason", flags=_score_flags)
+
+
+def _score_flags(p: argparse.ArgumentParser) -> None:
+    from .. import scoring
+    from ..scale import batch
+
     p.add_argument("input", metavar="INPUT", help="CSV or Parquet (.parquet) with the model's features (other "
                                                   "columns kept)")
     p.add_argument("output", metavar="OUTPUT", help="CSV, or Parquet when named .parquet: the valid input rows, in "
@@ -353,12 +419,19 @@ def _add_scale_out_commands(add: Add) -> None:
                    help=f"input read per block, bounds memory (default {batch.DEFAULT_CHUNK_BYTES >> 20})")
     p.add_argument("--partition-mb", type=mib, default=batch.DEFAULT_PARTITION_BYTES, metavar="MIB",
                    help=f"input per Dask task (default {batch.DEFAULT_PARTITION_BYTES >> 20})")
-    _flag(p, EXPLAIN, metavar="N", help="add each row's top N reasons: explain_base, reason_k and contribution_k "
+    _flag(p, _library_params()["EXPLAIN"], metavar="N", help="add each row's top N reasons: explain_base, reason_k and contribution_k "
                                         f"(log-odds) for k = 1..N, explain_other (N at most {scoring.MAX_EXPLAIN})")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``churn`` parser: the common flags, then one small function per group of commands."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``churn`` parser: the common flags, then one small function per group of commands.
+
+    Parameters
+    ----------
+    command : str, optional
+        Build only this command's flags (what ``churn COMMAND ...`` parses); every command is still
+        listed. None: every command's flags.
+    """
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", help="project home (default: $CHURN_HOME, else the folder holding "
                                        ".churn-home at or above the working directory, else the working directory)")
@@ -373,9 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"churn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, func: Callable, help: str, parent: Any = sub) -> argparse.ArgumentParser:
+    def add(name: str, func: Callable, help: str, parent: Any = sub,
+            flags: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.ArgumentParser:
         p = parent.add_parser(name, parents=[common], help=help, description=help)
         p.set_defaults(func=func, _parser=p)
+        if flags is not None and command in (None, name):
+            flags(p)  # flags that read the library: only for the command being run
         return p
 
     _add_setup_commands(add)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 
 def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     if not rows:
         return "(none)"
+    import pandas as pd  # here: a command with nothing to show does not pay for pandas
+
     frame = pd.DataFrame(rows).reindex(columns=columns)
     return frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}")
 

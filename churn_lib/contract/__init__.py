@@ -28,7 +28,6 @@ module's private ones.
 from __future__ import annotations
 
 from .files import from_dict, from_json, load, load_file, path_in, to_json
-from .frame import RULE_CATEGORY, RULE_ID, RULE_RANGE, RULE_TARGET, RULE_TYPE, check_frame
 from .lab import LAB_EXAMPLES, is_lab, lab
 from .spec import (BOOLEAN, CATEGORICAL, FLOAT, FORMAT, INTEGER, MAX_TEXT_LENGTH, MISSING_CATEGORY, NUMERIC_TYPES,
                    Contract, Dropped, Feature, Gate, Source, Target, number_text)
@@ -48,3 +47,21 @@ __all__ = [
     # the lab
     "lab", "is_lab", "LAB_EXAMPLES",
 ]
+
+#: The row validator's names: :mod:`.frame` imports pandas, so it is imported when one is first used.
+_FRAME = ("check_frame", "RULE_TYPE", "RULE_RANGE", "RULE_CATEGORY", "RULE_TARGET", "RULE_ID")
+
+
+def __getattr__(name: str) -> object:
+    """:func:`check_frame` and the rule names, from :mod:`.frame` on first use (PEP 562): reading a
+    contract (``churn history``, ``churn feedback``) imports no pandas."""
+    if name in _FRAME:
+        from . import frame
+
+        globals().update({n: getattr(frame, n) for n in _FRAME})  # found directly from now on
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_FRAME})

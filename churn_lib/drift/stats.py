@@ -237,28 +237,36 @@ def _psi(ref: np.ndarray, prod: np.ndarray) -> float:
     return float(np.sum((p - q) * np.log(p / q)))
 
 
+# The distributions come from scipy.special (and .kolmogorov), not from scipy.stats, whose import costs a
+# drift check about a second; each gives what scipy.stats gives, to the bit (tests/test_startup.py compares).
+
 def _chi2_two_sample(ref_counts: np.ndarray, prod_counts: np.ndarray) -> tuple[float, float]:
-    """Chi-square test of homogeneity of two count vectors over the same bins."""
-    from scipy.stats import chi2_contingency
+    """Chi-square test of homogeneity of two count vectors over the same bins (``chi2_contingency``
+    without Yates' correction: expected counts from the margins, Pearson's statistic, k - 1 degrees of freedom)."""
+    from scipy.special import chdtrc
 
     table = np.vstack([ref_counts, prod_counts]).astype(float)
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or table[1].sum() == 0 or table[0].sum() == 0:
         return 0.0, 1.0
-    res = chi2_contingency(table, correction=False)
-    return float(res.statistic), float(res.pvalue)
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / table.sum()
+    statistic = ((table - expected) ** 2 / expected).sum()
+    return float(statistic), float(chdtrc(table.shape[1] - 1, statistic))
 
 
 def _binomial_excess(k: int, n: int, p0: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p0): how surprising k rare events are."""
-    from scipy.stats import binom
+    """P(X >= k) for X ~ Binomial(n, p0): how surprising k rare events are (the regularised incomplete beta
+    I_p0(k, n - k + 1), as ``scipy.stats.binom.sf(k - 1, n, p0)`` computes it)."""
+    from scipy.special import betainc
 
-    return 1.0 if k <= 0 else float(binom.sf(k - 1, n, p0))
+    return 1.0 if k <= 0 else float(betainc(k, n - k + 1, p0))
 
 
 def _numeric_stats(name: str, ref: NumericReference, acc: _NumericAcc, th: Thresholds, a: float,
                    *, with_mean: bool = True) -> tuple[list[Statistic], FeatureDrift]:
-    from scipy.stats import kstwo, t as t_dist
+    from scipy.special import stdtr
+
+    from . import kolmogorov
 
     n = acc.n
     out: list[Statistic] = []
@@ -276,7 +284,7 @@ def _numeric_stats(name: str, ref: NumericReference, acc: _NumericAcc, th: Thres
         if se > 0:
             t = diff / se
             df = (v_ref + v_prod) ** 2 / (v_ref ** 2 / (ref.n - 1) + (v_prod ** 2 / (n - 1) if n > 1 else 0.0))
-            p = float(2 * t_dist.sf(abs(t), df))
+            p = float(2 * stdtr(df, -abs(t)))  # Student's t survival function at |t|
         else:
             t, p = 0.0, 1.0
         effect = diff / ref.std
@@ -291,7 +299,7 @@ def _numeric_stats(name: str, ref: NumericReference, acc: _NumericAcc, th: Thres
     cdf_prod = np.cumsum(acc.grid_counts)[:-1] / n
     d = float(np.max(np.abs(cdf_prod - np.asarray(ref.cdf)))) if len(ref.cdf) else 0.0
     n_eff = n * ref.n / (n + ref.n)
-    p_ks = float(kstwo.sf(d, max(int(round(n_eff)), 1)))
+    p_ks = kolmogorov.sf(d, max(int(round(n_eff)), 1))
     out.append(Statistic(name, "ks", d, p_ks < a and d >= th.min_ks, p_ks, d,
                          f"two-sample KS p < {a:.2g} and D >= {th.min_ks:g}"))
     if with_mean:
@@ -334,7 +342,7 @@ def _categorical_stats(name: str, ref: CategoricalReference, counts: Counter, n:
 
 
 def _evaluate(profile: Profile, acc: _ModelAcc, th: Thresholds) -> tuple[list[Statistic], list[FeatureDrift], float]:
-    from scipy.stats import norm
+    from scipy.special import ndtr
 
     a = th.alpha / _family_size(profile)
     stats: list[Statistic] = []
@@ -351,7 +359,7 @@ def _evaluate(profile: Profile, acc: _ModelAcc, th: Thresholds) -> tuple[list[St
     rate, rate_ref = acc.positives / n, profile.positive_rate
     pooled = (acc.positives + rate_ref * n_ref) / (n + n_ref)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / n_ref))
-    p = float(2 * norm.sf(abs(rate - rate_ref) / se)) if se > 0 else (1.0 if rate == rate_ref else 0.0)
+    p = float(2 * ndtr(-abs(rate - rate_ref) / se)) if se > 0 else (1.0 if rate == rate_ref else 0.0)
     stats.append(Statistic(PREDICTION, "positive_rate", rate, p < a and abs(rate - rate_ref) >= th.min_rate_shift,
                            p, rate - rate_ref, f"rate at threshold {profile.threshold:.2f} vs test split "
                                                f"{rate_ref:.3f}: p < {a:.2g} and change >= {th.min_rate_shift:g}"))

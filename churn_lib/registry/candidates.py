@@ -12,8 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import joblib
-
 from .. import contract as _contract
 from .._io import atomic_write, atomic_write_json, sha256_file, utc_now
 from ..exceptions import IntegrityError, ModelNotFound
@@ -30,6 +28,8 @@ def stage_candidate(version: str, *, home: Home | str | None = None, model: Any,
                     profile: dict[str, Any] | None = None, contract: _contract.Contract | None = None) -> Path:
     """Stage candidate ``version``: its artifact (the model, serialised here, once) and what
     :func:`register` will need, with the artifact's sha256, checked when it is registered or loaded."""
+    import joblib  # here: the registry's readers need no joblib
+
     home = Home.resolve(home)
     blob, meta = _candidate_paths(version, home)
     blob.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +54,8 @@ def _staged(version: str, home: Home) -> tuple[Path, dict[str, Any]]:
 
 def load_candidate(version: str, *, home: Home | str | None = None) -> dict[str, Any]:
     """Candidate ``version``: ``model`` (unpickled after its sha256 matched), ``fields``, ``profile``, ``contract``."""
+    import joblib
+
     home = Home.resolve(home)
     blob, staged = _staged(version, home)
     contract = _contract.from_dict(staged["contract"]) if staged.get("contract") else None

@@ -44,8 +44,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import joblib
-
 from .. import contract as _contract
 from .._io import (TIMESTAMP_FORMAT, _fsync_dir, append_line, atomic_write_json, atomic_write_text, commit,
                    file_stamp, incoming, now, sha256_file, utc_now)
@@ -312,6 +310,8 @@ def verify(entry: dict[str, Any], *, home: Home | str | None = None) -> Path:
 
 def load_model(entry: dict[str, Any], *, home: Home | str | None = None):
     """Load an entry's fitted pipeline, only after its sha256 matched."""
+    import joblib  # here: reading the registry (`churn history`, `churn registry list`) needs no joblib
+
     path = verify(entry, home=home)
     try:
         return joblib.load(path)
@@ -360,6 +360,8 @@ def register(model: Any, fields: dict[str, Any], *, home: Home | str | None = No
         if artifact is not None:
             shutil.copyfile(artifact, tmp)
         else:
+            import joblib
+
             joblib.dump(model, tmp)
 
     with contextlib.ExitStack() as files:  # every file not committed under the lock is removed
