@@ -34,7 +34,7 @@ The decisions follow LightGBM's ``NumericalDecision`` and ``CategoricalDecision`
 goes the default way for a ``NaN`` split, counts as 0 for a ``None`` split, and
 for a ``Zero`` split 0 and missing go the default way; a category goes left when
 its code (truncated) is in the split's set, missing and negative codes right;
-and LightGBM's dense input drops values within 1e-35 of zero (they become 0).
+and LightGBM's dense input drops values within ``1e-35f`` of zero (they become 0).
 The base is the sum of each tree's expected value (its leaves weighted by their
 training counts), the last column of ``pred_contrib``.
 
@@ -62,8 +62,9 @@ LEAF_ROWS = 1 << 16
 MAX_TABLE_BYTES = 256 << 20
 #: Rows scored together: their temporaries stay in the cache.
 BLOCK_ROWS = 1024
-#: LightGBM's ``kZeroThreshold``: its dense input treats smaller magnitudes as 0.
-ZERO_THRESHOLD = 1e-35
+#: LightGBM's ``kZeroThreshold`` (``1e-35f``, a float: 1.0000000180025095e-35): its dense input treats
+#: magnitudes up to it as 0.
+ZERO_THRESHOLD = 1.0000000180025095e-35
 
 
 class Unsupported(ValueError):
@@ -360,6 +361,13 @@ class Tables:
         self._columns = ordered[self._starts]
         self.nbytes = table.nbytes + sum(t.nbytes for _, _, t in self._digits)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_rows_of"}  # a view: pickled, it would be a copy
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._rows_of = self._table.view(np.dtype((np.void, 8 * self._width))).reshape(-1)
+
     def _block(self, rows: np.ndarray, out: np.ndarray) -> None:
         index = np.broadcast_to(self._offsets, (len(rows), len(self._offsets))).copy()
         for f, bins, lookup in self._digits:
@@ -401,6 +409,25 @@ class Tables:
             with ThreadPoolExecutor(threads) as pool:  # numpy releases the GIL in the heavy steps
                 list(pool.map(lambda s: self._block(rows[s:s + BLOCK_ROWS], out[s:s + BLOCK_ROWS]), starts))
         return np.full(n, self.base), out
+
+
+def probe_rows(t: Tables, *, n_rows: int = 512, seed: int = 0) -> np.ndarray:
+    """Rows that reach every bin of every split feature (each threshold, just above and below it, 0,
+    values within 1e-35 of 0, missing; every category code, negative, fractional and unknown codes),
+    drawn at random per feature: the rows to check the tables against LightGBM's ``pred_contrib`` on."""
+    rng = np.random.default_rng(seed)
+    out = rng.uniform(-1e3, 1e3, size=(n_rows, t.n_features))
+    for f, bins, _ in t._digits:
+        if bins.categorical:
+            codes = np.arange(bins.n_codes + 2, dtype=np.float64)
+            values = np.r_[codes, -1.0, -0.5, 0.5, bins.n_codes - 0.5, np.nan, 2.0**31, 1e10]
+        else:
+            th = bins.thresholds
+            values = np.r_[th, np.nextafter(th, np.inf), np.nextafter(th, -np.inf), th[0] - 1.0, th[-1] + 1.0,
+                           0.0, -0.0, ZERO_THRESHOLD, -ZERO_THRESHOLD, np.nextafter(ZERO_THRESHOLD, 1.0), 1e-36,
+                           np.nan, np.nan]
+        out[:, f] = rng.choice(values, size=n_rows)
+    return out
 
 
 def _cpus() -> int:
