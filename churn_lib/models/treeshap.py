@@ -56,8 +56,10 @@ import numpy as np
 
 #: Most rows of one group's table: a tree whose table would be bigger is split into subtrees.
 GROUP_ROWS = 1024
-#: Most rows of a single leaf's table (2^16: a path of 16 distinct features); beyond it, :class:`Unsupported`.
-LEAF_ROWS = 1 << 16
+#: Most rows of a single leaf's table (2^12: a path of 12 distinct features); beyond it, :class:`Unsupported`.
+LEAF_ROWS = 1 << 12
+#: Most numbers in one batch of leaf polynomials (see :func:`_leaf_tables`): 32 MiB.
+_POLY_SIZE = 1 << 22
 #: Most bytes of all tables together; beyond it, :class:`Unsupported`.
 MAX_TABLE_BYTES = 256 << 20
 #: Rows scored together: their temporaries stay in the cache.
@@ -214,23 +216,30 @@ def _leaf_tables(leaves: list[_Leaf]) -> None:
             zero[split.feature] = zero.get(split.feature, 1.0) * (child.count / split.count)
         leaf.features = list(zero)
         by_m.setdefault(len(zero), []).append((leaf, np.array(list(zero.values()))))
-    for m, batch in by_m.items():
-        q = np.arange(1 << m)
-        o = ((q[:, None] >> np.arange(m)) & 1).astype(np.float64)  # (patterns, m)
-        z = np.array([zz for _, zz in batch]).reshape(len(batch), m)  # (leaves, m)
-        value = np.array([leaf.value for leaf, _ in batch])
-        # poly[l, p, i, k]: the k-th elementary symmetric sum of the (o_j, z_j) products over j != i
-        poly = np.zeros((len(batch), 1 << m, m, m))
-        poly[..., 0] = 1.0
-        eye = np.eye(m, dtype=bool)
-        for j in range(m):
-            zz = np.where(eye[j], 1.0, z[:, j:j + 1])[:, None, :]  # j == i leaves feature i's polynomial alone
-            oo = np.where(eye[j], 0.0, o[:, j:j + 1])[None, :, :]
-            poly[..., 1:] = poly[..., 1:] * zz[..., None] + poly[..., :-1] * oo[..., None]
-            poly[..., 0] *= zz
-        shares = value[:, None, None] * (o[None] - z[:, None, :]) * (poly @ _shapley_weights(m))
-        for (leaf, _), table in zip(batch, shares):
-            leaf.shares = table
+    for m, same in by_m.items():
+        step = max(1, _POLY_SIZE // ((1 << m) * m * m))
+        for start in range(0, len(same), step):
+            _leaf_batch(m, same[start:start + step])
+
+
+def _leaf_batch(m: int, batch: list[tuple[_Leaf, np.ndarray]]) -> None:
+    """:func:`_leaf_tables` for leaves whose paths have m features each, with their cover fractions."""
+    q = np.arange(1 << m)
+    o = ((q[:, None] >> np.arange(m)) & 1).astype(np.float64)  # (patterns, m)
+    z = np.array([zz for _, zz in batch]).reshape(len(batch), m)  # (leaves, m)
+    value = np.array([leaf.value for leaf, _ in batch])
+    # poly[l, p, i, k]: the k-th elementary symmetric sum of the (o_j, z_j) products over j != i
+    poly = np.zeros((len(batch), 1 << m, m, m))
+    poly[..., 0] = 1.0
+    eye = np.eye(m, dtype=bool)
+    for j in range(m):
+        zz = np.where(eye[j], 1.0, z[:, j:j + 1])[:, None, :]  # j == i leaves feature i's polynomial alone
+        oo = np.where(eye[j], 0.0, o[:, j:j + 1])[None, :, :]
+        poly[..., 1:] = poly[..., 1:] * zz[..., None] + poly[..., :-1] * oo[..., None]
+        poly[..., 0] *= zz
+    shares = value[:, None, None] * (o[None] - z[:, None, :]) * (poly @ _shapley_weights(m))
+    for (leaf, _), table in zip(batch, shares):
+        leaf.shares = table
 
 
 # --- a group of leaves: one table over the combinations its leaves can see ----------------------
@@ -303,7 +312,7 @@ def _groups(root: Any, bins: dict[int, _Bins], left: dict[int, np.ndarray], grou
         group = _Group(_leaves_under(node), bins, left)
         if isinstance(node, _Leaf) or group.rows <= group_rows:
             if group.rows > LEAF_ROWS:
-                raise Unsupported(f"a leaf's path has {len(group.features)} features (at most 16)")
+                raise Unsupported(f"a leaf's path has {len(group.features)} features (at most 12)")
             out.append(group)
         else:
             stack += [node.right, node.left]
@@ -454,7 +463,7 @@ def tables(dump: dict[str, Any], *, group_rows: int = GROUP_ROWS) -> Tables:
     Raises
     ------
     Unsupported
-        Linear trees, several trees per iteration, a path of more than 16 features, tables over
+        Linear trees, several trees per iteration, a path of more than 12 features, tables over
         :data:`MAX_TABLE_BYTES`.
     """
     if int(dump.get("num_tree_per_iteration", 1)) != 1:
