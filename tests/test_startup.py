@@ -130,7 +130,7 @@ def test_the_drift_distributions_are_scipy_stats_to_the_bit(seed):
 
     rng = np.random.default_rng(seed)
     for n in [1, 2, 3, 7, 50, 139, 140, 141, 999, 5000, 100_000, 100_001, 1_000_000]:
-        for d in [0.0, 0.5 / n, 1.0 / n, 0.5, 1.0, *rng.uniform(0, 1, 8), *rng.uniform(0, 4 / np.sqrt(n), 8)]:
+        for d in [0.0, 0.5 / n, 1.0 / n, 0.5, 1.0, *rng.uniform(0, 1, 3), *rng.uniform(0, 4 / np.sqrt(n), 4)]:
             assert kolmogorov.sf(d, n) == float(stats.kstwo.sf(d, n)), (d, n)
     for _ in range(200):
         ref, prod = rng.integers(0, 60, 6).astype(float), rng.integers(0, 3000, 6).astype(float)

@@ -66,7 +66,7 @@ def wide_home(tmp_path_factory):
     for k, (depth, leaves) in enumerate(SHAPES):
         train(home=root, version=f"v{k + 1}", params=TrainParams(family="lightgbm", max_depth=depth,
                                                                  num_leaves=leaves, min_f1=0.0,
-                                                                 regression_tolerance=1.0))
+                                                                 regression_tolerance=1.0, cv_folds=2))
     return root
 
 
@@ -79,7 +79,7 @@ def lab_home(tmp_path_factory, _trained_template):
     for k, (depth, leaves) in enumerate(SHAPES):
         train(home=root, version=f"t{k + 1}", params=TrainParams(family="lightgbm", max_depth=depth,
                                                                  num_leaves=leaves, min_f1=0.0,
-                                                                 regression_tolerance=1.0))
+                                                                 regression_tolerance=1.0, cv_folds=2))
     return root
 
 
