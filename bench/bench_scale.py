@@ -168,7 +168,7 @@ def measure(rows: int, folder: Path, *, max_gb: float, max_minutes: float) -> di
                                    "peak_gb": round(got["peak_gb"], 3), "returncode": got["returncode"],
                                    "stopped": got["stopped"]}
         mark = "" if got["returncode"] == 0 else f"  FAILED ({got['stopped'] or got['stderr'].strip()[-300:]})"
-        print(f"  {stage:<12} {seconds:7.1f} s   peak {got['peak_gb']:6.2f} GB{mark}", flush=True)
+        print(f"  {stage:<12} {seconds:7.1f} s   peak {got['peak_gb']:6.2f} GiB{mark}", flush=True)
         if got["returncode"] not in (0, 3):  # 3: refused by the gate, still a measured run
             result["stopped"] = stage
             break
@@ -181,7 +181,7 @@ def measure(rows: int, folder: Path, *, max_gb: float, max_minutes: float) -> di
 
 def report(results: list[dict]) -> None:
     """The table (rows, stage, seconds, peak GB, MB per 1k rows), marginal MB per 1k rows and growth ratios."""
-    print("\n| rows | stage | seconds | peak GB | MB per 1k rows |")
+    print("\n| rows | stage | seconds | peak GiB | MiB per 1k rows |")
     print("|---:|---|---:|---:|---:|")
     for res in results:
         for stage, got in res["stages"].items():
@@ -197,7 +197,7 @@ def report(results: list[dict]) -> None:
                 continue
             marginal = (got["peak_gb"] - ref["peak_gb"]) * 1024 / ((res["rows"] - base["rows"]) / 1000)
             print(f"  {stage:<9} time {got['seconds'] / ref['seconds']:5.2f}x   peak memory "
-                  f"{got['peak_gb'] / ref['peak_gb']:5.2f}x   marginal {marginal:.3f} MB per 1k rows")
+                  f"{got['peak_gb'] / ref['peak_gb']:5.2f}x   marginal {marginal:.3f} MiB per 1k rows")
 
 
 def main() -> None:
