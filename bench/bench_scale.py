@@ -12,12 +12,12 @@ of ``churn run --direct`` as its own process, the way a user runs it:
 
 Per stage it records the wall seconds and the peak resident memory of that process
 (``VmHWM`` of that process, written by it at exit; it includes the interpreter and its imports), and prints a table,
-MB per 1,000 rows, the marginal MB per 1,000 rows between sizes (what the data costs, without the
+MiB per 1,000 rows, the marginal MiB per 1,000 rows between sizes (what the data costs, without the
 fixed start-up) and the growth ratios against the smallest size. Writing the table is timed
 separately ("make table": the benchmark's own generator, not a stage); with ``--keep DIR`` a table
 written by an earlier run is reused (the home is always fresh).
 
-Bounded: a stage whose resident memory passes ``--max-gb`` or whose run passes ``--max-minutes``
+Bounded: a stage whose resident memory passes ``--max-gb`` or whose size has run (stages only) past ``--max-minutes``
 is killed, reported, and the run stops there. The load average is printed before and after each
 size (the machine is shared). Nothing is asserted.
 """
