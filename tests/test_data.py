@@ -32,6 +32,15 @@ def test_na_region_survives_a_csv_round_trip(tmp_path):
     assert (back.region == "NA").sum() == (df.region == "NA").sum() > 0
 
 
+def test_read_csv_of_some_columns_reads_only_those_and_leaves_out_unknown_ones(tmp_path):
+    df = generate(300, seed=5)
+    path = write_csv(df, tmp_path / "x.csv")
+    some = read_csv(path, columns=["churn", "region", "no_such_column"])
+    assert list(some.columns) == ["region", "churn"]  # the file's order; the unknown name is the caller's to report
+    pd.testing.assert_frame_equal(some, read_csv(path)[["region", "churn"]])
+    assert (some.region == "NA").sum() == (df.region == "NA").sum() > 0
+
+
 def test_same_seed_same_data_other_seed_other_data():
     a, b, c = generate(100, seed=1), generate(100, seed=1), generate(100, seed=2)
     pd.testing.assert_frame_equal(a, b)

@@ -403,7 +403,7 @@ def _read_processed(home: Home, contract: _contract.Contract, params: TrainParam
     DataError
     """
     path = home.processed_csv
-    df = read_csv(path, contract)
+    df = read_csv(path, contract, columns=(*contract.feature_names, contract.target.column))
     missing = [c for c in (*contract.feature_names, contract.target.column) if c not in df.columns]
     if missing:
         raise DataError(f"{path} lacks columns {missing} of the contract {contract.name!r}: re-run "
