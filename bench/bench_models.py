@@ -41,14 +41,12 @@ def _timed(fn):
 
 
 def wide(tmp: Path, rows: int) -> None:
-    from churn_lib.data import infer
     from churn_lib.run import runner
     from churn_lib.learn.train import TrainParams, train
     from tests import datasets
 
     home = tmp / "wide"
-    source = datasets.write(datasets.telecom(rows, seed=1), tmp / "telecom.csv")
-    infer.init_home(home, data=source, target="Churn", ids=["customerID"])
+    datasets.telecom_home(home, rows=rows, seed=1)
     runner.run_direct(home=home, stages=("generate", "prepare"))
     print(f"\nwide contract: {rows:,} rows, 19 features (tests/datasets.py telecom), 25 % test split")
     print(f"  {'model':<22} {'ROC AUC':>8} {'F1':>7} {'Brier':>7} {'lift@10%':>9} {'trees':>6} {'train s':>8}")

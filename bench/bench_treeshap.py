@@ -40,14 +40,12 @@ def _timed(fn):
 
 
 def _home(tmp: Path, train_rows: int) -> Path:
-    from churn_lib.data import infer
     from churn_lib.learn.train import TrainParams, train
     from churn_lib.run import runner
     from tests import datasets
 
     home = tmp / "home"
-    source = datasets.write(datasets.telecom(train_rows, seed=1), tmp / "train.csv")
-    infer.init_home(home, data=source, target="Churn", ids=["customerID"])
+    datasets.telecom_home(home, rows=train_rows, seed=1)
     runner.run_direct(home=home, version="v1", stages=("generate", "prepare", "train"))  # logreg
     train(home=home, version="v2", params=TrainParams(family="lightgbm", min_f1=0.0, regression_tolerance=1.0))
     return home

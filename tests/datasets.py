@@ -3,6 +3,7 @@
 * :func:`telecom` - a wide telecom-like export (21 columns, as the public 7,043-row table has): a
   customer id, a ``Yes``/``No`` target, 16 categorical columns (some Yes/No), a 0/1 column, two
   integers/floats, and ``TotalCharges``, a number stored as text with blank cells (new customers);
+* :func:`telecom_home` - a home over the telecom table with the contract ``churn init`` infers;
 * :func:`flags_and_floats` - only boolean and float features (spelled ``true``/``false``,
   ``Y``/``N``), a float with missing values, the target ``churned``/``active``.
 
@@ -103,3 +104,13 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False)
     return path
+
+
+def telecom_home(root: Path, *, rows: int, seed: int) -> Path:
+    """A home at ``root`` over :func:`telecom` (``rows``, ``seed``) written beside it, with the contract
+    ``churn init`` infers (target ``Churn``, id ``customerID``); returns ``root``."""
+    from churn_lib.data import infer
+
+    source = write(telecom(rows, seed=seed), Path(root).parent / "in" / "telecom.csv")
+    infer.init_home(root, data=source, target="Churn", ids=["customerID"])
+    return Path(root)

@@ -16,7 +16,6 @@ import yaml
 
 from churn_lib import cli, contract, registry, scoring
 from churn_lib._io import sha256_file
-from churn_lib.data import infer
 from churn_lib.export import mlmodel
 from churn_lib.learn.train import TrainParams, train
 from churn_lib.run import runner
@@ -48,8 +47,7 @@ def lab_models(tmp_path_factory, _trained_template) -> Path:
 def wide_models(tmp_path_factory) -> Path:
     """The tests' telecom table (19 features: booleans, a filled-in column, an id): logreg v1, lightgbm v2."""
     root = tmp_path_factory.mktemp("export_wide") / "home"
-    source = datasets.write(datasets.telecom(1500, seed=7), root.parent / "in" / "telecom.csv")
-    infer.init_home(root, data=source, target="Churn", ids=["customerID"])
+    datasets.telecom_home(root, rows=1500, seed=7)
     runner.run_direct(home=root, version="v1", stages=("generate", "prepare", "train"))
     train(home=root, version="v2", params=TrainParams(family="lightgbm", gate_f1=0.0, regression_tolerance=1.0))
     return root

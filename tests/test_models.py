@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from churn_lib import InvalidParameter, contract, models, registry, scoring
 from churn_lib.scale import batch
 from churn_lib.learn import explain
-from churn_lib.data import infer
 from churn_lib.run import runner, stages
 from churn_lib.data import read_csv
 from churn_lib.data.csv import read_options
@@ -34,8 +33,7 @@ def _sigmoid(z):
 def wide_home(tmp_path_factory):
     """The tests' telecom table (19 features, a filled-in column, an id), prepared once: logreg v1, lightgbm v2."""
     root = tmp_path_factory.mktemp("wide") / "home"
-    source = datasets.write(datasets.telecom(2500, seed=5), root.parent / "in" / "telecom.csv")
-    infer.init_home(root, data=source, target="Churn", ids=["customerID"])
+    datasets.telecom_home(root, rows=2500, seed=5)
     runner.run_direct(home=root, version="v1", stages=("generate", "prepare", "train"))
     train(home=root, version="v2", params=TrainParams(family="lightgbm"))
     return root

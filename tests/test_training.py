@@ -209,14 +209,12 @@ def test_the_entry_keeps_the_labs_gate_f1_and_records_the_settings_by_their_name
 @pytest.fixture(scope="module")
 def _telecom_template(tmp_path_factory):
     """The tests' telecom table (1,500 rows) prepared, with an F1-tuned v1 current: what a new user has."""
-    from churn_lib.data import infer
     from churn_lib.run import runner
 
     from . import datasets
 
     root = tmp_path_factory.mktemp("telecom") / "home"
-    source = datasets.write(datasets.telecom(1500, seed=7), root.parent / "in" / "telecom.csv")
-    infer.init_home(root, data=source, target="Churn", ids=["customerID"])
+    datasets.telecom_home(root, rows=1500, seed=7)
     runner.run_direct(home=root, version="v1", stages=("generate", "prepare", "train"))
     return root
 

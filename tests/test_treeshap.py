@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from churn_lib import contract, scoring
-from churn_lib.data import infer
 from churn_lib.learn.train import TrainParams, train
 from churn_lib.models import lightgbm as lgbm_family
 from churn_lib.models import treeshap
@@ -60,8 +59,7 @@ def _check(s: scoring.Scorer, seed: int, n: int = 3000) -> float:
 def wide_home(tmp_path_factory):
     """The tests' telecom table (19 features, blanks in TotalCharges), a LightGBM per shape."""
     root = tmp_path_factory.mktemp("wide") / "home"
-    source = datasets.write(datasets.telecom(2500, seed=11), root.parent / "in" / "telecom.csv")
-    infer.init_home(root, data=source, target="Churn", ids=["customerID"])
+    datasets.telecom_home(root, rows=2500, seed=11)
     runner.run_direct(home=root, version="v0", stages=("generate", "prepare"))
     for k, (depth, leaves) in enumerate(SHAPES):
         train(home=root, version=f"v{k + 1}", params=TrainParams(family="lightgbm", max_depth=depth,
