@@ -274,7 +274,14 @@ class _Router:
             self.accs[key] = _ModelAcc(self.profiles[key])
         return self.accs[key]
 
-    def route(self, batch: predlog.Batch) -> None:
+    def route(self, batch: predlog.Batch | logquery.Part) -> None:
+        if isinstance(batch, logquery.Part):  # one model's rows already
+            entry = self.by_name.get(batch.model)
+            if entry is None:
+                self.unknown[batch.model] += batch.n
+            elif batch.n:
+                self.acc_for(entry).add_part(batch)
+            return
         if not len(batch):
             return
         keys = batch.model
@@ -344,7 +351,11 @@ def _read_window(paths: list[Path], contract: _contract.Contract, last: int | No
             return
     else:  # a file last changed before the window holds none of its rows
         paths = [p for p in paths if p.stat().st_mtime >= since_ts - 1.0]
-    for batch in logquery.windows(paths, contract, since_ts=since_ts, last=last, models=models, stats=stats):
+    if last is not None:  # the newest rows are chosen in DuckDB; their columns and category counts come out
+        for part in logquery.newest(paths, contract, last=last, since_ts=since_ts, models=models, stats=stats):
+            route(part)
+        return
+    for batch in logquery.windows(paths, contract, since_ts=since_ts, models=models, stats=stats):
         route(batch)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from .. import contract as _contract
-from ..logs import predictions as predlog
+from ..logs import predictions as predlog, query as logquery
 from .._params import Range, check_fields, param
 from ..exceptions import InvalidParameter
 from .profile import CategoricalReference, NumericReference, Profile
@@ -227,6 +227,21 @@ class _ModelAcc:
             counter.update(values.tolist())
         self.probability.add(batch.probability)
         self.positives += int(np.count_nonzero(batch.probability >= self.profile.threshold))
+
+    def add_part(self, part: logquery.Part) -> None:
+        """Add one model's rows of a window, as :func:`churn_lib.logs.query.newest` gives them."""
+        self.n += part.n
+        self.first_ts = min(self.first_ts, part.first_ts)
+        self.last_ts = max(self.last_ts, part.last_ts)
+        if self.profile is None:
+            return
+        for k, acc in self.numeric.items():
+            acc.add(part.numeric[k])
+        for k, counter in self.categorical.items():
+            for value, count in part.categorical[k].items():
+                counter[_contract.MISSING_CATEGORY if value is None else value] += count
+        self.probability.add(part.probability)
+        self.positives += int(np.count_nonzero(part.probability >= self.profile.threshold))
 
 
 # --- statistics ------------------------------------------------------------------

@@ -236,6 +236,82 @@ def read_window(paths: Sequence[Path], contract: _contract.Contract | None = Non
     return Batch.concat(list(windows(paths, contract, **kwargs)), decoder(contract))
 
 
+@dataclass
+class Part:
+    """One logged model's records in a window: its numeric columns (NaN where a value is missing) and the counts
+    of its categories (None: missing), for statistics that fold arrays and counts, not rows."""
+
+    model: str                                     # the serving model as logged (file name, else version label)
+    n: int
+    first_ts: float
+    last_ts: float
+    probability: np.ndarray                        # float64
+    numeric: dict[str, np.ndarray]                 # float64 per numeric feature
+    categorical: dict[str, dict[str | None, int]]  # per categorical feature: value -> rows
+
+
+def newest(paths: Sequence[Path], contract: _contract.Contract | None = None, *, last: int,
+           since_ts: float | None = None, models: Iterable[str] | None = None,
+           stats: ReadStats | None = None) -> list[Part]:
+    """The ``last`` most recent records (by timestamp) of ``paths`` in a window, one :class:`Part` per model.
+
+    Every line is judged by the contract's record rule (:meth:`churn_lib.contract.records.Rule.sql`) in one
+    DuckDB pass into a temporary table of the columns drift reads (about 120 bytes a line), counted by reason
+    in ``stats``; the window (``since_ts``, ``models`` as in :func:`windows`) and its newest ``last`` rows are
+    chosen there, and only the numeric columns and the category counts of those rows leave DuckDB: no row
+    becomes a Python object. Of records with the same time at the window's edge, any may be taken.
+    """
+    contract = contract or _contract.lab()
+    if last < 1:
+        raise ValueError("last must be positive")
+    dec = decoder(contract)
+    stats = stats if stats is not None else ReadStats()
+    paths = [Path(p) for p in paths if Path(p).exists()]
+    if not paths:
+        return []
+    numeric = [name for _, name in dec.numeric]
+    categorical = [name for _, name in dec.categorical]
+    con = _duck.connect(ordered=False)
+    try:
+        read = _judge_into(con, "judged_lines", paths, dec.rule, ", ".join(_picks(dec.rule, dec)))
+        _add_read(stats, read)
+        where, args = _window(since_ts, models)
+        rows = f"(SELECT * FROM judged_lines WHERE {' AND '.join(where)})"
+        if con.execute(f"SELECT count(*) FROM {rows}", args).fetchone()[0] > last:
+            rows = f"(SELECT * FROM {rows} ORDER BY ts DESC LIMIT {int(last)})"
+        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM {rows}", args)
+        parts = []
+        for model, n, first, latest in con.execute("SELECT model, count(*), min(ts), max(ts) FROM window_rows "
+                                                   "GROUP BY model ORDER BY model").fetchall():
+            cols = con.execute(f"SELECT p, {', '.join(f'n{k}' for k in range(len(numeric))) or 'NULL'} "
+                               "FROM window_rows WHERE model = $m", {"m": model}).fetchnumpy()
+            counts = {name: {v: int(c) for v, c in con.execute(
+                f"SELECT c{k}, count(*) FROM window_rows WHERE model = $m GROUP BY ALL", {"m": model}).fetchall()}
+                for k, name in enumerate(categorical)}
+            parts.append(Part(model, int(n), float(first), float(latest), _floats(cols["p"]),
+                              {name: _floats(cols[f"n{k}"]) for k, name in enumerate(numeric)}, counts))
+    finally:
+        con.close()
+    return parts
+
+
+def _add_read(stats: ReadStats, read: ReadStats) -> None:
+    """Add the figures of one read to ``stats``."""
+    stats.files.extend(read.files)
+    stats.bytes_read += read.bytes_read
+    stats.lines += read.lines
+    stats.records += read.records
+    for why, n in read.skipped.items():
+        stats.skip(why, n)
+
+
+def _floats(v: Any) -> np.ndarray:
+    """A fetched numeric column as float64, NULL as NaN."""
+    if isinstance(v, np.ma.MaskedArray):
+        return v.astype(np.float64).filled(np.nan)
+    return np.asarray(v, dtype=np.float64)
+
+
 # --- outcomes joined to predictions ---------------------------------------------------------------
 
 #: The keys :func:`count_matching` reads from a prediction line.
@@ -367,18 +443,26 @@ def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_
     """Judge every line of ``paths`` by ``rule`` into the table ``predicted`` (``reason`` NULL for a record, with
     its key, model, probability, served threshold and decision, time); count its lines as the drift reader does."""
     extra = (("threshold",), ("prediction",))  # no part of the rule: a number where the line has one
-    sql, args, reasons, texts = _judging(paths, rule, extra)
     cid = _records.sql_text(rule.sql_value(("id", id_column))) if id_column else "NULL::VARCHAR"
     t, d = (_records.sql_number(rule.sql_value(path, extra)) for path in extra)
-    con.execute(f"""CREATE TEMP TABLE predicted AS {sql}
-        SELECT reason, model, p, ts, {_records.sql_text(rule.sql_value(("request_id",)))} AS request_id,
-               {cid} AS cid, {t} AS t, {d} AS d, frag FROM framed""", args)
+    columns = (f"{_records.sql_text(rule.sql_value(('request_id',)))} AS request_id, {cid} AS cid, {t} AS t, "
+               f"{d} AS d")
+    return _judge_into(con, "predicted", paths, rule, columns, extra)
+
+
+def _judge_into(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str,
+                extra: Sequence[tuple[str, ...]] = ()) -> ReadStats:
+    """Judge every line of ``paths`` by ``rule`` into the temporary ``table``: ``reason`` (NULL for a record),
+    ``model``, ``p``, ``ts``, the SQL ``columns`` (over :meth:`Rule.sql`'s values, with ``extra``) and ``frag``;
+    a last line still being written that reads as a record is marked truncated. Its lines counted by reason."""
+    sql, args, reasons, texts = _judging(paths, rule, extra)
+    con.execute(f"CREATE TEMP TABLE {table} AS {sql} SELECT reason, model, p, ts, {columns}, frag FROM framed", args)
     for text, n in texts.items():  # a last line still being written that reads as a record: truncated
-        con.execute("UPDATE predicted SET reason = $why WHERE rowid IN (SELECT rowid FROM predicted "
+        con.execute(f"UPDATE {table} SET reason = $why WHERE rowid IN (SELECT rowid FROM {table} "
                     "WHERE reason IS NULL AND frag = $text LIMIT $n)",
                     {"why": _records.TRUNCATED, "text": text, "n": n})
     stats = ReadStats(files=[str(p) for p in paths], bytes_read=sum(p.stat().st_size for p in paths))
-    counts = con.execute("SELECT reason, count(*) FROM predicted GROUP BY reason").fetchall()
+    counts = con.execute(f"SELECT reason, count(*) FROM {table} GROUP BY reason").fetchall()
     stats.lines = sum(int(n) for _, n in counts)
     stats.records = sum(int(n) for why, n in counts if why is None)
     _skips(stats, ((str(why), int(n)) for why, n in counts if why is not None), reasons)
@@ -386,7 +470,7 @@ def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_
 
 
 def _window(since_ts: float | None, models: Iterable[str] | None) -> tuple[list[str], dict[str, Any]]:
-    """The SQL conditions (and their arguments) of the records of ``predicted`` in a window."""
+    """The SQL conditions (and their arguments) of the records of a judged table in a window."""
     where, args = ["reason IS NULL"], {}
     if since_ts is not None:
         where.append("ts >= $since")
