@@ -324,9 +324,11 @@ def _add_monitor_commands(add: Add) -> None:
 
 def _drift_flags(p: argparse.ArgumentParser) -> None:
     from .. import drift
-    from ..run import stages
+    from .._params import declared
 
-    decl = stages.TABLE["monitor_drift"].params
+    # the monitor_drift stage's parameters, from its dataclasses: the stage table would import every stage's
+    # libraries (pandas, the models) into a drift check
+    decl = {p.name: p for cls in (drift.Window, drift.Thresholds) for p in declared(cls)}
     _window_flags(p, decl["last"], f"the last N logged predictions of the model(s) (default {drift.DEFAULT_LAST})")
     _version_flag(p, "current (default), all (each model against its own profile), or a version / model file")
     _flag(p, decl["alpha"])

@@ -14,6 +14,16 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return frame.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.4f}")
 
 
+def text_table(rows: list[dict[str, str]], columns: list[str]) -> str:
+    """:func:`table` of rows whose every value is text, without pandas (as ``DataFrame.to_string(index=False)``
+    prints them: each column right-aligned to its widest cell, one space between columns)."""
+    if not rows:
+        return "(none)"
+    cells = [columns] + [[row[c] for c in columns] for row in rows]
+    widths = [max(len(r[k]) for r in cells) for k in range(len(columns))]
+    return "\n".join(" ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells)
+
+
 def entry_row(e: dict[str, Any], current: str | None) -> dict[str, Any]:
     m = e.get("metrics", {})
     return {"current": "*" if e["model_file"] == current else "", "version": e["version"],
@@ -97,7 +107,7 @@ def drift(result: Any) -> str:
                 for s in m.statistics]
         lines += ["", f"{m.version}: {m.n_rows} rows; each of {m.n_tests} tests at p < {m.alpha_per_test:.2g} "
                       f"(Bonferroni for a family-wise false-alarm rate of {result.thresholds['alpha']:g})",
-                  table(rows, ["feature", "statistic", "value", "p_value", "alert"])]
+                  text_table(rows, ["feature", "statistic", "value", "p_value", "alert"])]
     return "\n".join(lines)
 
 

@@ -16,10 +16,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: a drift check needs none
+    import pandas as pd
 
 from .. import contract as _contract
 from ..logs import query as logquery, monitoring, predictions as predlog
@@ -88,6 +90,7 @@ class DriftResult:
 
     def summary_frame(self) -> pd.DataFrame:
         """One row per model: verdict, rows, time span, alerting statistics."""
+        import pandas as pd
         rows = [{"version": m.version, "verdict": m.verdict, "n_rows": m.n_rows,
                  "first": iso(m.first_ts), "last": iso(m.last_ts),
                  "alerts": ", ".join(f"{s.feature}.{s.name}" for s in m.alerts), "model_file": m.model_file}
@@ -96,6 +99,7 @@ class DriftResult:
 
     def statistics_frame(self) -> pd.DataFrame:
         """Every statistic of every model, one row each (``version`` first)."""
+        import pandas as pd
         frames = [m.frame().assign(version=m.version) for m in self.models if m.statistics]
         if not frames:
             return pd.DataFrame(columns=["version", "feature", "name", "value", "effect", "p_value", "alert", "rule"])

@@ -14,10 +14,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: a drift check needs none
+    import pandas as pd
 
 from .. import contract as _contract
 from .. import registry
@@ -119,6 +121,7 @@ class Profile:
 
     def frame(self) -> pd.DataFrame:
         """One row per numeric feature (and the test-split probability): n, mean, std, min, max."""
+        import pandas as pd
         rows = {**self.numeric, "probability (test split)": self.probability}
         return pd.DataFrame({k: {"n": r.n, "mean": r.mean, "std": r.std, "min": r.min, "max": r.max}
                              for k, r in rows.items()}).T
@@ -150,6 +153,7 @@ def build_profile(X_train: pd.DataFrame, proba_test: Any, *, threshold: float,
     >>> build_profile(df, np.linspace(0, 1, 20), threshold=0.5).positive_rate
     0.5
     """
+    import pandas as pd
     c = contract or _contract.lab()
     proba = np.asarray(proba_test, dtype=float)
     categorical = {}

@@ -34,10 +34,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: a drift check needs none
+    import pandas as pd
 
 from .. import contract as _contract
 from ..logs import predictions as predlog, query as logquery
@@ -142,6 +144,7 @@ class ModelDrift:
 
     def frame(self) -> pd.DataFrame:
         """The statistics as a table (one row per feature and statistic)."""
+        import pandas as pd
         cols = ["feature", "name", "value", "effect", "p_value", "alert", "rule"]
         return pd.DataFrame([asdict(s) for s in self.statistics], columns=cols)
 
@@ -416,6 +419,7 @@ def compare(frame: pd.DataFrame, profile: Profile, *, thresholds: Thresholds | N
     The same statistics as :func:`check`, on rows already in memory (tests,
     simulations, ad-hoc analyses).
     """
+    import pandas as pd
     th = thresholds or Thresholds()
     missing = [c for c in (*profile.numeric, *profile.categorical, "probability") if c not in frame.columns]
     if missing:

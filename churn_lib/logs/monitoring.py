@@ -22,9 +22,10 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where a table is built: a drift check needs none
+    import pandas as pd
 
 from .._io import append_line
 from ..exceptions import DataError
@@ -107,6 +108,7 @@ def records(kind: str, *, home: Home | str | None = None) -> list[dict[str, Any]
 
 def history(*, home: Home | str | None = None, kind: str | None = None) -> pd.DataFrame:
     """One row per check and model version: ``kind``, ``checked_at``, ``version``, ``verdict`` and the figures."""
+    import pandas as pd
     home = Home.resolve(home)
     rows = []
     try:
