@@ -305,5 +305,39 @@ def test_the_small_and_the_large_window_paths_count_the_same_log_alike(trained_h
         results[path] = (result.read["records"], result.read["lines"], result.read["skipped"],
                          [(m.version, m.n_rows) for m in result.models])
     assert results["tail"] == results["duckdb"]
+    for last in (10_000,):  # every record: the same statistics
+        values = {}
+        for path, share in (("tail", 1e9), ("duckdb", 0.0)):
+            monkeypatch.setattr(monitor, "TAIL_SHARE", share)
+            m = drift.check(home=trained_home, last=last, record=False).models[0]
+            values[path] = (m.n_rows, m.first_ts, m.last_ts, [(s.feature, s.name, s.alert) for s in m.statistics],
+                            np.array([s.value for s in m.statistics]))
+        assert values["tail"][:4] == values["duckdb"][:4]
+        np.testing.assert_allclose(values["tail"][4], values["duckdb"][4], rtol=1e-9, atol=1e-12)
     assert results["tail"][2] == {"malformed": 3, "not an object": 1, "no features": 1, "bad probability": 1,
                                   "bad key": 1, "truncated": 1}
+
+
+def test_the_newest_rows_of_a_large_window_are_those_the_backward_reader_takes(trained_home, monkeypatch):
+    """--last N below the log's length: DuckDB chooses the N newest records by time (ORDER BY ts DESC LIMIT N),
+    as the backward reader does; the statistics are the same (lines out of time order, a bad line between)."""
+    from churn_lib.drift import monitor
+
+    simulate.simulate(400, home=trained_home, seed=5)
+    lines = trained_home.predictions_log.read_bytes().splitlines(keepends=True)
+    rows = [json.loads(line) for line in lines]
+    order = np.random.default_rng(0).permutation(len(rows))
+    for k, row in zip(order, rows):
+        row["ts"] = 1_700_000_000.0 + float(k)  # distinct times, not in file order
+    trained_home.predictions_log.write_bytes(b"".join(predlog.format_line(r) for r in rows[:200]) + b"[1]\n"
+                                             + b"".join(predlog.format_line(r) for r in rows[200:]))
+    values = {}
+    for path, share in (("tail", 1e9), ("duckdb", 0.0)):
+        monkeypatch.setattr(monitor, "TAIL_SHARE", share)
+        result = drift.check(home=trained_home, last=250, record=False)
+        m = result.models[0]
+        values[path] = (result.read["skipped"], m.n_rows, m.first_ts, m.last_ts,
+                        [(s.feature, s.name, s.alert) for s in m.statistics], [s.value for s in m.statistics])
+    assert values["tail"][:5] == values["duckdb"][:5]
+    assert values["duckdb"][1:4] == (250, 1_700_000_150.0, 1_700_000_399.0)
+    np.testing.assert_allclose(values["tail"][5], values["duckdb"][5], rtol=1e-9, atol=1e-12)
