@@ -193,6 +193,28 @@ def test_the_newest_rows_are_kept_in_bounded_memory():
     assert len(logquery._newest(iter([]), 5, dec)) == 0
 
 
+def test_the_newest_rows_of_a_window_are_chosen_in_duckdb(tmp_path):
+    """The newest 120 records by time, whatever their order in the files, each model apart; bad lines counted."""
+    order = np.random.default_rng(0).permutation(500)
+    rows = [record(int(i), ts=1_700_000_000.0 + float(i), model="b.joblib" if i % 5 == 0 else "a.joblib")
+            for i in order]
+    write(tmp_path / "predictions.log.1", rows[:250] + [b"not json\n"])
+    write(tmp_path / "predictions.log", rows[250:])
+    stats = predlog.ReadStats()
+    parts = logquery.newest([tmp_path / "predictions.log.1", tmp_path / "predictions.log"], last=120, stats=stats)
+    assert (stats.lines, stats.records, stats.skipped) == (501, 500, {"malformed": 1})
+    newest = sorted(range(500), key=lambda i: -i)[:120]
+    for part, model in zip(parts, ("a.joblib", "b.joblib")):
+        mine = [i for i in newest if (i % 5 == 0) == (model == "b.joblib")]
+        assert (part.model, part.n, part.first_ts, part.last_ts) == (model, len(mine), 1_700_000_000.0 + min(mine),
+                                                                    1_700_000_000.0 + max(mine))
+        assert sorted(part.numeric["tenure_months"].tolist()) == sorted(float(i % 60) for i in mine)  # rows whole
+        assert sorted(part.probability.tolist()) == sorted(round(i % 100 / 100, 6) for i in mine)
+        assert part.categorical["region"] == {"NA": len(mine)}
+    assert len(parts) == 2
+    assert logquery.newest([tmp_path / "nope.log"], last=5) == []
+
+
 def test_a_missing_log_is_an_empty_stream(home):
     assert predlog.log_files(home=home) == []
     assert len(predlog.read_tail([], 10)) == 0

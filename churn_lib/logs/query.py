@@ -1,5 +1,8 @@
 """Reading the JSON-line logs with DuckDB: windows of predictions for drift, outcomes joined to predictions.
 
+A window streams out in column batches (:func:`windows`); for drift, the newest records of a window are
+chosen inside DuckDB and leave it as numeric columns and category counts per model (:func:`newest`).
+
 Writes stay single-``write`` JSON-line appends (:mod:`churn_lib.logs.predictions`,
 :mod:`churn_lib.logs.outcomes`); the reads here hand the current and rotated files
 to DuckDB's ``read_json_objects`` (multi-threaded, within :data:`churn_lib._duck.MEMORY_LIMIT`)
