@@ -125,7 +125,7 @@ def _ids_sql(rule: _records.Rule, id_column: str | None) -> str:
     values = ", ".join(f"TRY_CAST({c}::VARCHAR AS DOUBLE) AS v_{c}" for c in _NUMBER_COLUMNS)
     texts = ", ".join(f"{_TEXT.format(c)} AS t_{c}" for c in _TEXT_COLUMNS)
     finite = "CASE WHEN k_{0} = 'NUMBER' AND isfinite(v_{0}) THEN v_{0} END"
-    cid = (f"CASE WHEN left(id::VARCHAR, 1) = '{{' THEN json_extract_string(id, $path) END" if id_column
+    cid = ("CASE WHEN left(id::VARCHAR, 1) = '{' THEN json_extract_string(id, $path) END" if id_column
            else "NULL::VARCHAR")
     # a usable line's model_version and version are each a text or absent or null, one at least a text
     lines = f"""
