@@ -33,6 +33,11 @@ DRIFT_USES = frozenset({"numpy", "msgspec", "duckdb", "scipy"})
 #: prediction log's record rule, DuckDB counts the outcomes that name a logged prediction.
 FEEDBACK_USES = frozenset({"pandas", "numpy", "msgspec", "duckdb"})
 
+#: What ``churn compare`` uses: DuckDB pairs the log's lines, numpy holds the pairs and the statistics (McNemar's
+#: tails from ``math``: no scipy), msgspec is the record rule, yaml reads the home's contract and policy, pandas comes
+#: with the realized metrics (drift/) and the monitoring history (logs/).
+COMPARE_USES = frozenset({"pandas", "numpy", "msgspec", "duckdb", "yaml"})
+
 # A command's name after `churn`, and the heavy libraries it may import (exactly these).
 EXPECTED = [
     (["--help"], frozenset()),
@@ -125,6 +130,28 @@ def test_drift_imports_no_scipy_stats_nor_the_model(trained_home, tmp_path, as_j
     heavy = {m.partition(".")[0] for m in modules} & HEAVY
     assert heavy == DRIFT_USES, f"unexpected {sorted(heavy - DRIFT_USES)}, missing {sorted(DRIFT_USES - heavy)}"
     assert "scipy.stats" not in modules
+
+
+def test_compare_imports_no_scipy_nor_the_model(home, tmp_path):
+    """A comparison with a verdict: the pairs, the bootstrap and McNemar's test import neither scipy nor sklearn."""
+    rng = np.random.default_rng(0)
+    lines, outcomes = [], []
+    for i, truth in enumerate(rng.beta(1, 3, 600)):
+        for role, p, version in (("champion", float(np.clip(truth + rng.normal(0, 0.15), 0, 1)), "v1"),
+                                 ("challenger", float(truth), "v2")):
+            rec = predlog.record(request_id=f"r{i}", model_file=f"model_{version}.joblib", version=version,
+                                 threshold=0.3, probability=round(p, 6), features={"tenure_months": 6},
+                                 latency_ms=1.0, ts=1_700_000_000.0 + i)
+            lines.append(predlog.format_line({**rec, "role": role} if role == "challenger" else rec))
+        outcomes.append(f'{{"request_id":"r{i}","outcome":{int(rng.random() < truth)}}}\n')
+    home.logs_dir.mkdir(parents=True, exist_ok=True)
+    home.predictions_log.write_bytes(b"".join(lines))
+    home.feedback_log.write_text("".join(outcomes))
+    status, modules, output = _run(["compare", "--json"], home.root, tmp_path / "report.json", full=True)
+    assert status == 0, output
+    assert json.loads(output)["pairs"] == 600
+    heavy = {m.partition(".")[0] for m in modules} & HEAVY
+    assert heavy == COMPARE_USES, f"unexpected {sorted(heavy - COMPARE_USES)}, missing {sorted(COMPARE_USES - heavy)}"
 
 
 @pytest.mark.parametrize("seed", range(3))
