@@ -23,9 +23,11 @@ over :class:`Service`.
 * :class:`ChallengerHolder` follows ``registry/challenger.txt`` the same way
   (a challenger that cannot be loaded or fails is dropped, never kept), and
   :class:`Shadow` scores the requests :func:`churn_lib.registry.sampled` picks
-  after the champion's line is written: a request only queues a job; a thread
-  scores it and appends the challenger's line (``"role": "challenger"``, the
-  champion's ``request_id``). Its answer is never returned; its failures are
+  after the champion's line is written: a request only queues a job; the
+  caller drains the queue after its answer is sent (:meth:`Shadow.drain`; the
+  HTTP layer does it in a background task of the response), a thread takes
+  what nobody drained, and the challenger's lines are appended
+  (``"role": "challenger"``, the champion's ``request_id``). Its answer is never returned; its failures are
   counted and shown in :meth:`Service.health`, never an error to the client.
 
 The uvicorn launcher (``churn serve``) lives in ``serve/run.py``.
