@@ -9,7 +9,8 @@ with the default v1 model (or a copy of ``--home``; ``--contract telecom``: a
 home inited from the tests' 21-column telecom-like table, 7,043 rows, 19
 features; ``--model lightgbm``: the model trained is LightGBM), then prints:
 
-* requests/s and p50 / p99 latency at 1 and 10 connections for an empty
+* requests/s, p50 / p99 latency and the server's CPU microseconds per
+  request (its process group, from /proc) at 1 and 10 connections for an empty
   endpoint of the same app (``GET /bench/empty``, added only here), the app's
   own ``GET /health``, ``POST /predict`` (the contract's first example,
   logged), ``POST /predict?explain=3`` (with its top 3 reasons) and
@@ -124,16 +125,32 @@ def _seconds(text: str) -> float:
     return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
 
 
-def _wrk(url: str, connections: int, duration: float, script: Path | None) -> dict:
+def _cpu(pgid: int) -> float:
+    """CPU seconds (user + system) of the server's processes so far (its process group; Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(url: str, connections: int, duration: float, script: Path | None, pgid: int | None = None) -> dict:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
     if script:
         cmd += ["-s", str(script)]
+    cpu = _cpu(pgid) if pgid else 0.0
     out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=duration + 60).stdout
+    cpu = _cpu(pgid) - cpu if pgid else float("nan")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     sock = re.search(r"Socket errors:(.*)", out)
-    return {"rps": rps, "p50": _seconds(pct["50"]), "p99": _seconds(pct["99"]),
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "cpu_us": cpu / max(n, 1) * 1e6, "p50": _seconds(pct["50"]), "p99": _seconds(pct["99"]),
             "errors": int(non2xx.group(1)) if non2xx else 0, "socket_errors": sock.group(1).strip() if sock else ""}
 
 
@@ -286,7 +303,7 @@ def main() -> None:
                 for _, path, _ in [*scenarios, shadow]:
                     _set_challenger(home, url, challenger if path == shadow[1] else None)
                     for c in (1, 10):
-                        r = _wrk(url + path.split("#")[0], c, args.duration, scripts[path])
+                        r = _wrk(url + path.split("#")[0], c, args.duration, scripts[path], proc.pid)
                         best = results.get((path, c))
                         if best is None or r["rps"] > best["rps"]:
                             results[(path, c)] = r | {"errors": r["errors"] + (best or {}).get("errors", 0)}
@@ -297,11 +314,12 @@ def main() -> None:
         scenarios.append(shadow)
         print(f"\nHTTP, uvicorn {args.workers} worker(s), wrk 1 thread, best of {args.rounds} rounds of "
               f"{args.duration:g} s per run (errors: all rounds)")
-        print(f"  {'endpoint':<36} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+        print(f"  {'endpoint':<36} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us':>7} {'errors':>6}")
         for name, path, _ in scenarios:
             for c in (1, 10):
                 r = results[(path, c)]
-                print(f"  {name:<36} {c:>5} {r['rps']:9.1f} {_ms(r['p50'])} {_ms(r['p99'])} {r['errors']:>6}"
+                print(f"  {name:<36} {c:>5} {r['rps']:9.1f} {_ms(r['p50'])} {_ms(r['p99'])} {r['cpu_us']:7.0f} "
+                      f"{r['errors']:>6}"
                       + (f"  socket errors: {r['socket_errors']}" if r["socket_errors"] else ""))
         rows_s = results[("/predict/batch", 10)]["rps"] * BATCH_ROWS
         ratio = results[("/predict", 10)]["rps"] / results[("/health", 10)]["rps"]
@@ -320,6 +338,8 @@ def main() -> None:
         print(f"  /predict with a challenger at 1.0 / /health at 10 connections: {with_:.2f} "
               f"(aim >= 0.5: {'met' if with_ >= 0.5 else 'NOT met'}); p50 at 1 connection with / without a "
               f"challenger: {p50_ratio:.2f} (aim <= 1.2: {'met' if p50_ratio <= 1.2 else 'NOT met'})")
+        cpu_ratio = results[("/predict#challenger", 10)]["cpu_us"] / results[("/predict", 10)]["cpu_us"]
+        print(f"  server CPU per request at 10 connections with / without a challenger: {cpu_ratio:.2f}")
         print(f"  challenger (this worker's counts at the end): {shadowed['predictions']:,} shadow predictions "
               f"logged, {shadowed['failures']} failures")
         lines = sum(1 for _ in open(home / "logs" / "predictions.log", "rb"))

@@ -23,9 +23,11 @@ over :class:`Service`.
 * :class:`ChallengerHolder` follows ``registry/challenger.txt`` the same way
   (a challenger that cannot be loaded or fails is dropped, never kept), and
   :class:`Shadow` scores the requests :func:`churn_lib.registry.sampled` picks
-  after the champion's line is written: a request only queues a job; a thread
-  scores it and appends the challenger's line (``"role": "challenger"``, the
-  champion's ``request_id``). Its answer is never returned; its failures are
+  after the champion's line is written: a request only queues a job; the
+  caller drains the queue after its answer is sent (:meth:`Shadow.drain`; the
+  HTTP layer does it in a background task of the response), a thread takes
+  what nobody drained, and the challenger's lines are appended
+  (``"role": "challenger"``, the champion's ``request_id``). Its answer is never returned; its failures are
   counted and shown in :meth:`Service.health`, never an error to the client.
 
 The uvicorn launcher (``churn serve``) lives in ``serve/run.py``.
@@ -57,8 +59,10 @@ log = logging.getLogger(__name__)
 STATUS_OK, STATUS_DEGRADED, STATUS_UNAVAILABLE = "ok", "degraded", "unavailable"
 #: A challenger's status when none is set.
 STATUS_NONE = "none"
-#: Jobs of the challenger scored per write of its lines.
+#: Jobs of the challenger scored per write of its lines, at most.
 SHADOW_CHUNK = 64
+#: Jobs of the challenger queued before a response's background drain scores them (one write for all).
+SHADOW_BATCH = 16
 
 #: Environment variable that puts prometheus_client in multi-process mode (one folder shared by workers).
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -239,6 +243,7 @@ class ChallengerHolder(ModelHolder):
         self.settings: registry.Challenger | None = None
         self.sample = 1.0
         self._file_seen: Any = None
+        self._paths: dict[str, str] = {}
 
     @property
     def pointer_file(self) -> Path:
@@ -282,8 +287,11 @@ class ChallengerHolder(ModelHolder):
             self.load_failures += 1
 
     def _file_signature(self, scorer: scoring.Scorer) -> Any:
+        path = self._paths.get(scorer.model_file)
         try:
-            st = os.stat(registry.model_path(scorer.entry, home=self.home))
+            if path is None:  # stat()ed per shadow job: build the path once
+                path = self._paths[scorer.model_file] = str(registry.model_path(scorer.entry, home=self.home))
+            st = os.stat(path)
         except OSError:
             return None
         return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -317,22 +325,28 @@ class _ShadowJob:
     request_ids: Sequence[str]
     ids: Sequence[Mapping[str, Any] | None]
     ts: float
+    queued: float = field(default_factory=time.monotonic)
 
 
 class Shadow:
-    """Scores the challenger off the response path: a queue drained by one daemon thread, a few times a second.
+    """Scores the challenger off the response path: a queue drained after each response is sent, with a
+    daemon thread as the backstop.
 
-    A request only appends a job to a ``deque`` (no lock, no thread woken:
-    waking a thread per request would cost the next request the GIL hand-off);
-    the thread wakes every ``interval`` seconds, scores each job with the
-    job's challenger, and appends the lines of up to :data:`SHADOW_CHUNK` jobs
-    in one ``write()`` (the challenger's :class:`PredictionLog`, on the same
-    file), releasing the GIL between chunks. It counts what it logged and what
-    failed. A failure (an exception, a contract that cannot read the
-    champion's rows, a model file altered while served, a full queue, a line
-    that cannot be written) is counted, never seen by the client; all but the
-    last two drop the challenger (:meth:`ChallengerHolder.drop`).
-    :meth:`stop` drains the queue.
+    A request only appends a job to a ``deque`` (no lock, no thread woken).
+    Whoever answers the request drains the queue once the answer is sent
+    (:meth:`drain` with ``limit``; the service's HTTP layer does it in a
+    background task of the response, on its own thread): the scoring then
+    takes no GIL hand-off from the requests. A thread wakes every
+    ``interval`` seconds and drains the jobs nobody drained within that time
+    (a caller without an HTTP layer, a burst beyond ``limit``). Each job is
+    scored with the job's challenger, and the lines of up to
+    :data:`SHADOW_CHUNK` jobs are appended in one ``write()`` (the
+    challenger's :class:`PredictionLog`, on the same file). It counts what it
+    logged and what failed. A failure (an exception, a contract that cannot
+    read the champion's rows, a model file altered while served, a full
+    queue, a line that cannot be written) is counted, never seen by the
+    client; all but the last two drop the challenger
+    (:meth:`ChallengerHolder.drop`). :meth:`stop` drains the queue.
 
     Parameters
     ----------
@@ -341,7 +355,7 @@ class Shadow:
     max_backlog : int, default=10000
         Jobs waiting beyond this are not scored (counted as failures).
     interval : float, default=0.05
-        Seconds between drains: how late a challenger's line may be written.
+        Seconds between the thread's checks: how late a job nobody drained is scored.
     """
 
     def __init__(self, holder: ChallengerHolder, log: PredictionLog, *, max_backlog: int = 10_000,
@@ -357,12 +371,26 @@ class Shadow:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._drain_lock = threading.Lock()  # one drainer at a time: the counts and the order of the lines
+        self._count_lock = threading.Lock()
+        self._warned: dict[str, float] = {}
         self._compatible: dict[tuple[str, str], str | None] = {}
         # scorers that failed, by identity (a reload is a new Scorer; a weak reference tells a reused id apart)
         self._dropped: dict[int, weakref.ref] = {}
 
+    @property
+    def pending(self) -> int:
+        """Jobs queued and not yet scored."""
+        return len(self._jobs)
+
+    def due(self) -> bool:
+        """Whether a drain now is worth its write: :data:`SHADOW_BATCH` jobs are queued, or the oldest
+        waited half an ``interval`` (the thread takes it at a whole one)."""
+        jobs = self._jobs
+        return len(jobs) >= SHADOW_BATCH or (bool(jobs) and time.monotonic() - jobs[0].queued >= self.interval / 2)
+
     def submit(self, job: _ShadowJob) -> None:
-        """Queue a job for the thread (started on first use)."""
+        """Queue a job (the thread is started on first use)."""
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
@@ -382,36 +410,70 @@ class Shadow:
                 thread.join(timeout)
                 self._stopping.clear()
                 self._thread = None
+        self.drain()
 
     def _run(self) -> None:
         while True:
             stopping = self._stopping.wait(self.interval)
-            self.drain()
             if stopping:
+                self.drain()
                 return
+            jobs = self._jobs
+            # only what waited a whole interval: the rest is drained by whoever answered it, without a GIL hand-off
+            if jobs and time.monotonic() - jobs[0].queued >= self.interval:
+                self.drain()
 
-    def drain(self) -> None:
-        """Score and log every queued job, :data:`SHADOW_CHUNK` jobs per write."""
-        while self._jobs:
-            lines = []
-            for _ in range(min(SHADOW_CHUNK, len(self._jobs))):
-                lines += self._score(self._jobs.popleft())
-            if lines:
-                error = self.log.write(b"".join(lines))  # the write releases the GIL between chunks
-                if error is None:
-                    self.predictions += len(lines)
-                else:
-                    self._failed(len(lines), error)
+    def drain(self, limit: int | None = None, *, wait: bool = True) -> int:
+        """Score and log the queued jobs, :data:`SHADOW_CHUNK` jobs per write.
 
-    def _score(self, job: _ShadowJob) -> list[bytes]:
-        """The challenger's log lines for one job; none when it fails (counted, the challenger dropped)."""
+        Parameters
+        ----------
+        limit : int, optional
+            Score at most this many jobs (default: all, including those queued meanwhile).
+        wait : bool, default=True
+            False returns at once when another thread is draining (it takes the queue).
+
+        Returns
+        -------
+        int
+            The jobs taken from the queue.
+        """
+        if not self._drain_lock.acquire(blocking=wait):
+            return 0
+        try:
+            taken, checked = 0, {}
+            while self._jobs and (limit is None or taken < limit):
+                lines, n = [], min(SHADOW_CHUNK, len(self._jobs))
+                if limit is not None:
+                    n = min(n, limit - taken)
+                for _ in range(n):
+                    lines += self._score(self._jobs.popleft(), checked)
+                    taken += 1
+                if lines:
+                    error = self.log.write(b"".join(lines))
+                    if error is None:
+                        with self._count_lock:
+                            self.predictions += len(lines)
+                    else:
+                        self._failed(len(lines), error)
+            return taken
+        finally:
+            self._drain_lock.release()
+
+    def _score(self, job: _ShadowJob, checked: dict[int, str | None]) -> list[bytes]:
+        """The challenger's log lines for one job; none when it fails (counted, the challenger dropped).
+        ``checked``: each scorer's file check in this drain (one ``stat()`` per drain, not per job)."""
         scorer = job.scorer  # the challenger when the request was answered, even if replaced since
         dropped = self._dropped.get(id(scorer))
         if dropped is not None and dropped() is scorer:
             self._failed(len(job.rows), f"challenger {scorer.version} was dropped before this job was scored")
             return []
         try:
-            problem = self._incompatible(job) or self.holder.check_file(scorer)
+            problem = self._incompatible(job)
+            if problem is None:
+                if id(scorer) not in checked:
+                    checked[id(scorer)] = self.holder.check_file(scorer)
+                problem = checked[id(scorer)]
             if problem is None:
                 start = time.perf_counter()
                 if len(job.rows) == 1:
@@ -439,9 +501,13 @@ class Shadow:
         return self._compatible[key]
 
     def _failed(self, n: int, message: str) -> None:
-        self.failures += n
-        self.last_error = message
-        log.warning("%s", message)
+        with self._count_lock:
+            self.failures += n
+            self.last_error = message
+        now = time.monotonic()
+        if now - self._warned.get(message, -60.0) >= 1.0:  # a queue behind fails every request: one line a second
+            self._warned = {message: now}
+            log.warning("%s", message)
 
 
 class PredictionLog:

@@ -234,7 +234,7 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware: counts requests and errors and times them, by route template;
+    """Pure ASGI middleware: counts requests and errors and times them (to the last byte sent), by route template;
     after each request brings the served-model gauge and failure counters up to date."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, service: Any = None,
@@ -249,13 +249,16 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        end = None  # when the last byte of the answer was sent: a background task after it is not its latency
         status = 500  # an exception before the response started is answered 500 by Starlette
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, end
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                end = time.perf_counter()
 
         try:
             await self.app(scope, receive, send_status)
@@ -264,6 +267,6 @@ class MetricsMiddleware:
             # a request refused before routing (413) is labelled by its path when that is a route
             endpoint = getattr(route, "path", None) or (
                 scope["path"] if scope["path"] in self.known_paths else "other")
-            self.metrics.observe(endpoint, scope["method"], status, time.perf_counter() - start)
+            self.metrics.observe(endpoint, scope["method"], status, (end or time.perf_counter()) - start)
             if self.service is not None:
                 self.metrics.sync(self.service)
