@@ -323,6 +323,8 @@ def test_cli_compare_promote_promotes_only_on_evidence_and_writes_it_into_the_hi
     evidence = json.loads(last["reason"].split("evidence ", 1)[1])
     assert (evidence["verdict"], evidence["pairs"], evidence["labelled"]) == ("challenger_better", 3000, 2500)
     assert evidence["differences"]["f1"]["interval"][0] > 0 and "p_value" in evidence["differences"]["f1"]
+    from churn_lib.logs import monitoring  # each compare line says what its promotion did
+    assert [ln["promotion"]["promoted"] for ln in monitoring.records(monitoring.COMPARE, home=home)] == [False, True]
 
 
 # --- compare_if_any: notebook 05's call ---------------------------------------------------------------------

@@ -82,6 +82,10 @@ def test_compare_promote_of_a_better_challenger_the_gate_refuses_promotes_nothin
     assert shown["promotion"]["comparison"]["labelled"] == 2500
     assert _registry_files(home) == before
     assert monitoring.history(home=home, kind="compare")["verdict"].tolist() == ["challenger_better"] * 4
+    # the refusal is on disk too: each compare line says what its promotion did
+    lines = monitoring.records(monitoring.COMPARE, home=home)
+    assert [ln["promotion"]["promoted"] for ln in lines] == [False, False]
+    assert all(ln["promotion"]["version"] == "v2" and "failed the gate" in ln["promotion"]["why"] for ln in lines)
 
 
 def test_auto_promote_of_a_better_challenger_the_gate_refuses_records_the_refusal_in_the_tick(refused_challenger,

@@ -439,8 +439,12 @@ def cmd_performance(args: argparse.Namespace, home: Home) -> int:
 def cmd_compare(args: argparse.Namespace, home: Home) -> int:
     from ..loop import compare
 
-    result = compare.compare(home=home, since=args.since, last=args.last)
-    done = compare.promote(result, home=home) if args.promote else None
+    # with --promote the comparison is written once the promotion was tried, with what it did
+    result = compare.compare(home=home, since=args.since, last=args.last, record=not args.promote)
+    done = None
+    if args.promote:
+        done = compare.promote(result, home=home)
+        compare.write(result, home=home, promotion=done)
     _refresh_index(home)  # the index shows the latest comparison
     view = render.comparison(result)
     if done is not None:

@@ -351,9 +351,26 @@ def _compared(home: Home, pol: _policy.Policy, got: _pairs.Pairs, *, since_ts: f
                         policy={**pol.compare.to_dict(), "path": pol.path, "sha256": pol.sha256},
                         checked_at_utc=utc_now(), **described)
     if record:
-        monitoring.append(monitoring.COMPARE, result.record(), home=home)
+        write(result, home=home)
     log.info("compare: %s", result.summary())
     return result
+
+
+def write(found: Comparison, *, home: Home | str | None = None, promotion: dict[str, Any] | None = None) -> None:
+    """Append the comparison to ``reports/monitoring.jsonl`` (kind ``compare``), with what a promotion on it did.
+
+    Parameters
+    ----------
+    found : Comparison
+    home : Home or path, optional
+    promotion : dict, optional
+        What :func:`promote` returned: its ``version``, ``promoted`` and, when nothing was promoted, ``why`` are
+        written under ``promotion``, so a refusal is on disk, not only on the screen.
+    """
+    line = found.record()
+    if promotion is not None:
+        line["promotion"] = {k: promotion[k] for k in ("version", "promoted", "why") if k in promotion}
+    monitoring.append(monitoring.COMPARE, line, home=home)
 
 
 @dataclass
