@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: a drift check ne
     import pandas as pd
 
 from .. import contract as _contract
-from ..logs import query as logquery, monitoring, predictions as predlog
+from ..logs import judged as logjudged, query as logquery, monitoring, predictions as predlog
 from .. import registry
 from .._io import atomic_write_json, iso, utc_now
 from .._params import Range, check_fields, param
@@ -333,7 +333,7 @@ def _read(paths: list[Path], target: dict[str, Any] | None, entries: list[dict[s
     for c, models in _contract_groups(target, entries, home):
         stats = predlog.ReadStats()
         parts.append(stats)
-        _read_window(paths, c, last, since_ts, models, stats, route)
+        _read_window(paths, c, last, since_ts, models, stats, route, cache=home.logs_dir / logjudged.FOLDER)
     return parts[0] if len(parts) == 1 else _merged(parts)
 
 
@@ -345,7 +345,9 @@ _LINE_BYTES_GUESS = 250
 
 
 def _read_window(paths: list[Path], contract: _contract.Contract, last: int | None, since_ts: float | None,
-                 models: set[str] | None, stats: predlog.ReadStats, route: Any) -> None:
+                 models: set[str] | None, stats: predlog.ReadStats, route: Any, *, cache: Path | None = None) -> None:
+    """Route the rows of one contract's window: the end of the files for a small ``--last`` window, else
+    DuckDB over the judged-line ``cache`` (:mod:`churn_lib.logs.judged`: each line judged once in its life)."""
     if since_ts is None:
         size = sum(p.stat().st_size for p in paths if p.exists())
         if last is not None and last < TAIL_SHARE * size / _LINE_BYTES_GUESS:  # the end of the files is enough
@@ -356,10 +358,11 @@ def _read_window(paths: list[Path], contract: _contract.Contract, last: int | No
     else:  # a file last changed before the window holds none of its rows
         paths = [p for p in paths if p.stat().st_mtime >= since_ts - 1.0]
     if last is not None:  # the newest rows are chosen in DuckDB; their columns and category counts come out
-        for part in logquery.newest(paths, contract, last=last, since_ts=since_ts, models=models, stats=stats):
+        for part in logquery.newest(paths, contract, last=last, since_ts=since_ts, models=models, stats=stats,
+                                    cache=cache):
             route(part)
         return
-    for batch in logquery.windows(paths, contract, since_ts=since_ts, models=models, stats=stats):
+    for batch in logquery.windows(paths, contract, since_ts=since_ts, models=models, stats=stats, cache=cache):
         route(batch)
 
 
