@@ -365,15 +365,16 @@ def _newest_parts(con: Any, dec: Decoder, last: int, since_ts: float | None,
     where, args = _window(since_ts, models)
     rows = f"(SELECT * FROM judged_lines WHERE {' AND '.join(where)})"
     if con.execute(f"SELECT count(*) FROM {rows}", args).fetchone()[0] > last:
-        rows = f"(SELECT * FROM {rows} ORDER BY ts DESC LIMIT {int(last)})"
-    con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM {rows}", args)
+        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM {rows} ORDER BY ts DESC LIMIT {int(last)}", args)
+        rows, args = "window_rows", {}
+    # else every record of the window: read where they are (no copy into a table)
     parts = []
-    for model, n, first, latest in con.execute("SELECT model, count(*), min(ts), max(ts) FROM window_rows "
-                                               "GROUP BY model ORDER BY model").fetchall():
+    for model, n, first, latest in con.execute(f"SELECT model, count(*), min(ts), max(ts) FROM {rows} "
+                                               "GROUP BY model ORDER BY model", args).fetchall():
         cols = con.execute(f"SELECT p, {', '.join(f'n{k}' for k in range(len(numeric))) or 'NULL'} "
-                           "FROM window_rows WHERE model = $m", {"m": model}).fetchnumpy()
+                           f"FROM {rows} WHERE model = $m", {**args, "m": model}).fetchnumpy()
         counts = {name: {v: int(c) for v, c in con.execute(
-            f"SELECT c{k}, count(*) FROM window_rows WHERE model = $m GROUP BY ALL", {"m": model}).fetchall()}
+            f"SELECT c{k}, count(*) FROM {rows} WHERE model = $m GROUP BY ALL", {**args, "m": model}).fetchall()}
             for k, name in enumerate(categorical)}
         parts.append(Part(model, int(n), float(first), float(latest), _floats(cols["p"]),
                           {name: _floats(cols[f"n{k}"]) for k, name in enumerate(numeric)}, counts))
