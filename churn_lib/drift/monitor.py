@@ -9,6 +9,7 @@ result is a :class:`DriftResult` the notebook, the CLI and ``drift.json`` render
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import re
@@ -18,7 +19,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -219,13 +220,8 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     router = _Router(entries, home)
     if target is not None:  # its profile must be there: an error before anything is read
         router.profiles[target["model_file"]] = load_profile(target, home=home)
-    # the statistics' distributions (scipy.special, ~0.2-0.3 s to import) load while DuckDB reads the log
-    loading = threading.Thread(target=importlib.import_module, args=("scipy.special",), daemon=True)
-    loading.start()
-    try:
+    with _importing("scipy.special"):  # the statistics' distributions (~0.2-0.3 s) load while DuckDB reads
         stats = _read(predlog.log_files(home=home), target, entries, home, last, since_ts, router.route)
-    finally:
-        loading.join()
     if target is not None:
         router.acc_for(target)
     models = [_model_drift(e, router.accs[e["model_file"]], th) for e in entries if e["model_file"] in router.accs]
@@ -240,6 +236,17 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
         monitoring.append(monitoring.DRIFT, result.to_dict(), home=home)
     log.info("drift check: %s (%s)", verdict, stats.summary())
     return result
+
+
+@contextlib.contextmanager
+def _importing(module: str) -> Iterator[None]:
+    """Import ``module`` in a thread while the block runs (DuckDB releases the GIL); joined when it ends."""
+    loading = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+    loading.start()
+    try:
+        yield
+    finally:
+        loading.join()
 
 
 def _checked_window(last: Any, since: Any, model: Any) -> int | None:
