@@ -9,14 +9,17 @@ result is a :class:`DriftResult` the notebook, the CLI and ``drift.json`` render
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 
@@ -24,7 +27,7 @@ if TYPE_CHECKING:  # pandas is imported where a table is built: a drift check ne
     import pandas as pd
 
 from .. import contract as _contract
-from ..logs import query as logquery, monitoring, predictions as predlog
+from ..logs import judged as logjudged, query as logquery, monitoring, predictions as predlog
 from .. import registry
 from .._io import atomic_write_json, iso, utc_now
 from .._params import Range, check_fields, param
@@ -217,7 +220,8 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
     router = _Router(entries, home)
     if target is not None:  # its profile must be there: an error before anything is read
         router.profiles[target["model_file"]] = load_profile(target, home=home)
-    stats = _read(predlog.log_files(home=home), target, entries, home, last, since_ts, router.route)
+    with _importing("scipy.special"):  # the statistics' distributions (~0.2-0.3 s) load while DuckDB reads
+        stats = _read(predlog.log_files(home=home), target, entries, home, last, since_ts, router.route)
     if target is not None:
         router.acc_for(target)
     models = [_model_drift(e, router.accs[e["model_file"]], th) for e in entries if e["model_file"] in router.accs]
@@ -232,6 +236,17 @@ def check(*, home: Home | str | None = None, last: int | None = None, since: Any
         monitoring.append(monitoring.DRIFT, result.to_dict(), home=home)
     log.info("drift check: %s (%s)", verdict, stats.summary())
     return result
+
+
+@contextlib.contextmanager
+def _importing(module: str) -> Iterator[None]:
+    """Import ``module`` in a thread while the block runs (DuckDB releases the GIL); joined when it ends."""
+    loading = threading.Thread(target=importlib.import_module, args=(module,), daemon=True)
+    loading.start()
+    try:
+        yield
+    finally:
+        loading.join()
 
 
 def _checked_window(last: Any, since: Any, model: Any) -> int | None:
@@ -333,7 +348,7 @@ def _read(paths: list[Path], target: dict[str, Any] | None, entries: list[dict[s
     for c, models in _contract_groups(target, entries, home):
         stats = predlog.ReadStats()
         parts.append(stats)
-        _read_window(paths, c, last, since_ts, models, stats, route)
+        _read_window(paths, c, last, since_ts, models, stats, route, cache=home.logs_dir / logjudged.FOLDER)
     return parts[0] if len(parts) == 1 else _merged(parts)
 
 
@@ -345,7 +360,9 @@ _LINE_BYTES_GUESS = 250
 
 
 def _read_window(paths: list[Path], contract: _contract.Contract, last: int | None, since_ts: float | None,
-                 models: set[str] | None, stats: predlog.ReadStats, route: Any) -> None:
+                 models: set[str] | None, stats: predlog.ReadStats, route: Any, *, cache: Path | None = None) -> None:
+    """Route the rows of one contract's window: the end of the files for a small ``--last`` window, else
+    DuckDB over the judged-line ``cache`` (:mod:`churn_lib.logs.judged`: each line judged once in its life)."""
     if since_ts is None:
         size = sum(p.stat().st_size for p in paths if p.exists())
         if last is not None and last < TAIL_SHARE * size / _LINE_BYTES_GUESS:  # the end of the files is enough
@@ -356,10 +373,11 @@ def _read_window(paths: list[Path], contract: _contract.Contract, last: int | No
     else:  # a file last changed before the window holds none of its rows
         paths = [p for p in paths if p.stat().st_mtime >= since_ts - 1.0]
     if last is not None:  # the newest rows are chosen in DuckDB; their columns and category counts come out
-        for part in logquery.newest(paths, contract, last=last, since_ts=since_ts, models=models, stats=stats):
+        for part in logquery.newest(paths, contract, last=last, since_ts=since_ts, models=models, stats=stats,
+                                    cache=cache):
             route(part)
         return
-    for batch in logquery.windows(paths, contract, since_ts=since_ts, models=models, stats=stats):
+    for batch in logquery.windows(paths, contract, since_ts=since_ts, models=models, stats=stats, cache=cache):
         route(batch)
 
 

@@ -14,6 +14,7 @@ last line without a newline (a write in progress) is counted as truncated.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import Counter
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ from .. import _duck
 from .. import contract as _contract
 from ..contract import records as _records
 from ..contract.records import MAX_LINE_BYTES
+from . import judged as _judged
 from .predictions import Batch, Decoder, ReadStats, decoder
+
+log = logging.getLogger(__name__)
 
 #: Rows handed over per batch when a window is streamed (bounded memory, whatever the window's size).
 BATCH_ROWS = 100_000
@@ -139,13 +143,32 @@ def _judging(paths: Sequence[Path], rule: _records.Rule,
     return sql, args, reasons, texts
 
 
-def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats) -> Iterator[tuple[np.ndarray, Batch]]:
+def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats,
+          cache: Path | None = None) -> Iterator[tuple[np.ndarray, Batch]]:
     """Every non-blank line of ``paths`` as ``(usable?, batch)`` chunks, in no particular order; counts in ``stats``.
 
-    One pass of DuckDB over the files (every core); the window is applied by
-    the caller, so every line is counted whatever the window.
+    One pass of DuckDB over the files (every core), or over their judged-line ``cache`` where it can serve;
+    the window is applied by the caller, so every line is counted whatever the window.
     """
     dec = decoder(contract)
+    if cache is not None:
+        con = _duck.connect(ordered=False)
+        try:
+            found = _from_cache(con, "judged_lines", paths, dec, cache)
+            if found is not None:
+                _add_read(stats, found.stats)
+                columns = [f"n{k}" for k in range(len(dec.numeric))] + [f"c{k}" for k in range(len(dec.categorical))]
+                try:
+                    result = con.execute(f"SELECT reason, {', '.join(columns)}, ts, p, model, NULL::VARCHAR AS frag "
+                                         "FROM judged_lines")
+                    while (frame := result.fetch_df_chunk(max(1, BATCH_ROWS // 2048))) is not None and len(frame):
+                        yield _count(frame, ReadStats(), Counter(), Counter()), _batch(frame, dec)
+                except _duck_error():  # a part damaged inside: judged afresh next time
+                    _judged.forget(cache, paths, found.parts)
+                    raise
+                return
+        finally:
+            con.close()
     sql, args, reasons, texts = _judging(paths, dec.rule)
     stats.files.extend(str(p) for p in paths)
     stats.bytes_read += sum(p.stat().st_size for p in paths)
@@ -164,7 +187,7 @@ def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats)
 
 def windows(paths: Sequence[Path], contract: _contract.Contract | None = None, *, since_ts: float | None = None,
             last: int | None = None, models: Iterable[str] | None = None,
-            stats: ReadStats | None = None) -> Iterator[Batch]:
+            stats: ReadStats | None = None, cache: Path | None = None) -> Iterator[Batch]:
     """The usable records of ``paths`` in a window, as column batches.
 
     Parameters
@@ -181,6 +204,9 @@ def windows(paths: Sequence[Path], contract: _contract.Contract | None = None, *
         Only records served by these models (file name or version label, as logged).
     stats : ReadStats, optional
         Filled with the lines read and skipped (by reason), over every non-empty line of ``paths``.
+    cache : Path, optional
+        A judged-line cache folder (a home's ``logs/.judged``, :mod:`.judged`): lines judged before are read
+        from it, and only the bytes appended since are judged; where it cannot serve, the files are read.
 
     Yields
     ------
@@ -197,7 +223,7 @@ def windows(paths: Sequence[Path], contract: _contract.Contract | None = None, *
     wanted = np.array(sorted(set(models)), dtype=object) if models is not None else None
 
     def kept() -> Iterator[Batch]:
-        for ok, batch in _scan(paths, contract, stats):
+        for ok, batch in _scan(paths, contract, stats, cache):
             if since_ts is not None:
                 ok = ok & (batch.ts >= since_ts)
             if wanted is not None:
@@ -255,7 +281,7 @@ class Part:
 
 def newest(paths: Sequence[Path], contract: _contract.Contract | None = None, *, last: int,
            since_ts: float | None = None, models: Iterable[str] | None = None,
-           stats: ReadStats | None = None) -> list[Part]:
+           stats: ReadStats | None = None, cache: Path | None = None) -> list[Part]:
     """The ``last`` most recent records (by timestamp) of ``paths`` in a window, one :class:`Part` per model.
 
     Every line is judged by the contract's record rule (:meth:`churn_lib.contract.records.Rule.sql`) in one
@@ -263,6 +289,10 @@ def newest(paths: Sequence[Path], contract: _contract.Contract | None = None, *,
     in ``stats``; the window (``since_ts``, ``models`` as in :func:`windows`) and its newest ``last`` rows are
     chosen there, and only the numeric columns and the category counts of those rows leave DuckDB: no row
     becomes a Python object. Of records with the same time at the window's edge, any may be taken.
+
+    With ``cache`` (a home's ``logs/.judged``), the lines judged before are read from the cache
+    (:mod:`.judged`) and only the bytes appended since are judged (and cached); where the cache cannot serve,
+    the files are judged directly, with the same result.
     """
     contract = contract or _contract.lab()
     if last < 1:
@@ -272,29 +302,82 @@ def newest(paths: Sequence[Path], contract: _contract.Contract | None = None, *,
     paths = [Path(p) for p in paths if Path(p).exists()]
     if not paths:
         return []
-    numeric = [name for _, name in dec.numeric]
-    categorical = [name for _, name in dec.categorical]
+    if cache is not None:
+        con = _duck.connect(ordered=False)
+        try:
+            found = _from_cache(con, "judged_lines", paths, dec, cache)
+            if found is not None:
+                try:
+                    parts = _newest_parts(con, dec, last, since_ts, models)
+                except _duck_error() as exc:  # a part damaged inside: judged afresh next time
+                    log.debug("judged-line cache refused (%s): reading the files", exc)
+                    _judged.forget(cache, paths, found.parts)
+                else:
+                    _add_read(stats, found.stats)
+                    return parts
+        finally:
+            con.close()
     con = _duck.connect(ordered=False)
     try:
-        read = _judge_into(con, "judged_lines", paths, dec.rule, ", ".join(_picks(dec.rule, dec)))
-        _add_read(stats, read)
-        where, args = _window(since_ts, models)
-        rows = f"(SELECT * FROM judged_lines WHERE {' AND '.join(where)})"
-        if con.execute(f"SELECT count(*) FROM {rows}", args).fetchone()[0] > last:
-            rows = f"(SELECT * FROM {rows} ORDER BY ts DESC LIMIT {int(last)})"
-        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM {rows}", args)
-        parts = []
-        for model, n, first, latest in con.execute("SELECT model, count(*), min(ts), max(ts) FROM window_rows "
-                                                   "GROUP BY model ORDER BY model").fetchall():
-            cols = con.execute(f"SELECT p, {', '.join(f'n{k}' for k in range(len(numeric))) or 'NULL'} "
-                               "FROM window_rows WHERE model = $m", {"m": model}).fetchnumpy()
-            counts = {name: {v: int(c) for v, c in con.execute(
-                f"SELECT c{k}, count(*) FROM window_rows WHERE model = $m GROUP BY ALL", {"m": model}).fetchall()}
-                for k, name in enumerate(categorical)}
-            parts.append(Part(model, int(n), float(first), float(latest), _floats(cols["p"]),
-                              {name: _floats(cols[f"n{k}"]) for k, name in enumerate(numeric)}, counts))
+        _add_read(stats, _judge_into(con, "judged_lines", paths, dec.rule, ", ".join(_picks(dec.rule, dec))))
+        return _newest_parts(con, dec, last, since_ts, models)
     finally:
         con.close()
+
+
+def _duck_error() -> type:
+    import duckdb
+
+    return duckdb.Error
+
+
+def _judging_select(dec: Decoder) -> str:
+    """The judging query of every non-blank line of ``$files``: its reason, model, probability, time and the
+    feature columns drift reads (what a judged-line cache holds)."""
+    return f"{dec.rule.sql(_SOURCE)} SELECT reason, model, p, ts, {', '.join(_picks(dec.rule, dec))} FROM judged"
+
+
+def _from_cache(con: Any, view: str, paths: Sequence[Path], dec: Decoder, cache: Path) -> _judged.Cached | None:
+    """The view ``view`` of the cached judgments of ``paths`` (brought up to date); None when the cache cannot
+    serve (nothing half-written is left)."""
+    select = _judging_select(dec)
+    try:
+        found = _judged.update(con, paths, select=select,
+                               cache_key=_judged.key(dec.rule.contract.sha256(), select), folder=cache)
+    except _judged.CacheError:
+        return None
+    if found.parts:
+        files = ", ".join("'" + p.replace("'", "''") + "'" for p in found.parts)
+        con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM read_parquet([{files}])")
+    else:  # nothing but a line still being written: no rows
+        columns = ["reason VARCHAR", "model VARCHAR", "p DOUBLE", "ts DOUBLE",
+                   *(f"n{k} DOUBLE" for k in range(len(dec.numeric))),
+                   *(f"c{k} VARCHAR" for k in range(len(dec.categorical)))]
+        con.execute(f"CREATE TEMP TABLE {view} ({', '.join(columns)})")
+    return found
+
+
+def _newest_parts(con: Any, dec: Decoder, last: int, since_ts: float | None,
+                  models: Iterable[str] | None) -> list[Part]:
+    """:func:`newest`'s parts from the judged lines in ``judged_lines``."""
+    numeric = [name for _, name in dec.numeric]
+    categorical = [name for _, name in dec.categorical]
+    where, args = _window(since_ts, models)
+    rows = f"(SELECT * FROM judged_lines WHERE {' AND '.join(where)})"
+    if con.execute(f"SELECT count(*) FROM {rows}", args).fetchone()[0] > last:
+        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM {rows} ORDER BY ts DESC LIMIT {int(last)}", args)
+        rows, args = "window_rows", {}
+    # else every record of the window: read where they are (no copy into a table)
+    parts = []
+    for model, n, first, latest in con.execute(f"SELECT model, count(*), min(ts), max(ts) FROM {rows} "
+                                               "GROUP BY model ORDER BY model", args).fetchall():
+        cols = con.execute(f"SELECT p, {', '.join(f'n{k}' for k in range(len(numeric))) or 'NULL'} "
+                           f"FROM {rows} WHERE model = $m", {**args, "m": model}).fetchnumpy()
+        counts = {name: {v: int(c) for v, c in con.execute(
+            f"SELECT c{k}, count(*) FROM {rows} WHERE model = $m GROUP BY ALL", {**args, "m": model}).fetchall()}
+            for k, name in enumerate(categorical)}
+        parts.append(Part(model, int(n), float(first), float(latest), _floats(cols["p"]),
+                          {name: _floats(cols[f"n{k}"]) for k, name in enumerate(numeric)}, counts))
     return parts
 
 
