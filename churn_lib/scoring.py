@@ -292,8 +292,8 @@ class Scorer:
         rows = self._columns(rows)
         if self.compiled is not None:
             base, matrix = self.compiled.contributions(rows)
-            order = [self.compiled.features.index(n) for n in self.features]
-            matrix = matrix[:, order]
+            if self.compiled.features != self.features:
+                matrix = matrix[:, [self.compiled.features.index(n) for n in self.features]]
         else:
             base, matrix = self.model.contributions(model_frame(rows, self.contract))
         base = np.broadcast_to(np.asarray(base, dtype=np.float64), (matrix.shape[0],))
