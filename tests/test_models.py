@@ -422,3 +422,19 @@ def test_spliced_lines_equal_the_scatter_and_mixed_endings_are_left_to_it():
             else:
                 assert got == b"", trial
     assert spliced(b"a\nb\n", np.array([True, True]), np.array([[44, 10], [44, 49]], dtype=np.uint8)) is None
+
+
+def test_the_top_reasons_are_a_stable_sorts_first_ones_ties_and_zeros_included():
+    from churn_lib.scoring import _top
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        m = rng.normal(size=(int(rng.integers(0, 40)), int(rng.integers(1, 25))))
+        if trial % 2:
+            m = np.round(m, 1)  # many ties
+        m[rng.random(m.shape) < 0.2] = rng.choice([0.0, -0.0])
+        if trial % 9 == 0 and m.size:
+            m.flat[0] = np.nan  # not expected, but then the sort decides
+        for n in range(1, m.shape[1] + 1):
+            expected = np.argsort(-np.abs(m), axis=1, kind="stable")[:, :n]
+            assert np.array_equal(_top(np.abs(m), n), expected), (trial, n)
