@@ -10,9 +10,13 @@ num_leaves 15, early stopping) and the logistic regression, then prints:
 * contributions alone, rows/s, on the same float rows and trees with the same
   threads: ``churn_lib.models.treeshap`` (ours) against ``Booster.predict(pred_contrib=True)``
   (LightGBM's), and the largest difference between them (aim: >= 1.5x, <= 1e-9);
-* ``churn score --explain 3`` (:func:`churn_lib.scale.batch.score_file`) rows/s
-  against the contributions alone (aim: >= 0.7x), and plain ``churn score``
-  with LightGBM against the logistic regression (aim: >= 0.5x), on the first size.
+* for each size, one file of the telecom table scored by ``churn score``
+  (:func:`churn_lib.scale.batch.score_file`, the model loaded as the command does):
+  ``--explain 3`` with LightGBM against the contributions alone of the same
+  file's valid rows (the tables on the float rows score_file makes, the same
+  threads; aim: >= 0.7x), and plain LightGBM against the plain logistic
+  regression on the same file (aim: >= 0.5x); as rows/s and as CPU seconds
+  (every thread of the process: on a shared machine the steadier figure).
 
 Everything runs in a temporary home, removed at the end. Figures are printed,
 never asserted; the machine is shared, so compare ratios within one run.
@@ -65,43 +69,56 @@ def _rows(home: Path, contract, n: int, seed: int):
     return frame.mask(rng.random(frame.shape) < 0.05)
 
 
-def contributions(home: Path, scorer, sizes: list[int], threads: int) -> dict[int, float]:
+def contributions(home: Path, scorer, sizes: list[int], threads: int) -> None:
     import numpy as np
 
     compiled = scorer.compiled
     print(f"\ncontributions alone ({threads} threads, same float rows, same {compiled.iterations} trees)")
     print(f"  {'rows':>10} {'ours rows/s':>12} {'LightGBM rows/s':>16} {'ratio':>6} {'max |diff|':>11}")
-    ours_rate = {}
     for n in sizes:
         matrix = compiled._matrix(_rows(home, scorer.contract, n, seed=n % 97))
         (base, ours), t_ours = _timed(lambda: compiled.tables.contributions(matrix, threads=threads))
         ref, t_lgb = _timed(lambda: compiled.booster.predict(matrix, pred_contrib=True, num_threads=threads,
                                                              num_iteration=compiled.iterations))
         diff = max(np.max(np.abs(ours - ref[:, :-1])), np.max(np.abs(base - ref[:, -1])))
-        ours_rate[n] = n / t_ours
         print(f"  {n:>10,} {n / t_ours:>12,.0f} {n / t_lgb:>16,.0f} {t_lgb / t_ours:>5.1f}x {diff:>11.2g}")
-    return ours_rate
 
 
-def scoring(home: Path, tmp: Path, n: int, ours_rate: float) -> None:
+def _timed_cpu(fn):
+    """``(result, wall seconds, CPU seconds of this process: every thread)``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def scoring(home: Path, tmp: Path, n: int, scorer, threads: int) -> None:
+    """``churn score`` on one file of ``n`` rows: explained against the contributions alone of the same rows,
+    plain LightGBM against the plain logistic regression, each as rows/s and as CPU seconds."""
+    from churn_lib.data import read_csv
     from churn_lib.scale import batch
     from tests import datasets
 
-    src = datasets.write(datasets.telecom(n, seed=7), tmp / "score.csv")
+    src = datasets.write(datasets.telecom(n, seed=7), tmp / f"score-{n}.csv")
+    features, _, _, _ = batch.validate(read_csv(src, scorer.contract, columns=scorer.features), scorer.contract)
+    matrix = scorer.compiled._matrix(features)  # the float rows score_file hands to the tables
+    _, t_alone, c_alone = _timed_cpu(lambda: scorer.compiled.tables.contributions(matrix, threads=threads))
 
-    def rate(version: str, explain: int | None) -> float:
+    def run(version: str, explain: int | None) -> tuple[float, float]:
         out = tmp / f"out-{version}-{explain}.csv"
-        _, seconds = _timed(lambda: batch.score_file(src, out, home=home, model=version, explain=explain))
+        _, seconds, cpu = _timed_cpu(lambda: batch.score_file(src, out, home=home, model=version, explain=explain))
         out.unlink()
-        return n / seconds
+        return seconds, cpu
 
-    lgb_explained, lgb_plain, lr_plain = rate("v2", 3), rate("v2", None), rate("v1", None)
-    print(f"\nchurn score on {n:,} rows (one process)")
-    print(f"  LightGBM --explain 3: {lgb_explained:>10,.0f} rows/s = {lgb_explained / ours_rate:.2f}x the "
-          "contributions alone (aim >= 0.7x)")
-    print(f"  LightGBM plain:       {lgb_plain:>10,.0f} rows/s = {lgb_plain / lr_plain:.2f}x the logistic "
-          "regression's (aim >= 0.5x)")
-    print(f"  logreg plain:         {lr_plain:>10,.0f} rows/s")
+    (t_x, c_x), (t_lgb, c_lgb), (t_lr, c_lr) = run("v2", 3), run("v2", None), run("v1", None)
+    print(f"\nchurn score on {n:,} rows (score_file, one process, the model loaded each time; "
+          f"{len(matrix):,} valid rows)")
+    print(f"  {'':34} {'rows/s':>10} {'CPU s':>7} {'ratio (rows/s)':>15} {'ratio (CPU)':>12}")
+    print(f"  {'contributions alone (same rows)':34} {len(matrix) / t_alone:>10,.0f} {c_alone:>7.2f}")
+    print(f"  {'LightGBM --explain 3':34} {n / t_x:>10,.0f} {c_x:>7.2f} {t_alone / t_x:>14.2f}x {c_alone / c_x:>11.2f}x"
+          "   (aim >= 0.7x the contributions alone)")
+    print(f"  {'LightGBM plain':34} {n / t_lgb:>10,.0f} {c_lgb:>7.2f} {t_lr / t_lgb:>14.2f}x {c_lr / c_lgb:>11.2f}x"
+          "   (aim >= 0.5x the logistic regression)")
+    print(f"  {'logistic regression plain':34} {n / t_lr:>10,.0f} {c_lr:>7.2f}")
 
 
 def main() -> None:
@@ -125,9 +142,10 @@ def main() -> None:
         if scorer.compiled.tables is None:
             print("the tables were refused: nothing to compare")
             return
-        rates = contributions(home, scorer, args.sizes, args.threads)
+        contributions(home, scorer, args.sizes, args.threads)
         if not args.skip_scoring:
-            scoring(home, tmp, args.sizes[0], rates[args.sizes[0]])
+            for n in args.sizes:
+                scoring(home, tmp, n, scorer, args.threads)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -292,8 +292,8 @@ class Scorer:
         rows = self._columns(rows)
         if self.compiled is not None:
             base, matrix = self.compiled.contributions(rows)
-            order = [self.compiled.features.index(n) for n in self.features]
-            matrix = matrix[:, order]
+            if self.compiled.features != self.features:
+                matrix = matrix[:, [self.compiled.features.index(n) for n in self.features]]
         else:
             base, matrix = self.model.contributions(model_frame(rows, self.contract))
         base = np.broadcast_to(np.asarray(base, dtype=np.float64), (matrix.shape[0],))
@@ -314,7 +314,7 @@ class Scorer:
         """
         proba, base, matrix = self.contributions(rows)
         n = min(n, matrix.shape[1])
-        order = np.argsort(-np.abs(matrix), axis=1, kind="stable")[:, :n]
+        order = _top(np.abs(matrix), n)
         values = np.take_along_axis(matrix, order, axis=1)
         other = matrix.sum(axis=1) - values.sum(axis=1)
         return proba, base, order, values, other
@@ -343,6 +343,24 @@ class Scorer:
                        "contributions": [{"feature": names[k], "value": row[names[k]],
                                           "contribution": float(contrib[k])} for k in top],
                        "other": float(other)}
+
+
+#: Up to this many reasons, :func:`_top` picks them one maximum at a time (cheaper than sorting every row).
+_PICK_TOP = 8
+
+
+def _top(size: np.ndarray, n: int) -> np.ndarray:
+    """Column indices of each row's ``n`` largest ``size`` (non-negative), largest first, ties to the lower
+    index: the first ``n`` of a stable argsort of ``-size``."""
+    if n > _PICK_TOP or not np.isfinite(size).all():
+        return np.argsort(-size, axis=1, kind="stable")[:, :n]
+    size = size.copy()
+    rows = np.arange(len(size))
+    order = np.empty((len(size), n), dtype=np.intp)
+    for k in range(n):
+        order[:, k] = np.argmax(size, axis=1)  # the first of equal maxima
+        size[rows, order[:, k]] = -1.0
+    return order
 
 
 def build(entry: dict[str, Any], pipeline: Any, *, contract: _contract.Contract | None = None, fast: bool = True,

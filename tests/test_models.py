@@ -389,3 +389,52 @@ def test_padded_suffixes_go_before_each_line_ending_whatever_the_lines_hold():
             padded[i, at] = np.frombuffer(suffix, dtype=np.uint8)
         kept = np.frombuffer(b"".join(lines), dtype=np.uint8)
         assert with_padded_suffixes(kept, padded).tobytes() == b"".join(expected), trial
+
+
+def test_spliced_lines_equal_the_scatter_and_mixed_endings_are_left_to_it():
+    """Either line ending (one per block, or mixed: then None), any other byte in a line (never empty: empty
+    lines are rejected), rejected lines dropped, fixed and zero-padded suffixes: the same bytes as the
+    scatters, with_suffixes / with_padded_suffixes."""
+    from churn_lib.scale.batch.formatter import spliced, with_padded_suffixes, with_suffixes
+
+    rng = np.random.default_rng(2)
+    for trial in range(300):
+        n = int(rng.integers(1, 40))
+        mixed = rng.random() < 0.2
+        endings = [b"\r\n" if (rng.random() < 0.5 if mixed else trial % 2) else b"\n" for _ in range(n)]
+        mixed = len(set(endings)) > 1
+        lines = [bytes(rng.integers(0, 256, int(rng.integers(1, 30)), dtype=np.uint8)).replace(b"\n", b"x")
+                 .replace(b"\r", b"y") + e for e in endings]
+        ok = rng.random(n) < 0.8
+        block = b"".join(lines)
+        kept = np.frombuffer(b"".join(line for line, keep in zip(lines, ok) if keep), dtype=np.uint8)
+        fixed = rng.integers(1, 256, (int(ok.sum()), 5), dtype=np.uint8)
+        fixed[fixed == 10] = 11
+        fixed[fixed == 13] = 14
+        padded = fixed.copy()
+        padded[rng.random(padded.shape) < 0.3] = 0
+        for suffix, scatter in ((fixed, with_suffixes), (padded, with_padded_suffixes)):
+            got = spliced(block, ok, suffix)
+            if mixed:
+                assert got is None, trial
+            elif ok.any():
+                assert got == scatter(kept, suffix).tobytes(), trial
+            else:
+                assert got == b"", trial
+    assert spliced(b"a\nb\n", np.array([True, True]), np.array([[44, 10], [44, 49]], dtype=np.uint8)) is None
+
+
+def test_the_top_reasons_are_a_stable_sorts_first_ones_ties_and_zeros_included():
+    from churn_lib.scoring import _top
+
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        m = rng.normal(size=(int(rng.integers(0, 40)), int(rng.integers(1, 25))))
+        if trial % 2:
+            m = np.round(m, 1)  # many ties
+        m[rng.random(m.shape) < 0.2] = rng.choice([0.0, -0.0])
+        if trial % 9 == 0 and m.size:
+            m.flat[0] = np.nan  # not expected, but then the sort decides
+        for n in range(1, m.shape[1] + 1):
+            expected = np.argsort(-np.abs(m), axis=1, kind="stable")[:, :n]
+            assert np.array_equal(_top(np.abs(m), n), expected), (trial, n)

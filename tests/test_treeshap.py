@@ -103,6 +103,35 @@ def test_the_tables_match_pred_contrib_on_random_lab_rows(lab_home, k):
         _check(s, seed)
 
 
+@pytest.mark.parametrize("k", range(len(SHAPES)), ids=[f"depth{d}-leaves{l}" for d, l in SHAPES])
+def test_the_tables_log_odds_are_predicts_bit_for_bit(wide_home, k):
+    s = scoring.load(f"v{k + 1}", home=wide_home)
+    compiled = s.compiled
+    if compiled.tables is None:
+        assert not compiled.raw_tables
+        return
+    assert compiled.raw_tables
+    for seed in range(3):
+        rows = _random_rows(s.contract, compiled.known_categories, 3000, seed)
+        matrix = compiled._matrix(rows)
+        assert np.array_equal(compiled.logit(rows), compiled.booster_logit(matrix))
+        assert np.array_equal(compiled.tables.raw(matrix, threads=2), compiled.tables.raw(matrix, threads=1))
+    probe = treeshap.probe_rows(compiled.tables, seed=5)
+    assert np.array_equal(compiled.tables.raw(probe), compiled.booster_logit(probe))
+
+
+def test_tables_whose_log_odds_differ_from_predict_are_not_used_for_them(wide_home, monkeypatch):
+    s = scoring.load("v1", home=wide_home)
+    real = treeshap.Tables.raw
+    monkeypatch.setattr(treeshap.Tables, "raw", lambda self, rows, *, threads=None:
+                        np.nextafter(real(self, rows, threads=threads), np.inf))
+    assert lgbm_family.exact_raw(s.compiled) is False
+    again = lgbm_family.compile(s.model, s.contract)
+    assert again.tables is not None and not again.raw_tables
+    rows = _random_rows(s.contract, again.known_categories, 300, seed=1)
+    assert np.array_equal(again.logit(rows), again.booster_logit(again._matrix(rows)))
+
+
 def test_explained_batch_scoring_uses_the_tables_and_matches_one_row_at_a_time(wide_home):
     s = scoring.load("v1", home=wide_home)
     rows = _random_rows(s.contract, s.compiled.known_categories, 200, seed=7)

@@ -54,6 +54,21 @@ class ColumnCheck:
     violations: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     what: dict[str, str] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
+    #: a category column's ``(code per row, value per code)``: ``values == per_code[codes]``
+    coded: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def categorical(self, keep: np.ndarray | None = None) -> pd.Categorical:
+        """The rows ``keep`` (default all) of a category column as ``pandas.Categorical(values)``, made from
+        :attr:`coded` when set: the rows' codes are mapped, not their values hashed again."""
+        if self.coded is None:
+            return pd.Categorical(self.values if keep is None else self.values[keep])
+        codes, per_code = self.coded
+        codes = codes if keep is None else codes[keep]
+        present = np.bincount(codes, minlength=len(per_code)) > 0
+        categories = sorted({v for v in per_code[present].tolist() if v is not None})
+        position = {v: k for k, v in enumerate(categories)}
+        mapped = np.array([position.get(v, -1) for v in per_code.tolist()], dtype=np.int64)  # absent: unused
+        return pd.Categorical.from_codes(mapped[codes], categories=categories)
 
     @property
     def invalid(self) -> np.ndarray:
@@ -170,7 +185,7 @@ class FrameCheck:
             col = self.columns[f.name]
             values = col.values if keep is None else col.values[keep]
             if f.type == CATEGORICAL:
-                out[f.name] = pd.Categorical(values)
+                out[f.name] = col.categorical(keep)
             else:
                 out[f.name] = values
         return out
@@ -254,7 +269,7 @@ def _factorized(s: pd.Series) -> tuple[np.ndarray, list[Any]]:
     if isinstance(s.dtype, pd.CategoricalDtype):
         return s.cat.codes.to_numpy(), list(s.cat.categories)
     codes, uniques = pd.factorize(s, use_na_sentinel=True)
-    return codes, list(uniques)
+    return codes, uniques.to_numpy(dtype=object).tolist()  # list(uniques) steps through a str column in Python
 
 
 def _check_number(s: pd.Series, f: Feature, *, clip: bool) -> ColumnCheck:
@@ -330,14 +345,14 @@ def _check_categorical(s: pd.Series, f: Feature) -> ColumnCheck:
                           for v, m in zip(norm_u, miss_u[:-1])] + [False])
     too_long_u = np.array([(not m) and len(v) > MAX_TEXT_LENGTH for v, m in zip(norm_u, miss_u[:-1])] + [False])
     values_u = np.array(norm_u + [None], dtype=object)
-    values_u[np.flatnonzero(miss_u)] = None
+    values_u[np.flatnonzero(miss_u | unknown_u | too_long_u)] = None
     values = values_u[codes]
     unknown = unknown_u[codes] | too_long_u[codes]
-    values[unknown] = None
     seen = sorted({norm_u[i] for i in np.unique(codes[unknown_u[codes]])})
     what = {RULE_CATEGORY: f"values outside {list(f.values)}" + (f" (seen: {seen[:5]})" if seen else "")}
     changes = {f"{f.name} normalised": int(changed_u[codes].sum()) if raw_u else 0}
-    return ColumnCheck(f.name, "feature", f, s, values, missing, {RULE_CATEGORY: unknown}, what, changes)
+    return ColumnCheck(f.name, "feature", f, s, values, missing, {RULE_CATEGORY: unknown}, what, changes,
+                       coded=(np.where(codes < 0, len(values_u) - 1, codes.astype(np.intp)), values_u))
 
 
 def _check_target(s: pd.Series, target: Target) -> ColumnCheck:

@@ -3,12 +3,17 @@
 No row is re-formatted and no number goes through Python's formatting: the
 added columns are written as fixed-width byte matrices (:func:`suffixes`, and
 :func:`explained_suffixes` for ``explain``, whose pieces vary in width and are
-zero-padded), then spliced into the block's lines in one scatter
-(:func:`with_suffixes`, :func:`with_padded_suffixes`). This is the hot path of
-batch scoring: every step is vectorised over the rows of a block.
+zero-padded), then spliced into the block's lines. When every line of a block
+ends the same way (``\\n``, or ``\\r\\n``), :func:`spliced` cuts the block at its
+line endings and the suffix matrix at its rows (both with ``bytes`` methods,
+in C) and joins the pieces alternately; a block with mixed line endings is
+spliced in one numpy scatter (:func:`with_suffixes`, :func:`with_padded_suffixes`).
+This is the hot path of batch scoring: no step loops over rows in Python.
 """
 
 from __future__ import annotations
+
+from itertools import compress
 
 import numpy as np
 
@@ -193,3 +198,47 @@ def with_suffixes(kept: np.ndarray, suffix: np.ndarray) -> np.ndarray:
     for j in range(width):
         out[first + j] = suffix[:, j]
     return out
+
+
+def spliced(block: bytes, ok: np.ndarray, suffix: np.ndarray) -> bytes | None:
+    r"""The lines of ``block`` where ``ok``, each with its row of ``suffix`` (zero bytes dropped) before its
+    line ending; None when the block's lines do not all end the same way (then use :func:`with_suffixes`
+    or :func:`with_padded_suffixes`).
+
+    ``block`` holds whole lines, each ending in its line ending (the reader's blocks do); ``suffix`` has a
+    row per line kept.
+
+    Examples
+    --------
+    >>> suffix = np.frombuffer(b",1\0,22", dtype=np.uint8).reshape(2, 3)
+    >>> spliced(b"a\nbad\nb\n", np.array([True, False, True]), suffix)
+    b'a,1\nb,22\n'
+    """
+    n_crlf = block.count(b"\r\n")
+    ending = b"\n" if n_crlf == 0 else b"\r\n" if n_crlf == block.count(b"\n") else None
+    if ending is None:
+        return None
+    lines = block.split(ending)
+    lines.pop()  # after the last ending
+    if len(lines) != len(ok):
+        return None
+    if not ok.all():
+        lines = list(compress(lines, ok.tolist()))
+    rows = _rows(suffix, ending)
+    if rows is None or len(rows) != len(lines):
+        return None
+    pieces = [b""] * (2 * len(lines))
+    pieces[0::2] = lines
+    pieces[1::2] = rows
+    return b"".join(pieces)
+
+
+def _rows(suffix: np.ndarray, ending: bytes) -> list[bytes] | None:
+    """Each row of ``suffix`` without its zero bytes, then ``ending``; None when a row holds a line break
+    (the rows are cut where ``bytes.splitlines`` finds one, so there must be exactly one a row)."""
+    n, width = suffix.shape
+    matrix = np.empty((n, width + len(ending)), dtype=np.uint8)
+    matrix[:, :width] = suffix
+    matrix[:, width:] = np.frombuffer(ending, dtype=np.uint8)
+    rows = matrix[matrix != 0].tobytes().splitlines(keepends=True)
+    return rows if len(rows) == n else None

@@ -22,7 +22,7 @@ from ... import contract as _contract
 from ... import scoring
 from ...data.csv import read_options
 from ...exceptions import DataError
-from .formatter import explained_suffixes, suffixes, with_padded_suffixes, with_suffixes
+from .formatter import explained_suffixes, spliced, suffixes, with_padded_suffixes, with_suffixes
 from .layout import Layout
 from .reader import Lines, blocks, locate_lines
 
@@ -113,22 +113,25 @@ def _parse(block: bytes, lines: Lines, layout: Layout, contract: _contract.Contr
     return frame
 
 
-def _write_scored(out: BinaryIO, lines: Lines, ok: np.ndarray, n_ok: int, features: dict[str, Any],
+def _write_scored(out: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray, n_ok: int, features: dict[str, Any],
                   layout: Layout, scorer: scoring.Scorer) -> None:
     """The valid lines, unchanged, each with its score columns before its line ending."""
-    buf = lines.buf
-    kept = buf if n_ok == lines.n else buf[np.repeat(ok, lines.nl - lines.starts + 1)]
     if layout.explain:
         proba, base, top, contrib, other = scorer.explain(features, layout.explain)
         suffix = suffixes(proba, (proba >= scorer.threshold).astype(int), scorer.version.encode(), sep=layout.sep,
                           point=layout.point)
-        padded = explained_suffixes(suffix, base, top, contrib, other, scorer.features, sep=layout.sep,
+        suffix = explained_suffixes(suffix, base, top, contrib, other, scorer.features, sep=layout.sep,
                                     point=layout.point)
-        out.write(with_padded_suffixes(kept, padded).tobytes())
     else:
         proba, pred = scorer.predict(features)
         suffix = suffixes(proba, pred, scorer.version.encode(), sep=layout.sep, point=layout.point)
-        out.write(with_suffixes(kept, suffix).tobytes())
+    joined = spliced(block, ok, suffix)
+    if joined is not None:
+        out.write(joined)
+        return
+    buf = lines.buf  # lines ending in both ways
+    kept = buf if n_ok == lines.n else buf[np.repeat(ok, lines.nl - lines.starts + 1)]
+    out.write((with_padded_suffixes(kept, suffix) if layout.explain else with_suffixes(kept, suffix)).tobytes())
 
 
 def _write_rejects(rejects: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray, reasons_good: np.ndarray,
@@ -151,8 +154,8 @@ def score_block(block: bytes, first_line: int, layout: Layout, scorer: scoring.S
     """Validate and score one block of whole lines (ending in a newline); write both outputs.
 
     Lines are located with numpy (one pass over the bytes); valid lines are
-    copied to ``out`` unchanged with the fixed-width suffix inserted before
-    each line ending, so no row is re-formatted.
+    copied to ``out`` unchanged with their score columns inserted before
+    each line ending (:func:`.formatter.spliced`), so no row is re-formatted.
     """
     lines = locate_lines(block, len(layout.columns), layout.sep)
     good = lines.good
@@ -167,7 +170,7 @@ def score_block(block: bytes, first_line: int, layout: Layout, scorer: scoring.S
     result = BlockResult(lines=lines.n, scored=n_ok, rejected=lines.n - n_ok,
                          counts=Counter({k: v for k, v in counts.items() if v}))
     if result.scored:
-        _write_scored(out, lines, ok, n_ok, features, layout, scorer)
+        _write_scored(out, block, lines, ok, n_ok, features, layout, scorer)
     if result.rejected:
         _write_rejects(rejects, block, lines, ok, reasons_good, first_line, layout)
     return result
