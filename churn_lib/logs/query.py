@@ -486,9 +486,11 @@ def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
     to drift and to performance. An outcome names its prediction by
     ``request_id``, or by the contract's id column (``id_column``; the
     prediction's ``id`` object). Of several outcomes for one key the one
-    received last counts. Prediction lines the rule skips (counted by reason,
-    over the whole files, in ``read``) and outcome lines without a key or a
-    0/1 outcome are counted in ``read``. With ``cache`` (a home's
+    received last counts. The rows come in one order (by time, then key),
+    whatever the threads or the cache; of records with the same time at the
+    edge of ``last``, the first by key are taken. Prediction lines the rule
+    skips (counted by reason, over the whole files, in ``read``) and outcome
+    lines without a key or a 0/1 outcome are counted in ``read``. With ``cache`` (a home's
     ``logs/.judged``), the prediction lines judged before are read from the
     judged-line cache (:mod:`.judged`, under this judging's own key) and only
     the bytes appended since are judged; where the cache cannot serve, the
@@ -521,9 +523,12 @@ def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
                     prediction_skipped=dict(sorted(stats.skipped.items())))
         join, y = _outcome_join(con, given, id_column, read) if given else ("", "NULL::DOUBLE")
         where, args = _window(since_ts, models)
-        limit = f"ORDER BY ts DESC LIMIT {int(last)}" if last is not None else ""
+        # one order, whatever the threads or the cache: the bootstrap intervals draw rows by position
+        order = "request_id, cid, model, p, t, d"
+        limit = f"ORDER BY ts DESC, {order} LIMIT {int(last)}" if last is not None else ""
         out = con.execute(f"""WITH p AS (SELECT * FROM predicted WHERE {' AND '.join(where)} {limit})
-            SELECT p.model, p.p, p.t, p.d, p.ts, {y} AS y FROM p {join}""", args).fetchnumpy()
+            SELECT p.model, p.p, p.t, p.d, p.ts, {y} AS y FROM p {join}
+            ORDER BY p.ts, {', '.join(f'p.{c}' for c in order.split(', '))}""", args).fetchnumpy()
     finally:
         con.close()
     return _joined(out, read)
@@ -577,7 +582,8 @@ def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule
             parts = ", ".join("'" + p.replace("'", "''") + "'" for p in found.parts)
             rows = (f"SELECT * FROM read_parquet([{parts}])" if found.parts
                     else f"SELECT * FROM ({select}) LIMIT 0")  # nothing but a line still being written
-            con.execute(f"CREATE TEMP TABLE {table} AS {rows}", {} if found.parts else {"files": [str(p) for p in paths]})
+            con.execute(f"CREATE TEMP TABLE {table} AS {rows}",
+                        {} if found.parts else {"files": [str(p) for p in paths]})
             return found.stats
         except _judged.CacheError:
             pass
