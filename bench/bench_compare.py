@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{read.wall / scan[0]:.2f}x the scan)")
     print(f"imports of the command:       {imports[0]:6.2f} s (cpu {imports[1]:.2f} s)")
     for name, (wall, cpu, _) in runs.items():
-        print(f"churn compare --json, {name + ':':8}{wall:6.2f} s (cpu {cpu:.2f} s; aim {AIM_SECONDS:g} s: "
+        print(f"churn compare --json, {name + ':':10}{wall:5.2f} s (cpu {cpu:.2f} s; aim {AIM_SECONDS:g} s: "
               f"{'met' if wall <= AIM_SECONDS else 'missed'})")
     print(f"pairs.read, warm cache:       {warm_read.wall:6.2f} s (cpu {warm_read.cpu:.2f} s)")
     print(f"compare (end to end), warm:   {total.wall:6.2f} s (cpu {total.cpu:.2f} s)")

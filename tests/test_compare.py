@@ -428,3 +428,26 @@ def test_pairs_and_the_verdict_read_the_same_uncached_cold_warm_and_appended(hom
     appended = seen(False)
     assert len(appended[0][4]) == 3051 and "truncated" not in appended[1]["skipped"]
     assert seen(True) == appended
+
+
+def test_a_cached_part_duckdb_refuses_is_judged_again_from_the_log(home):
+    """A part whose footer is sound (its row count right) but whose columns are not the judging's: compare reads
+    the log itself, gives the same pairs, and the cache is rebuilt."""
+    import duckdb
+
+    from churn_lib.logs import judged
+
+    _logs(home, 300, labelled=200)
+    cache = home.logs_dir / judged.FOLDER
+    rule = records.rule(contract.lab())
+    direct = pairs.read([home.predictions_log], [home.feedback_log], rule)
+    pairs.read([home.predictions_log], [home.feedback_log], rule, cache=cache)
+    (part,) = cache.glob("*.parquet")
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT range AS other FROM range(600)) TO '{part}' (FORMAT parquet)")
+    con.close()
+    again = pairs.read([home.predictions_log], [home.feedback_log], rule, cache=cache)
+    assert again.p.tolist() == direct.p.tolist() and again.read == direct.read
+    assert not list(cache.glob("*.parquet"))  # forgotten: judged afresh next time
+    assert pairs.read([home.predictions_log], [home.feedback_log], rule, cache=cache).read == direct.read
+    assert len(list(cache.glob("*.parquet"))) == 1

@@ -547,7 +547,8 @@ def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_
 
 
 def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str,
-                extra: Sequence[tuple[str, ...]] = (), *, cache: Path | None = None) -> ReadStats:
+                extra: Sequence[tuple[str, ...]] = (), *, cache: Path | None = None,
+                then: str | None = None) -> ReadStats:
     """Judge every line of ``paths`` by ``rule`` into the temporary table ``table``; its lines counted by reason.
 
     Parameters
@@ -567,6 +568,9 @@ def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule
         A judged-line cache folder (a home's ``logs/.judged``, :mod:`.judged`): lines judged before by this very
         judging (its key holds the contract and the SQL) are read from it, and only the bytes appended since are
         judged; where it cannot serve, the files are judged directly.
+    then : str, optional
+        A statement over ``table`` run at once (its only reader): then, through the cache, ``table`` is a view
+        of the cached parts (no copy), and a part DuckDB refuses while it runs is judged afresh from the files.
 
     Returns
     -------
@@ -582,16 +586,22 @@ def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule
             parts = ", ".join("'" + p.replace("'", "''") + "'" for p in found.parts)
             rows = (f"SELECT * FROM read_parquet([{parts}])" if found.parts
                     else f"SELECT * FROM ({select}) LIMIT 0")  # nothing but a line still being written
-            con.execute(f"CREATE TEMP TABLE {table} AS {rows}",
+            kind = "VIEW" if then and found.parts else "TABLE"
+            con.execute(f"CREATE TEMP {kind} {table} AS {rows}",
                         {} if found.parts else {"files": [str(p) for p in paths]})
+            if then:
+                con.execute(then)
             return found.stats
         except _judged.CacheError:
             pass
         except _duck_error() as exc:  # a part damaged inside: judged afresh next time
             log.debug("judged-line cache refused (%s): reading the files", exc)
             _judged.forget(cache, paths, found.parts)
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-    return _judge_into(con, table, paths, rule, columns, extra)
+            con.execute(f"DROP {kind} IF EXISTS {table}")
+    stats = _judge_into(con, table, paths, rule, columns, extra)
+    if then:
+        con.execute(then)
+    return stats
 
 
 def _judge_into(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str,

@@ -131,9 +131,8 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
         return nothing
     con = _duck.connect(ordered=False)
     try:
-        stats = _query.judge_lines(con, "answers", pred, rule, _columns(rule, id_column), _EXTRA, cache=cache)
-        con.execute(_IDS.format(_VALUES))
-        con.execute("DROP TABLE answers")
+        stats = _query.judge_lines(con, "answers", pred, rule, _columns(rule, id_column), _EXTRA, cache=cache,
+                                   then=_IDS.format(_VALUES))
         unkeyed = con.execute("SELECT sum(lines) FROM ids WHERE rid IS NULL").fetchone()[0]
         if unkeyed:
             stats.skip(NO_REQUEST_ID, int(unkeyed))
