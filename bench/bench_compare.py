@@ -14,18 +14,23 @@ shared machine the CPU seconds are the steadier figure; the load average is
 printed):
 
 * a DuckDB scan of the prediction log, every column compare reads (the floor: reading the JSON);
-* ``loop.pairs.read``: the scan, the checks, the pairing by request id and the outcome join;
-* ``loop.compare.compare(record=False)``: the pairs, the description, the metrics and the paired bootstrap,
-  end to end;
+* ``loop.pairs.read`` without the judged-line cache: the judging by the record rule, the pairing by request id
+  and the outcome join;
 * the command a user runs, ``churn compare --json`` in a fresh interpreter (``python -m churn_lib.cli``, the
   home given by ``CHURN_HOME``): imports, registry, the comparison, its record and the reports index (the aim:
-  1 M pairs with outcomes in under 3 s), and apart, the imports alone (``churn_lib.cli``, ``loop.compare``,
-  ``duckdb``). Both run with the bytecode cache on, in a folder of the temporary home
-  (``PYTHONPYCACHEPREFIX``), after one untimed import that fills it: an installed package has its cache.
-  Their CPU seconds are the child process's (``RUSAGE_CHILDREN``).
+  1 M pairs with outcomes in under 3 s), three times: *cold* (no judged-line cache: every line judged, and the
+  cache written), *warm* (the same log again: the judged lines read from the cache), and *appended* (after
+  1 % more pairs and their outcomes were appended: only those judged); and apart, the imports alone
+  (``churn_lib.cli``, ``loop.compare``, ``duckdb``). They run with the bytecode cache on, in a folder of the
+  temporary home (``PYTHONPYCACHEPREFIX``), after one untimed import that fills it: an installed package has
+  its cache. Their CPU seconds are the child process's (``RUSAGE_CHILDREN``);
+* in this process, with the cache warm (between the warm and the appended command): ``pairs.read`` and
+  ``loop.compare.compare(record=False)`` end to end (the pairs, the description, the metrics and the bootstrap).
 
 The verdict must be ``challenger_better`` (the outcomes come from the
-challenger's probabilities) and every pair must be found, else exit status 1.
+challenger's probabilities) and every pair must be found by every run, else
+exit status 1. With ``--dir``, the appended lines are cut off again and the
+cache removed at the end, so the home can be reused.
 Timings are figures of one run on this machine, never asserted.
 
 Usage::
@@ -52,12 +57,12 @@ import numpy as np
 AIM_SECONDS = 3.0
 
 
-def _write(home: Path, n: int, seed: int) -> None:
-    """The two roles' lines for ``n`` requests and one outcome each, written in blocks."""
+def _write(home: Path, n: int, seed: int, *, first: int = 0) -> None:
+    """The two roles' lines for ``n`` requests (numbered from ``first``) and one outcome each, appended in blocks."""
     from churn_lib import contract
     from churn_lib.logs import predictions
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed + first)
     truth = rng.beta(1, 3, n)
     champ = np.clip(truth + rng.normal(0, 0.15, n), 0, 1).round(6)
     chal = truth.round(6)
@@ -65,11 +70,11 @@ def _write(home: Path, n: int, seed: int) -> None:
     features = {k: v for k, v in contract.LAB_EXAMPLES[0].items() if k != "request_id"}
     (home / "logs").mkdir(parents=True, exist_ok=True)
     step = 100_000
-    with open(home / "logs" / "predictions.log", "wb") as pf, open(home / "logs" / "feedback.log", "wb") as ff:
+    with open(home / "logs" / "predictions.log", "ab") as pf, open(home / "logs" / "feedback.log", "ab") as ff:
         for start in range(0, n, step):
             out, fb = [], []
             for i in range(start, min(n, start + step)):
-                rid, ts = f"bench-{i}", 1.7e9 + i * 0.01
+                rid, ts = f"bench-{first + i}", 1.7e9 + (first + i) * 0.01
                 c = predictions.record(request_id=rid, model_file="model_v1.joblib", version="v1", threshold=0.3,
                                        probability=float(champ[i]), features=features, latency_ms=0.8, ts=ts)
                 k = predictions.record(request_id=rid, model_file="model_v2.joblib", version="v2", threshold=0.3,
@@ -84,18 +89,20 @@ def _write(home: Path, n: int, seed: int) -> None:
 def _scan(home: Path) -> tuple[float, float]:
     """Wall and CPU seconds of one DuckDB scan of the prediction log: every column compare reads, as JSON values."""
     from churn_lib import _duck
-    from churn_lib.loop import pairs
 
     con = _duck.connect(ordered=False)
-    counts = ", ".join(f"count({c})" for c in pairs._COLUMNS)
+    counts = ", ".join(f"count({c})" for c in _READ)
     with _Clock() as clock:
         con.execute(f"SELECT count(*), {counts} FROM read_json($f, format='newline_delimited', columns=$c, "
                     "ignore_errors=true)",
-                    {"f": [str(home / "logs" / "predictions.log")], "c": {c: "JSON" for c in pairs._COLUMNS}}).fetchone()
+                    {"f": [str(home / "logs" / "predictions.log")], "c": {c: "JSON" for c in _READ}}).fetchone()
     con.close()
     return clock.wall, clock.cpu
 
 
+#: The fields of a line compare reads.
+_READ = ("request_id", "id", "model_version", "version", "probability", "prediction", "threshold", "latency_ms",
+         "ts", "features", "role")
 #: What the command imports before it reads a line (timed apart).
 _IMPORTS = "import churn_lib.cli, churn_lib.loop.compare, duckdb"
 
@@ -110,16 +117,24 @@ def _child(argv: list[str], env: dict[str, str]) -> tuple[float, float, subproce
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), proc
 
 
-def _command(home: Path) -> tuple[tuple[float, float], tuple[float, float], dict]:
-    """(wall, cpu) of the imports alone, (wall, cpu) of ``churn compare --json`` on ``home``, and what it printed."""
+def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env.update(CHURN_HOME=str(home), PYTHONPYCACHEPREFIX=str(home / ".pycache"))
-    _child(["-c", _IMPORTS], env)  # fills the bytecode cache
-    imports = _child(["-c", _IMPORTS], env)
-    wall, cpu, proc = _child(["-m", "churn_lib.cli", "compare", "--json"], env)
+    return env
+
+
+def _imports(home: Path) -> tuple[float, float]:
+    """(wall, cpu) of the command's imports alone, the bytecode cache filled first."""
+    _child(["-c", _IMPORTS], _env(home))
+    return _child(["-c", _IMPORTS], _env(home))[:2]
+
+
+def _command(home: Path) -> tuple[float, float, dict]:
+    """(wall, cpu) of ``churn compare --json`` on ``home``, and what it printed."""
+    wall, cpu, proc = _child(["-m", "churn_lib.cli", "compare", "--json"], _env(home))
     if proc.returncode != 0:
         raise SystemExit(f"churn compare exited {proc.returncode}: {proc.stderr.strip()}")
-    return imports[:2], (wall, cpu), json.loads(proc.stdout)
+    return wall, cpu, json.loads(proc.stdout)
 
 
 class _Clock:
@@ -134,6 +149,18 @@ class _Clock:
         self.wall, self.cpu = time.perf_counter() - self._wall, time.process_time() - self._cpu
 
 
+def _appended(root: Path, rows: int, seed: int) -> tuple[float, float, dict]:
+    """The command after 1 % more pairs (and their outcomes) were appended; they are cut off again after it."""
+    logs = root / "logs"
+    sizes = {name: (logs / name).stat().st_size for name in ("predictions.log", "feedback.log")}
+    try:
+        _write(root, max(1, rows // 100), seed, first=rows)
+        return _command(root)
+    finally:
+        for name, size in sizes.items():
+            os.truncate(logs / name, size)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000, help="paired requests (default 1,000,000)")
@@ -142,10 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from churn_lib import contract
     from churn_lib.contract import records
-    from churn_lib.logs import outcomes, predictions
+    from churn_lib.logs import judged, outcomes, predictions
     from churn_lib.loop import compare, pairs
 
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-compare-"))
+    files = lambda: (predictions.log_files(home=root), outcomes.log_files(home=root))  # noqa: E731
     try:
         t = time.perf_counter()
         reused = (root / "logs" / "predictions.log").exists()
@@ -156,29 +184,40 @@ def main(argv: list[str] | None = None) -> int:
               f"{time.perf_counter() - t:.1f} s [{platform.python_version()}, {os.cpu_count()} cores]")
         scan = _scan(root)
         with _Clock() as read:
-            got = pairs.read(predictions.log_files(home=root), outcomes.log_files(home=root),
-                             records.rule(contract.lab()))
+            got = pairs.read(*files(), records.rule(contract.lab()))
+        imports = _imports(root)
+        shutil.rmtree(root / "logs" / judged.FOLDER, ignore_errors=True)  # cold: no judged-line cache
+        runs = {"cold": _command(root), "warm": _command(root)}
+        with _Clock() as warm_read:
+            warm = pairs.read(*files(), records.rule(contract.lab()), cache=root / "logs" / judged.FOLDER)
         with _Clock() as total:
             result = compare.compare(home=root, record=False)
-        imports, command, printed = _command(root)
+        runs["appended"] = _appended(root, args.rows, args.seed)
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
-    print(f"DuckDB scan of the log:  {scan[0]:6.2f} s (cpu {scan[1]:.2f} s)")
-    print(f"pairs.read:              {read.wall:6.2f} s (cpu {read.cpu:.2f} s; {read.wall / scan[0]:.2f}x the scan)")
-    print(f"compare (end to end):    {total.wall:6.2f} s (cpu {total.cpu:.2f} s; {total.wall / read.wall:.2f}x "
-          "pairs.read)")
-    print(f"imports of the command:  {imports[0]:6.2f} s (cpu {imports[1]:.2f} s)")
-    print(f"churn compare --json:    {command[0]:6.2f} s (cpu {command[1]:.2f} s; aim {AIM_SECONDS:g} s: "
-          f"{'met' if command[0] <= AIM_SECONDS else 'missed'})")
+        else:
+            shutil.rmtree(root / "logs" / judged.FOLDER, ignore_errors=True)
+    print(f"DuckDB scan of the log:       {scan[0]:6.2f} s (cpu {scan[1]:.2f} s)")
+    print(f"pairs.read, no cache:         {read.wall:6.2f} s (cpu {read.cpu:.2f} s; "
+          f"{read.wall / scan[0]:.2f}x the scan)")
+    print(f"imports of the command:       {imports[0]:6.2f} s (cpu {imports[1]:.2f} s)")
+    for name, (wall, cpu, _) in runs.items():
+        print(f"churn compare --json, {name + ':':10}{wall:5.2f} s (cpu {cpu:.2f} s; aim {AIM_SECONDS:g} s: "
+              f"{'met' if wall <= AIM_SECONDS else 'missed'})")
+    print(f"pairs.read, warm cache:       {warm_read.wall:6.2f} s (cpu {warm_read.cpu:.2f} s)")
+    print(f"compare (end to end), warm:   {total.wall:6.2f} s (cpu {total.cpu:.2f} s)")
     print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"verdict: {result.summary()}")
-    ok = len(got) == args.rows == result.pairs == printed["pairs"] and result.labelled == args.rows \
-        and result.verdict == printed["verdict"] == compare.CHALLENGER_BETTER
+    more = args.rows + max(1, args.rows // 100)
+    found = {name: (printed["pairs"], printed["verdict"]) for name, (_, _, printed) in runs.items()}
+    ok = len(got) == len(warm) == args.rows == result.pairs and result.labelled == args.rows \
+        and result.verdict == compare.CHALLENGER_BETTER \
+        and found == {"cold": (args.rows, result.verdict), "warm": (args.rows, result.verdict),
+                      "appended": (more, result.verdict)}
     if not ok:
-        print(f"FAILED: {len(got):,} pairs read, {result.pairs:,} compared, {result.labelled:,} labelled, "
-              f"verdict {result.verdict}; the command: {printed['pairs']:,} pairs, verdict {printed['verdict']}",
-              file=sys.stderr)
+        print(f"FAILED: {len(got):,} pairs read ({len(warm):,} warm), {result.pairs:,} compared, "
+              f"{result.labelled:,} labelled, verdict {result.verdict}; the command: {found}", file=sys.stderr)
     return 0 if ok else 1
 
 

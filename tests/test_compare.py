@@ -136,7 +136,8 @@ def test_pairing_is_exact_and_counts_what_it_leaves_out(home):
     assert got.latency_ms[order].tolist() == [[1.0, 2.0], [1.0, 2.0]]
     assert got.read["champion_without_challenger"] == 1 and got.read["challenger_without_champion"] == 1
     assert got.read["duplicate_request_ids"] == 1
-    assert got.read["skipped"] == {"malformed": 2, "bad probability": 2, "bad key": 1, "unknown role": 1}
+    assert got.read["skipped"] == {"bad key": 1, "bad probability": 2, "bad role": 1, "malformed": 1,
+                                   "not an object": 1}
 
 
 # --- the verdict ----------------------------------------------------------------------------------
@@ -384,3 +385,69 @@ def test_the_same_log_gives_the_same_comparison_every_time(home):
     _logs(home, 3000, labelled=2500)
     first, second = (compare.compare(home=home, record=False) for _ in range(2))
     assert first.differences == second.differences and first.mcnemar == second.mcnemar
+
+
+def test_pairs_and_the_verdict_read_the_same_uncached_cold_warm_and_appended(home, monkeypatch):
+    """Through the judged-line cache (cold: judged and written; warm; appended to, a torn last line completed), the
+    pairs in their order, the read's counts and the verdict with its intervals equal those of a direct read."""
+    import dataclasses
+
+    from churn_lib.logs import judged
+
+    _logs(home, 3000, labelled=2500)
+    torn = predictions.format_line(_line("late", 0.5, challenger=True, ts=9000.0))
+    with open(home.predictions_log, "ab") as fh:
+        fh.write(b'[1]\n{"features": 1}\n' + predictions.format_line({**_line("z", 0.5), "role": None})
+                 + predictions.format_line(_line("late", 0.4, ts=9000.0)) + torn[:30])
+
+    def seen(cached: bool, **window) -> tuple:
+        with monkeypatch.context() as m:
+            if not cached:
+                m.setattr(judged, "update", lambda *a, **k: (_ for _ in ()).throw(judged.CacheError("off")))
+            got = pairs.read([home.predictions_log], [home.feedback_log], records.rule(contract.lab()),
+                             cache=home.logs_dir / judged.FOLDER, **window)
+            result = dataclasses.asdict(compare.compare(home=home, record=False))
+        result.pop("checked_at_utc")
+        rows = [np.where(np.isnan(v := getattr(got, k)), None, v).tolist()  # NaN as None: comparable
+                for k in ("p", "decision", "threshold", "latency_ms", "ts", "outcome")]
+        return rows, got.read, json.loads(json.dumps(result).replace("NaN", "null"))
+
+    direct = seen(False)
+    assert direct[1]["skipped"] == {"bad role": 1, "no features": 1, "not an object": 1, "truncated": 1}
+    assert direct[1]["champion_without_challenger"] == 1 and len(direct[0][4]) == 3000
+    assert seen(True) == direct  # cold
+    assert list((home.logs_dir / judged.FOLDER).glob("*.json"))
+    assert seen(True) == direct  # warm
+    assert seen(True, since_ts=2000.0, last=500) == seen(False, since_ts=2000.0, last=500)
+    with open(home.predictions_log, "ab") as fh:
+        fh.write(torn[30:])
+    more = [_line(f"s{i}", 0.3, ts=5000.0 + i) for i in range(50)] + \
+        [_line(f"s{i}", 0.6, challenger=True, ts=5000.0 + i) for i in range(50)]
+    with open(home.predictions_log, "ab") as fh:
+        fh.write(b"".join(predictions.format_line(x) for x in more))
+    appended = seen(False)
+    assert len(appended[0][4]) == 3051 and "truncated" not in appended[1]["skipped"]
+    assert seen(True) == appended
+
+
+def test_a_cached_part_duckdb_refuses_is_judged_again_from_the_log(home):
+    """A part whose footer is sound (its row count right) but whose columns are not the judging's: compare reads
+    the log itself, gives the same pairs, and the cache is rebuilt."""
+    import duckdb
+
+    from churn_lib.logs import judged
+
+    _logs(home, 300, labelled=200)
+    cache = home.logs_dir / judged.FOLDER
+    rule = records.rule(contract.lab())
+    direct = pairs.read([home.predictions_log], [home.feedback_log], rule)
+    pairs.read([home.predictions_log], [home.feedback_log], rule, cache=cache)
+    (part,) = cache.glob("*.parquet")
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT range AS other FROM range(600)) TO '{part}' (FORMAT parquet)")
+    con.close()
+    again = pairs.read([home.predictions_log], [home.feedback_log], rule, cache=cache)
+    assert again.p.tolist() == direct.p.tolist() and again.read == direct.read
+    assert not list(cache.glob("*.parquet"))  # forgotten: judged afresh next time
+    assert pairs.read([home.predictions_log], [home.feedback_log], rule, cache=cache).read == direct.read
+    assert len(list(cache.glob("*.parquet"))) == 1

@@ -285,3 +285,44 @@ def test_a_drift_check_reads_the_same_through_the_cache(trained_home, monkeypatc
     assert since(True) == since(False)
     simulate(n_rows=100, home=trained_home, seed=4)
     assert result(True) == result(False)
+
+
+def test_a_performance_check_reads_the_same_through_the_cache(trained_home, monkeypatch):
+    """End to end: the realized and estimated figures, verdicts and counts of ``performance.check`` with the
+    cache cold, warm, and appended to (a torn last line completed) equal those of a direct read."""
+    from churn_lib import registry
+    from churn_lib.drift import performance
+    from churn_lib.logs import outcomes
+
+    entry = registry.current_entry(home=trained_home)
+    rng = random.Random(5)
+    log = trained_home.predictions_log
+
+    def lines(start: int, n: int) -> bytes:
+        return b"".join(_record(k, rng, model=entry["model_file"]) + b"\n" for k in range(start, start + n))
+
+    log.write_bytes(lines(0, 300) + b'{"features": 1}\n' + b"[1]\n" + GOOD[:25])
+    outcomes.ingest_records([{"request_id": f"r{k}", "outcome": k % 3 == 0} for k in range(0, 400, 2)],
+                            home=trained_home)
+
+    def result(cached: bool, **window) -> dict:
+        with monkeypatch.context() as m:
+            if not cached:
+                m.setattr(judged, "update", lambda *a, **k: (_ for _ in ()).throw(judged.CacheError("off")))
+            out = performance.check(home=trained_home, record=False, **window).to_dict()
+        out.pop("checked_at_utc", None)
+        return out
+
+    direct = result(False)
+    assert direct["read"]["prediction_skipped"] == {"no features": 1, "not an object": 1, "truncated": 1}
+    assert direct["models"][0]["with_outcome"] == 150
+    assert result(True) == direct  # cold
+    assert len(list((trained_home.logs_dir / judged.FOLDER).glob("*.json"))) == 1
+    assert result(True) == direct  # warm
+    assert result(True, last=120) == result(False, last=120)
+    with open(log, "ab") as fh:  # the torn line completed, and more lines
+        fh.write(GOOD[25:] + b"\n" + lines(300, 100))
+    appended = result(False)
+    assert appended["read"]["prediction_skipped"] == {"no features": 1, "not an object": 1}
+    assert appended["models"][0]["with_outcome"] == 200
+    assert result(True) == appended

@@ -349,3 +349,36 @@ def test_the_role_of_a_line_is_read_alike_by_python_and_sql(tmp_path):
     assert roles == [r for (r,) in sql] == ["champion", "challenger"]
     struct = __import__("msgspec").json.decode(line(role="challenger"), type=rule.struct())
     assert struct.role == "challenger"
+
+
+def _pairing_verdict(text: bytes, reason: str | None) -> str | None:
+    """What compare must make of a line by the rule: skipped for the rule's reason, or, a record without a request
+    id, for pairing's own (``no request_id``); else used."""
+    if reason is not None:
+        return reason
+    return "no request_id" if json.loads(text.strip(records.WHITESPACE)).get("request_id") is None else None
+
+
+@pytest.mark.parametrize("contract,corpus", CORPORA, ids=["lab", "other"])
+def test_compare_uses_a_line_exactly_when_the_rule_keeps_it(tmp_path, contract, corpus):
+    """Each line of the corpus, with a good answer of the other role to the same request: ``pairs.read`` uses it,
+    or skips it for the rule's reason (a record without a request id: ``no request_id``), as drift does."""
+    from churn_lib.loop import pairs
+
+    base = FEATURES if contract is LAB else OTHER_FEATURES
+    wrong = []
+    for k, (text, reason) in enumerate(corpus):
+        shadow = b'"role":"challenger"' in text.replace(b" ", b"")
+        partner = line(base=base) if shadow else line(base=base, role="challenger", version="v2",
+                                                      model_version="churn_model_v2_20250101_000000.joblib")
+        path = tmp_path / f"line{k}.log"
+        _write(path, [partner, text])  # the partner first: the line is no file's first (a BOM stays its own)
+        for cache in (None, tmp_path / ".judged"):
+            got = pairs.read([path], [], records.rule(contract), cache=cache)
+            expected = _pairing_verdict(text, reason)
+            seen = (got.read["lines"], got.read["skipped"])
+            want = (2, {} if expected is None else {expected: 1})
+            paired = expected is None and json.loads(text.strip(records.WHITESPACE))["request_id"] == "r1"
+            if seen != want or len(got) != paired:
+                wrong.append((k, text[:60], cache is not None, want, paired, seen, len(got)))
+    assert not wrong

@@ -132,6 +132,11 @@ def test_drift_imports_no_scipy_stats_nor_the_model(trained_home, tmp_path, as_j
     assert "scipy.stats" not in modules
 
 
+#: A lab request's features: a line is compared only when it is a record of the contract (every feature given).
+FEATURES = {"tenure_months": 6, "num_complaints": 3, "avg_session_minutes": 12.5, "plan_type": "basic",
+            "region": "NA"}
+
+
 def test_compare_imports_no_scipy_nor_the_model(home, tmp_path):
     """A comparison with a verdict: the pairs, the bootstrap and McNemar's test import neither scipy nor sklearn."""
     rng = np.random.default_rng(0)
@@ -140,7 +145,7 @@ def test_compare_imports_no_scipy_nor_the_model(home, tmp_path):
         for role, p, version in (("champion", float(np.clip(truth + rng.normal(0, 0.15), 0, 1)), "v1"),
                                  ("challenger", float(truth), "v2")):
             rec = predlog.record(request_id=f"r{i}", model_file=f"model_{version}.joblib", version=version,
-                                 threshold=0.3, probability=round(p, 6), features={"tenure_months": 6},
+                                 threshold=0.3, probability=round(p, 6), features=FEATURES,
                                  latency_ms=1.0, ts=1_700_000_000.0 + i)
             lines.append(predlog.format_line({**rec, "role": role} if role == "challenger" else rec))
         outcomes.append(f'{{"request_id":"r{i}","outcome":{int(rng.random() < truth)}}}\n')

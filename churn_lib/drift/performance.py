@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..logs import outcomes, query as logquery, monitoring, predictions as predlog
+from ..logs import judged as logjudged, outcomes, query as logquery, monitoring, predictions as predlog
 from .. import registry
 from .._io import iso, utc_now
 from .monitor import _by_name, _contract_groups, parse_since
@@ -293,12 +293,13 @@ def _target(model: str | None, entries: list[dict[str, Any]], home: Home) -> dic
 def _join(home: Home, target: dict[str, Any] | None, entries: list[dict[str, Any]], since_ts: float | None,
           last: int | None) -> logquery.Joined:
     """The window's predictions with their outcomes, each line judged by the rule of the contract of the model
-    that served it: the lines drift reads (:func:`churn_lib.drift.monitor._contract_groups`)."""
+    that served it: the lines drift reads (:func:`churn_lib.drift.monitor._contract_groups`), through the home's
+    judged-line cache (:mod:`churn_lib.logs.judged`)."""
     parts = []
     for c, models in _contract_groups(target, entries, home):
         parts.append(logquery.outcomes(predlog.log_files(home=home), outcomes.log_files(home=home), c,
                                        id_column=c.id[0] if len(c.id) == 1 else None, since_ts=since_ts,
-                                       last=last, models=models))
+                                       last=last, models=models, cache=home.logs_dir / logjudged.FOLDER))
     return parts[0] if len(parts) == 1 else logquery.Joined.concat(parts)
 
 

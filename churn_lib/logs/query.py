@@ -477,7 +477,7 @@ class Joined:
 def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
              contract: _contract.Contract | None = None, *, id_column: str | None = None,
              since_ts: float | None = None, last: int | None = None,
-             models: Iterable[str] | None = None) -> Joined:
+             models: Iterable[str] | None = None, cache: Path | None = None) -> Joined:
     """Every prediction in a window with its outcome, joined in DuckDB (multi-threaded, memory within its limit).
 
     The predictions are the lines the record rule of ``contract`` (default the
@@ -486,9 +486,15 @@ def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
     to drift and to performance. An outcome names its prediction by
     ``request_id``, or by the contract's id column (``id_column``; the
     prediction's ``id`` object). Of several outcomes for one key the one
-    received last counts. Prediction lines the rule skips (counted by reason,
-    over the whole files, in ``read``) and outcome lines without a key or a
-    0/1 outcome are counted in ``read``.
+    received last counts. The rows come in one order (by time, then key),
+    whatever the threads or the cache; of records with the same time at the
+    edge of ``last``, the first by key are taken. Prediction lines the rule
+    skips (counted by reason, over the whole files, in ``read``) and outcome
+    lines without a key or a 0/1 outcome are counted in ``read``. With ``cache`` (a home's
+    ``logs/.judged``), the prediction lines judged before are read from the
+    judged-line cache (:mod:`.judged`, under this judging's own key) and only
+    the bytes appended since are judged; where the cache cannot serve, the
+    files are judged directly, with the same result.
 
     Raises
     ------
@@ -511,21 +517,25 @@ def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
         return Joined(np.empty(0, dtype=object), empty, empty, empty, empty, empty, read)
     con = _duck.connect(ordered=False)
     try:
-        stats = _judge_predictions(con, pred, _records.rule(contract), id_column)
+        stats = _judge_predictions(con, pred, _records.rule(contract), id_column, cache)
         read.update(prediction_lines=stats.lines, prediction_records=stats.records,
                     prediction_lines_skipped=stats.skipped_total,
                     prediction_skipped=dict(sorted(stats.skipped.items())))
         join, y = _outcome_join(con, given, id_column, read) if given else ("", "NULL::DOUBLE")
         where, args = _window(since_ts, models)
-        limit = f"ORDER BY ts DESC LIMIT {int(last)}" if last is not None else ""
+        # one order, whatever the threads or the cache: the bootstrap intervals draw rows by position
+        order = "request_id, cid, model, p, t, d"
+        limit = f"ORDER BY ts DESC, {order} LIMIT {int(last)}" if last is not None else ""
         out = con.execute(f"""WITH p AS (SELECT * FROM predicted WHERE {' AND '.join(where)} {limit})
-            SELECT p.model, p.p, p.t, p.d, p.ts, {y} AS y FROM p {join}""", args).fetchnumpy()
+            SELECT p.model, p.p, p.t, p.d, p.ts, {y} AS y FROM p {join}
+            ORDER BY p.ts, {', '.join(f'p.{c}' for c in order.split(', '))}""", args).fetchnumpy()
     finally:
         con.close()
     return _joined(out, read)
 
 
-def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_column: str | None) -> ReadStats:
+def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_column: str | None,
+                       cache: Path | None) -> ReadStats:
     """Judge every line of ``paths`` by ``rule`` into the table ``predicted`` (``reason`` NULL for a record, with
     its key, model, probability, served threshold and decision, time); count its lines as the drift reader does."""
     extra = (("threshold",), ("prediction",))  # no part of the rule: a number where the line has one
@@ -533,7 +543,65 @@ def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_
     t, d = (_records.sql_number(rule.sql_value(path, extra)) for path in extra)
     columns = (f"{_records.sql_text(rule.sql_value(('request_id',)))} AS request_id, {cid} AS cid, {t} AS t, "
                f"{d} AS d")
-    return _judge_into(con, "predicted", paths, rule, columns, extra)
+    return judge_lines(con, "predicted", paths, rule, columns, extra, cache=cache)
+
+
+def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str,
+                extra: Sequence[tuple[str, ...]] = (), *, cache: Path | None = None,
+                then: str | None = None) -> ReadStats:
+    """Judge every line of ``paths`` by ``rule`` into the temporary table ``table``; its lines counted by reason.
+
+    Parameters
+    ----------
+    con : duckdb connection
+    table : str
+        The table made: ``reason`` (NULL for a record), ``model``, ``p``, ``ts`` and ``columns``.
+    paths : sequence of Path
+        Existing log files.
+    rule : Rule
+        The record rule the lines are judged by (:meth:`churn_lib.contract.records.Rule.sql`).
+    columns : str
+        SQL of further columns over the rule's values (:meth:`Rule.sql_value` with ``extra``), named.
+    extra : sequence of tuple of str
+        Paths no check reads whose values ``columns`` use.
+    cache : Path, optional
+        A judged-line cache folder (a home's ``logs/.judged``, :mod:`.judged`): lines judged before by this very
+        judging (its key holds the contract and the SQL) are read from it, and only the bytes appended since are
+        judged; where it cannot serve, the files are judged directly.
+    then : str, optional
+        A statement over ``table`` run at once (its only reader): then, through the cache, ``table`` is a view
+        of the cached parts (no copy), and a part DuckDB refuses while it runs is judged afresh from the files.
+
+    Returns
+    -------
+    ReadStats
+        Every non-blank line of ``paths``, as the drift reader counts them. Either way the table's records are
+        the same rows: a last line still being written (counted as truncated) is never a record in it.
+    """
+    if cache is not None:
+        select = f"{rule.sql(_SOURCE, extra)} SELECT reason, model, p, ts, {columns} FROM judged"
+        try:
+            found = _judged.update(con, paths, select=select, cache_key=_judged.key(rule.contract.sha256(), select),
+                                   folder=cache)
+            parts = ", ".join("'" + p.replace("'", "''") + "'" for p in found.parts)
+            rows = (f"SELECT * FROM read_parquet([{parts}])" if found.parts
+                    else f"SELECT * FROM ({select}) LIMIT 0")  # nothing but a line still being written
+            kind = "VIEW" if then and found.parts else "TABLE"
+            con.execute(f"CREATE TEMP {kind} {table} AS {rows}",
+                        {} if found.parts else {"files": [str(p) for p in paths]})
+            if then:
+                con.execute(then)
+            return found.stats
+        except _judged.CacheError:
+            pass
+        except _duck_error() as exc:  # a part damaged inside: judged afresh next time
+            log.debug("judged-line cache refused (%s): reading the files", exc)
+            _judged.forget(cache, paths, found.parts)
+            con.execute(f"DROP {kind} IF EXISTS {table}")
+    stats = _judge_into(con, table, paths, rule, columns, extra)
+    if then:
+        con.execute(then)
+    return stats
 
 
 def _judge_into(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str,

@@ -43,7 +43,7 @@ from ..contract import records as _records
 from ..drift import parse_since, performance
 from ..exceptions import DataError, InvalidParameter, PromotionRefused
 from ..home import Home
-from ..logs import monitoring, outcomes, predictions
+from ..logs import judged, monitoring, outcomes, predictions
 from . import pairs as _pairs, policy as _policy, stats
 
 log = logging.getLogger(__name__)
@@ -271,12 +271,12 @@ def _describe(got: _pairs.Pairs, t: np.ndarray, d: np.ndarray, entries: dict[str
 
 def _read(home: Home, since_ts: float | None, last: int | None) -> _pairs.Pairs:
     """The pairs of the window (maybe none), read under the current model's contract (the home's when none is
-    current)."""
+    current), through the home's judged-line cache."""
     current = registry.current_entry(home=home)
     contract = registry.load_contract(current, home=home) if current else _contract.load(home)
     id_column = contract.id[0] if len(contract.id) == 1 else None
     return _pairs.read(predictions.log_files(home=home), outcomes.log_files(home=home), _records.rule(contract),
-                       id_column=id_column, since_ts=since_ts, last=last)
+                       id_column=id_column, since_ts=since_ts, last=last, cache=home.logs_dir / judged.FOLDER)
 
 
 def _unpaired(got: _pairs.Pairs) -> str:

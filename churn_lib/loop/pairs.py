@@ -1,29 +1,29 @@
-"""Pairing the champion's and the challenger's answers to the same requests, with their outcomes, in one DuckDB pass.
+"""Pairing the champion's and the challenger's answers to the same requests, with their outcomes, in DuckDB.
 
-A champion line is a prediction log line without ``role``; a challenger line
-has ``"role": "challenger"`` and the champion's ``request_id``. Every log file
-is read once (``read_json`` with the fields compare uses, as JSON values), and
-a line is used only when those fields pass the checks the record rule
-(:mod:`churn_lib.contract.records`) declares for them: ``features`` an object,
-``ts`` a finite number, ``probability`` a number in [0, 1], a model named
-(``model_version`` or ``version``, texts), ``request_id`` a text of 1 to 128
-characters (here required: a line without one cannot be paired). The others
-are counted by the rule's reason (a line DuckDB cannot parse is ``malformed``).
-The read, the checks and the grouping by request id are one statement (a
-value's JSON kind is taken from its text's first character, not parsed again
-per check); only the pairs' numbers are fetched into numpy.
+A champion line is a prediction log record without ``role`` (or with
+``"role": "champion"``); a challenger line has ``"role": "challenger"`` and the
+champion's ``request_id``. A line is used exactly when it is a record by the
+contract's record rule (:mod:`churn_lib.contract.records`, judged by its SQL,
+:func:`churn_lib.logs.query.judge_lines`): the lines drift and performance
+read, skipped for the same reasons (a last line still being written as
+``truncated``). Pairing adds one condition of its own: a record without a
+``request_id`` cannot be paired (``no request_id``). With a judged-line cache
+(a home's ``logs/.judged``, :mod:`churn_lib.logs.judged`), lines judged by an
+earlier comparison are read from it, under this judging's own key, and only
+the bytes appended since are judged. The records are grouped by request id in
+one statement; only the pairs' numbers are fetched into numpy.
 
 Pairs are exact: a request id with exactly one usable champion line and
 exactly one usable challenger line. A request id logged twice in a role
-(``duplicate request_id``), a champion line without a challenger line, a
-challenger line without a champion line, and a line of another role are
-counted, never paired. The window (``since``: the champion's time) is applied
-before pairing. The versions compared are those of the newest pair; pairs of
-other versions (a challenger changed within the window) are counted and left
-out, then ``last`` keeps the newest pairs. Outcomes are joined as
-:func:`churn_lib.logs.query.outcomes` joins them: by ``request_id``, or by the
-contract's id column when the outcome names the customer; of several outcomes
-for one key the one received last counts.
+(``duplicate request_id``), a champion line without a challenger line and a
+challenger line without a champion line are counted, never paired. The window
+(``since``: the champion's time) is applied before pairing. The versions
+compared are those of the newest pair; pairs of other versions (a challenger
+changed within the window) are counted and left out, then ``last`` keeps the
+newest pairs. Outcomes are joined as :func:`churn_lib.logs.query.outcomes`
+joins them: by ``request_id``, or by the contract's id column when the
+outcome names the customer; of several outcomes for one key the one received
+last counts.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ import numpy as np
 
 from .. import _duck
 from ..contract import records as _records
+from ..logs import query as _query
 
-CHALLENGER = "challenger"
-#: Reasons a line is not used, besides the rule's.
-NO_REQUEST_ID, OTHER_ROLE = "no request_id", "unknown role"
-_COLUMNS = ("request_id", "id", "model_version", "version", "probability", "prediction", "threshold", "latency_ms",
-            "ts", "features", "role")
+CHALLENGER = _records.CHALLENGER
+#: The reason a record is not used, besides the rule's: it cannot be paired.
+NO_REQUEST_ID = "no request_id"
+#: The values compare reads that no check of the rule reads (taken in the same parse of each line).
+_EXTRA = (("prediction",), ("threshold",), ("latency_ms",))
 _FEEDBACK_COLUMNS = {"request_id": "VARCHAR", "id": "VARCHAR", "outcome": "VARCHAR", "received": "DOUBLE"}
 
 
@@ -65,89 +66,32 @@ class Pairs:
         return len(self.ts)
 
 
-#: The JSON kind of a value from its text's first character, as a code point (DuckDB hands a JSON column over as
-#: minified text, and parsing it again with ``json_type`` for every check costs more than the read; the character is
-#: taken once per column, ``o_<col>``, and compared as a number): ``-`` or a digit is a number.
-_KIND = ("CASE o_{0} WHEN 123 THEN 'OBJECT' WHEN 34 THEN 'VARCHAR' WHEN 91 THEN 'ARRAY' WHEN 116 THEN 'BOOLEAN' "
-         "WHEN 102 THEN 'BOOLEAN' WHEN 110 THEN 'NULL' ELSE CASE WHEN o_{0} = 45 OR o_{0} BETWEEN 48 AND 57 "
-         "THEN 'NUMBER' END END")
-#: A JSON string's text: between its quotes, unless it holds an escape (then unescaped by DuckDB's JSON functions).
-_TEXT = ("CASE WHEN o_{0} = 34 THEN CASE WHEN contains({0}::VARCHAR, '\\') THEN {0} ->> '$' "
-         "ELSE ({0}::VARCHAR)[2:-2] END END")
-#: The columns compare reads as numbers (their value is parsed once, in the inner projection).
-_NUMBER_COLUMNS = ("ts", "probability", "prediction", "threshold", "latency_ms")
-#: The columns compare reads as texts (taken once, in the inner projection).
-_TEXT_COLUMNS = ("request_id", "model_version", "version")
+def _columns(rule: _records.Rule, id_column: str | None) -> str:
+    """SQL of the columns compare reads of a judged line (over :meth:`Rule.sql`'s values with :data:`_EXTRA`): its
+    request id, customer id, version label, role (challenger or not), decision, threshold and latency."""
+    text = lambda path: _records.sql_text(rule.sql_value(path, _EXTRA))  # noqa: E731 - a text value
+    finite = "CASE WHEN isfinite({0}) THEN {0} END"
+    number = lambda path: finite.format(_records.sql_number(rule.sql_value(path, _EXTRA)))  # noqa: E731
+    cid = text(("id", id_column)) if id_column else "NULL::VARCHAR"
+    return (f"{text(('request_id',))} AS rid, {cid} AS cid, "
+            f"coalesce({text(('version',))}, {text(('model_version',))}) AS label, "
+            f"coalesce({text(('role',))} = '{CHALLENGER}', false) AS shadow, {number(('prediction',))} AS d, "
+            f"{number(('threshold',))} AS t, {number(('latency_ms',))} AS lat")
 
 
-def _check(field: _records.Field, col: str) -> str:
-    """SQL: true when the JSON value ``col`` passes the rule's ``field`` (absent and null as it declares), on the
-    inner projection's ``k_<col>`` (its kind) and ``v_<col>`` (a number's value)."""
-    kind = {_records.NUMBER: "NUMBER", _records.TEXT: "VARCHAR", _records.OBJECT: "OBJECT"}[field.kind]
-    limits = ["true"]
-    if field.kind == _records.NUMBER:
-        limits = [f"isfinite(v_{col})"]
-        limits += [f"v_{col} >= {float(field.low)!r}"] if field.low is not None else []
-        limits += [f"v_{col} <= {float(field.high)!r}"] if field.high is not None else []
-    elif field.kind == _records.TEXT and field.max_length is not None:
-        limits = [f"length(t_{col}) BETWEEN {field.min_length or 0} AND {field.max_length}"]
-    return (f"CASE WHEN k_{col} IS NULL THEN {str(not field.required).lower()} "
-            f"WHEN k_{col} = 'NULL' THEN {str(field.nullable).lower()} "
-            f"WHEN k_{col} = '{kind}' THEN coalesce({' AND '.join(limits)}, false) ELSE false END")
-
-
-def _reason_sql(rule: _records.Rule) -> str:
-    """SQL of the reason a line is not used (NULL: used), the rule's checks of the fields compare reads first."""
-    fields = {f.path: f for f in rule.fields}
-    cases = [f"WHEN {' AND '.join(f'k_{c} IS NULL' for c in _COLUMNS if c != 'id')} "
-             f"THEN '{_records.MALFORMED}'"]
-    for path in (("features",), ("ts",), ("probability",), ("model_version",), ("version",)):
-        f = fields[path]
-        cases.append(f"WHEN NOT ({_check(f, path[0])}) THEN '{f.reason}'")
-    cases.append(f"WHEN coalesce(k_model_version, '') <> 'VARCHAR' AND coalesce(k_version, '') <> 'VARCHAR' "
-                 f"THEN '{_records.NO_MODEL}'")
-    cases.append(f"WHEN NOT ({_check(fields[('request_id',)], 'request_id')}) THEN '{_records.BAD_KEY}'")
-    cases.append(f"WHEN coalesce(k_request_id, 'NULL') = 'NULL' THEN '{NO_REQUEST_ID}'")
-    cases.append(f"WHEN coalesce(k_role, 'NULL') <> 'NULL' AND role <> '\"{CHALLENGER}\"' THEN '{OTHER_ROLE}'")
-    return "CASE " + " ".join(cases) + " END"
-
-
-def _ids_sql(rule: _records.Rule, id_column: str | None) -> str:
-    """SQL: the lines of ``$files`` grouped in one pass: per reason a line is not used, its count (``rid`` NULL);
-    per request id, its usable lines of each role (``nc``, ``nk``) and the values of one of each.
-
-    Each JSON value's first character (``o_``), kind (``k_``), number (``v_``) and text (``t_``) are taken once,
-    in the inner projections; a line's values are NULL for the other role's columns, so every aggregate is a
-    plain ``any_value`` or ``max`` (cheaper than one ``FILTER`` per aggregate)."""
-    checked = [c for c in _COLUMNS if c != "id"]
-    firsts = ", ".join(f"ord({c}::VARCHAR) AS o_{c}" for c in checked)
-    kinds = ", ".join(f"{_KIND.format(c)} AS k_{c}" for c in checked)
-    values = ", ".join(f"TRY_CAST({c}::VARCHAR AS DOUBLE) AS v_{c}" for c in _NUMBER_COLUMNS)
-    texts = ", ".join(f"{_TEXT.format(c)} AS t_{c}" for c in _TEXT_COLUMNS)
-    finite = "CASE WHEN k_{0} = 'NUMBER' AND isfinite(v_{0}) THEN v_{0} END"
-    cid = ("CASE WHEN left(id::VARCHAR, 1) = '{' THEN json_extract_string(id, $path) END" if id_column
-           else "NULL::VARCHAR")
-    # a usable line's model_version and version are each a text or absent or null, one at least a text
-    lines = f"""
-        SELECT reason, CASE WHEN reason IS NULL THEN t_request_id END AS rid, {cid} AS cid,
-               coalesce(t_model_version, t_version) AS model, coalesce(t_version, t_model_version) AS label,
-               v_probability AS p, {finite.format('prediction')} AS d, {finite.format('threshold')} AS t,
-               {finite.format('latency_ms')} AS lat, v_ts AS ts, coalesce(k_role, 'NULL') <> 'NULL' AS shadow
-        FROM (SELECT {_reason_sql(rule)} AS reason, *
-              FROM (SELECT *, {kinds}, {values}, {texts}
-                    FROM (SELECT *, {firsts}
-                          FROM read_json($files, format='newline_delimited', columns=$columns, ignore_errors=true,
-                                         maximum_object_size={2 * _records.MAX_LINE_BYTES}))))"""
-    one = lambda v, c, k: (f"any_value(CASE WHEN NOT shadow THEN {v} END) AS {c}, "  # noqa: E731 - one per role
-                           f"any_value(CASE WHEN shadow THEN {v} END) AS {k}")
-    return f"""CREATE TEMP TABLE ids AS
-        SELECT reason, rid, count(*) AS lines, count(CASE WHEN NOT shadow THEN 1 END) AS nc,
-               count(CASE WHEN shadow THEN 1 END) AS nk,
-               max(CASE WHEN NOT shadow THEN ts END) AS ts, max(CASE WHEN shadow THEN ts END) AS kts,
-               any_value(CASE WHEN NOT shadow THEN cid END) AS cid,
-               {one('model', 'cm', 'km')}, {one('label', 'cl', 'kl')}, {one('p', 'cp', 'kp')},
-               {one('d', 'cd', 'kd')}, {one('t', 'ct', 'kt')}, {one('lat', 'clat', 'klat')}
-        FROM ({lines}) GROUP BY reason, rid"""
+#: The records grouped by request id (NULL: the records without one): per role, how many, and the values of one.
+#: A line's values are NULL for the other role's columns, so every aggregate is a plain ``any_value`` or ``max``
+#: (cheaper than one ``FILTER`` per aggregate).
+_IDS = """CREATE TEMP TABLE ids AS
+    SELECT rid, count(*) AS lines, count(CASE WHEN NOT shadow THEN 1 END) AS nc,
+           count(CASE WHEN shadow THEN 1 END) AS nk,
+           max(CASE WHEN NOT shadow THEN ts END) AS ts, max(CASE WHEN shadow THEN ts END) AS kts,
+           any_value(CASE WHEN NOT shadow THEN cid END) AS cid,
+           {}
+    FROM answers WHERE reason IS NULL GROUP BY rid"""
+_ONE = "any_value(CASE WHEN NOT shadow THEN {0} END) AS c{1}, any_value(CASE WHEN shadow THEN {0} END) AS k{1}"
+_VALUES = ", ".join(_ONE.format(v, c) for v, c in (("model", "m"), ("label", "l"), ("p", "p"), ("d", "d"),
+                                                   ("t", "t"), ("lat", "lat")))
 
 
 #: How the usable lines in the window were or were not paired.
@@ -155,11 +99,11 @@ _UNPAIRED = """SELECT count(*) FILTER (WHERE nc = 1 AND nk = 0 AND ts >= $since)
                       count(*) FILTER (WHERE nk = 1 AND nc = 0 AND kts >= $since),
                       count(*) FILTER (WHERE (nc > 1 OR nk > 1) AND greatest(ts, kts) >= $since)
                FROM ids"""
-#: The pairs in the window.
 
 
 def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule: _records.Rule, *,
-         id_column: str | None = None, since_ts: float | None = None, last: int | None = None) -> Pairs:
+         id_column: str | None = None, since_ts: float | None = None, last: int | None = None,
+         cache: Path | None = None) -> Pairs:
     """The champion/challenger pairs of the logs in a window, with their outcomes (see the module docstring).
 
     Parameters
@@ -174,25 +118,26 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
         Only pairs whose champion line is at or after this Unix time.
     last : int, optional
         Only the ``last`` newest pairs (of the versions compared).
+    cache : Path, optional
+        A judged-line cache folder (a home's ``logs/.judged``); the same pairs and counts as without.
     """
-    pred = [str(p) for p in prediction_paths if Path(p).exists()]
+    pred = [Path(p) for p in prediction_paths if Path(p).exists()]
     fb = [str(p) for p in feedback_paths if Path(p).exists()]
-    read: dict[str, Any] = {"prediction_files": pred, "feedback_files": fb, "lines": 0, "skipped": {}}
+    read: dict[str, Any] = {"prediction_files": [str(p) for p in pred], "feedback_files": fb, "lines": 0,
+                            "skipped": {}}
     empty = np.empty((0, 2))
     nothing = Pairs(None, None, None, None, empty, empty, empty, empty, np.empty(0), np.empty(0), read)
     if not pred:
         return nothing
     con = _duck.connect(ordered=False)
     try:
-        args: dict[str, Any] = {"files": pred, "columns": {c: "JSON" for c in _COLUMNS}}
-        if id_column:
-            args["path"] = '$."' + id_column.replace('"', '\\"') + '"'
-        con.execute(_ids_sql(rule, id_column), args)
-        for reason, count in con.execute("SELECT reason, sum(lines) FROM ids GROUP BY reason").fetchall():
-            read["lines"] += int(count)
-            if reason is not None:
-                read["skipped"][reason] = int(count)
-        con.execute("DELETE FROM ids WHERE reason IS NOT NULL")
+        stats = _query.judge_lines(con, "answers", pred, rule, _columns(rule, id_column), _EXTRA, cache=cache,
+                                   then=_IDS.format(_VALUES))
+        unkeyed = con.execute("SELECT sum(lines) FROM ids WHERE rid IS NULL").fetchone()[0]
+        if unkeyed:
+            stats.skip(NO_REQUEST_ID, int(unkeyed))
+        read.update(lines=stats.lines, skipped=dict(sorted(stats.skipped.items())))
+        con.execute("DELETE FROM ids WHERE rid IS NULL")
         since = {"since": float("-inf") if since_ts is None else float(since_ts)}
         champion_only, challenger_only, duplicates = con.execute(_UNPAIRED, since).fetchone()
         read.update(champion_without_challenger=int(champion_only), challenger_without_champion=int(challenger_only),
@@ -227,8 +172,9 @@ def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, sin
             join += " LEFT JOIN (SELECT k, y FROM fb WHERE NOT by_request) c ON c.k = w.cid"
             y = "coalesce(r.y, c.y)::DOUBLE"
     # only the numbers are fetched: a million request ids as Python strings would cost more than the join
-    out = con.execute(f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
-                          AND cm = $cm AND km = $km {window}) w {join}
+    out = con.execute(f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y
+                          FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
+                                AND cm = $cm AND km = $km {window}) w {join}
                           ORDER BY w.ts, w.rid""", {"cm": cm, "km": km, **since}).fetchnumpy()
     # ordered: the bootstrap draws by position, so the same log must give the same rows in the same order
 
