@@ -124,14 +124,45 @@ def _skips(stats: ReadStats, counts: Iterable[tuple[str, int]], reasons: Counter
             stats.skip(why, count - take)
 
 
-def _judging(paths: Sequence[Path], rule: _records.Rule,
-             extra: Sequence[tuple[str, ...]] = ()) -> tuple[str, dict[str, Any], Counter, Counter]:
-    """How to judge every non-blank line of ``paths`` by ``rule`` in DuckDB (with the values at ``extra`` too).
+#: The values a reader needs that no check of the rule reads (taken in the same parse of each line): the
+#: decision, threshold and latency a line logs.
+EXTRA = (("threshold",), ("prediction",), ("latency_ms",))
 
-    Returns the SQL of the relation ``judged`` (:meth:`Rule.sql`) plus a column
-    ``frag``: the text of a line that may be a last line still being written
-    (else NULL); its arguments; and, from :func:`_unterminated`, the reasons of
-    the unterminated lines that are not records and the texts of those that are.
+
+def judged_columns(rule: _records.Rule) -> str:
+    """SQL of every column of a judged line, over :meth:`Rule.sql`'s ``judged`` with :data:`EXTRA`: what a
+    judged-line cache holds, the union of what drift, performance and compare read.
+
+    ``reason`` (NULL for a record), ``model``, ``p``, ``ts``; drift's features, ``n<k>`` per numeric feature (a
+    flag as 1.0/0.0) and ``c<k>`` per categorical one (:func:`_picks`); the request id ``rid``, the customer id
+    ``i<j>`` per id column of the contract (:func:`customer_id`), the version label ``label``, ``shadow`` (the
+    line's ``role`` is challenger), and the logged decision ``d``, threshold ``t`` and latency ``lat`` (a number
+    where the line has one, else NULL).
+    """
+    dec = decoder(rule.contract)
+    text = lambda path: _records.sql_text(rule.sql_value(path, EXTRA))  # noqa: E731 - a text value
+    number = lambda path: _records.sql_number(rule.sql_value(path, EXTRA))  # noqa: E731 - a number value
+    ids = [f"{text(('id', name))} AS i{j}" for j, name in enumerate(rule.contract.id)]
+    return ", ".join(["reason", "model", "p", "ts", *_picks(rule, dec), f"{text(('request_id',))} AS rid", *ids,
+                      f"coalesce({text(('version',))}, {text(('model_version',))}) AS label",
+                      f"coalesce({text(('role',))} = '{_records.CHALLENGER}', false) AS shadow",
+                      f"{number(('prediction',))} AS d", f"{number(('threshold',))} AS t",
+                      f"{number(('latency_ms',))} AS lat"])
+
+
+def customer_id(contract: _contract.Contract, id_column: str | None) -> str:
+    """The column of :func:`judged_columns` holding the customer id at ``id_column`` (SQL NULL without one)."""
+    return f"i{contract.id.index(id_column)}" if id_column else "NULL::VARCHAR"
+
+
+def _judging(paths: Sequence[Path], rule: _records.Rule) -> tuple[str, dict[str, Any], Counter, Counter]:
+    """How to judge every non-blank line of ``paths`` by ``rule`` in DuckDB.
+
+    Returns the SQL of the relation ``framed``: :func:`judged_columns` plus a
+    column ``frag``, the text of a line that may be a last line still being
+    written (else NULL); its arguments; and, from :func:`_unterminated`, the
+    reasons of the unterminated lines that are not records and the texts of
+    those that are. Columns no reader selects are not computed.
     """
     reasons, texts = _unterminated(paths, rule)
     args: dict[str, Any] = {"files": [str(p) for p in paths]}
@@ -139,8 +170,13 @@ def _judging(paths: Sequence[Path], rule: _records.Rule,
     if texts:
         frag = "CASE WHEN list_contains($texts, text) THEN text END"
         args["texts"] = sorted(texts)
-    sql = f"{rule.sql(_SOURCE, extra)}, framed AS (SELECT *, {frag} AS frag FROM judged)"
+    sql = f"{rule.sql(_SOURCE, EXTRA)}, framed AS (SELECT {judged_columns(rule)}, {frag} AS frag FROM judged)"
     return sql, args, reasons, texts
+
+
+def _select(rule: _records.Rule) -> str:
+    """The judging query of every non-blank line of ``$files``: :func:`judged_columns` (what a cache holds)."""
+    return f"{rule.sql(_SOURCE, EXTRA)} SELECT {judged_columns(rule)} FROM judged"
 
 
 def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats,
@@ -154,12 +190,11 @@ def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats,
     if cache is not None:
         con = _duck.connect(ordered=False)
         try:
-            found = _from_cache(con, "judged_lines", paths, dec, cache)
+            found = _from_cache(con, "judged_lines", paths, dec.rule, _features(dec), cache)
             if found is not None:
                 _add_read(stats, found.stats)
-                columns = [f"n{k}" for k in range(len(dec.numeric))] + [f"c{k}" for k in range(len(dec.categorical))]
                 try:
-                    result = con.execute(f"SELECT reason, {', '.join(columns)}, ts, p, model, NULL::VARCHAR AS frag "
+                    result = con.execute(f"SELECT reason, {_features(dec)}, ts, p, model, NULL::VARCHAR AS frag "
                                          "FROM judged_lines")
                     while (frame := result.fetch_df_chunk(max(1, BATCH_ROWS // 2048))) is not None and len(frame):
                         yield _count(frame, ReadStats(), Counter(), Counter()), _batch(frame, dec)
@@ -172,7 +207,7 @@ def _scan(paths: Sequence[Path], contract: _contract.Contract, stats: ReadStats,
     sql, args, reasons, texts = _judging(paths, dec.rule)
     stats.files.extend(str(p) for p in paths)
     stats.bytes_read += sum(p.stat().st_size for p in paths)
-    query = f"{sql} SELECT reason, {', '.join(_picks(dec.rule, dec))}, ts, p, model, frag FROM framed"
+    query = f"{sql} SELECT reason, {_features(dec)}, ts, p, model, frag FROM framed"
     con = _duck.connect(ordered=False)
     try:
         result = con.execute(query, args)
@@ -305,7 +340,7 @@ def newest(paths: Sequence[Path], contract: _contract.Contract | None = None, *,
     if cache is not None:
         con = _duck.connect(ordered=False)
         try:
-            found = _from_cache(con, "judged_lines", paths, dec, cache)
+            found = _from_cache(con, "judged_lines", paths, dec.rule, _features(dec), cache)
             if found is not None:
                 try:
                     parts = _newest_parts(con, dec, last, since_ts, models)
@@ -319,7 +354,7 @@ def newest(paths: Sequence[Path], contract: _contract.Contract | None = None, *,
             con.close()
     con = _duck.connect(ordered=False)
     try:
-        _add_read(stats, _judge_into(con, "judged_lines", paths, dec.rule, ", ".join(_picks(dec.rule, dec))))
+        _add_read(stats, _judge_into(con, "judged_lines", paths, dec.rule, _features(dec)))
         return _newest_parts(con, dec, last, since_ts, models)
     finally:
         con.close()
@@ -331,29 +366,38 @@ def _duck_error() -> type:
     return duckdb.Error
 
 
-def _judging_select(dec: Decoder) -> str:
-    """The judging query of every non-blank line of ``$files``: its reason, model, probability, time and the
-    feature columns drift reads (what a judged-line cache holds)."""
-    return f"{dec.rule.sql(_SOURCE)} SELECT reason, model, p, ts, {', '.join(_picks(dec.rule, dec))} FROM judged"
+def _features(dec: Decoder) -> str:
+    """The feature columns drift reads of a judged line (:func:`judged_columns`)."""
+    return ", ".join([f"n{k}" for k in range(len(dec.numeric))] + [f"c{k}" for k in range(len(dec.categorical))])
 
 
-def _from_cache(con: Any, view: str, paths: Sequence[Path], dec: Decoder, cache: Path) -> _judged.Cached | None:
-    """The view ``view`` of the cached judgments of ``paths`` (brought up to date); None when the cache cannot
-    serve (nothing half-written is left)."""
-    select = _judging_select(dec)
+def _from_cache(con: Any, name: str, paths: Sequence[Path], rule: _records.Rule, columns: str, cache: Path, *,
+                kind: str = "VIEW") -> _judged.Cached | None:
+    """``name``: ``reason``, ``model``, ``p``, ``ts`` and ``columns`` (SQL over :func:`judged_columns`) of the
+    cached judgments of ``paths``, brought up to date: a ``VIEW`` of the cached parts (only those columns are
+    read of them) or a ``TABLE`` (a copy); None when the cache cannot serve (nothing half-written is left).
+
+    One cache per log file and contract, whoever reads it: the parts hold every column of
+    :func:`judged_columns`, so drift, performance and compare share one judging of each line.
+    """
+    select = _select(rule)
     try:
-        found = _judged.update(con, paths, select=select,
-                               cache_key=_judged.key(dec.rule.contract.sha256(), select), folder=cache)
+        found = _judged.update(con, paths, select=select, cache_key=_judged.key(rule.contract.sha256(), select),
+                               folder=cache)
     except _judged.CacheError:
         return None
     if found.parts:
         files = ", ".join("'" + p.replace("'", "''") + "'" for p in found.parts)
-        con.execute(f"CREATE TEMP VIEW {view} AS SELECT * FROM read_parquet([{files}])")
+        try:
+            con.execute(f"CREATE TEMP {kind} {name} AS SELECT reason, model, p, ts, {columns} "
+                        f"FROM read_parquet([{files}])")
+        except _duck_error() as exc:  # a part damaged inside: judged afresh next time
+            log.debug("judged-line cache refused (%s): reading the files", exc)
+            _judged.forget(cache, paths, found.parts)
+            return None
     else:  # nothing but a line still being written: no rows
-        columns = ["reason VARCHAR", "model VARCHAR", "p DOUBLE", "ts DOUBLE",
-                   *(f"n{k} DOUBLE" for k in range(len(dec.numeric))),
-                   *(f"c{k} VARCHAR" for k in range(len(dec.categorical)))]
-        con.execute(f"CREATE TEMP TABLE {view} ({', '.join(columns)})")
+        con.execute(f"CREATE TEMP TABLE {name} AS SELECT reason, model, p, ts, {columns} FROM ({select}) LIMIT 0",
+                    {"files": [str(p) for p in paths]})
     return found
 
 
@@ -538,17 +582,12 @@ def _judge_predictions(con: Any, paths: Sequence[Path], rule: _records.Rule, id_
                        cache: Path | None) -> ReadStats:
     """Judge every line of ``paths`` by ``rule`` into the table ``predicted`` (``reason`` NULL for a record, with
     its key, model, probability, served threshold and decision, time); count its lines as the drift reader does."""
-    extra = (("threshold",), ("prediction",))  # no part of the rule: a number where the line has one
-    cid = _records.sql_text(rule.sql_value(("id", id_column))) if id_column else "NULL::VARCHAR"
-    t, d = (_records.sql_number(rule.sql_value(path, extra)) for path in extra)
-    columns = (f"{_records.sql_text(rule.sql_value(('request_id',)))} AS request_id, {cid} AS cid, {t} AS t, "
-               f"{d} AS d")
-    return judge_lines(con, "predicted", paths, rule, columns, extra, cache=cache)
+    columns = f"rid AS request_id, {customer_id(rule.contract, id_column)} AS cid, t, d"
+    return judge_lines(con, "predicted", paths, rule, columns, cache=cache)
 
 
-def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str,
-                extra: Sequence[tuple[str, ...]] = (), *, cache: Path | None = None,
-                then: str | None = None) -> ReadStats:
+def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str, *,
+                cache: Path | None = None, then: str | None = None) -> ReadStats:
     """Judge every line of ``paths`` by ``rule`` into the temporary table ``table``; its lines counted by reason.
 
     Parameters
@@ -561,13 +600,12 @@ def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule
     rule : Rule
         The record rule the lines are judged by (:meth:`churn_lib.contract.records.Rule.sql`).
     columns : str
-        SQL of further columns over the rule's values (:meth:`Rule.sql_value` with ``extra``), named.
-    extra : sequence of tuple of str
-        Paths no check reads whose values ``columns`` use.
+        SQL of further columns over those of a judged line (:func:`judged_columns`), named.
     cache : Path, optional
-        A judged-line cache folder (a home's ``logs/.judged``, :mod:`.judged`): lines judged before by this very
-        judging (its key holds the contract and the SQL) are read from it, and only the bytes appended since are
-        judged; where it cannot serve, the files are judged directly.
+        A judged-line cache folder (a home's ``logs/.judged``, :mod:`.judged`): lines judged before, by any
+        reader (drift, performance, compare: one cache per file and contract, holding every column of
+        :func:`judged_columns`), are read from it, and only the bytes appended since are judged; where it cannot
+        serve, the files are judged directly.
     then : str, optional
         A statement over ``table`` run at once (its only reader): then, through the cache, ``table`` is a view
         of the cached parts (no copy), and a part DuckDB refuses while it runs is judged afresh from the files.
@@ -579,37 +617,27 @@ def judge_lines(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule
         the same rows: a last line still being written (counted as truncated) is never a record in it.
     """
     if cache is not None:
-        select = f"{rule.sql(_SOURCE, extra)} SELECT reason, model, p, ts, {columns} FROM judged"
-        try:
-            found = _judged.update(con, paths, select=select, cache_key=_judged.key(rule.contract.sha256(), select),
-                                   folder=cache)
-            parts = ", ".join("'" + p.replace("'", "''") + "'" for p in found.parts)
-            rows = (f"SELECT * FROM read_parquet([{parts}])" if found.parts
-                    else f"SELECT * FROM ({select}) LIMIT 0")  # nothing but a line still being written
-            kind = "VIEW" if then and found.parts else "TABLE"
-            con.execute(f"CREATE TEMP {kind} {table} AS {rows}",
-                        {} if found.parts else {"files": [str(p) for p in paths]})
-            if then:
-                con.execute(then)
-            return found.stats
-        except _judged.CacheError:
-            pass
-        except _duck_error() as exc:  # a part damaged inside: judged afresh next time
-            log.debug("judged-line cache refused (%s): reading the files", exc)
-            _judged.forget(cache, paths, found.parts)
-            con.execute(f"DROP {kind} IF EXISTS {table}")
-    stats = _judge_into(con, table, paths, rule, columns, extra)
+        found = _from_cache(con, table, paths, rule, columns, cache, kind="VIEW" if then else "TABLE")
+        if found is not None:
+            try:
+                if then:
+                    con.execute(then)
+                return found.stats
+            except _duck_error() as exc:  # a part damaged inside: judged afresh next time
+                log.debug("judged-line cache refused (%s): reading the files", exc)
+                _judged.forget(cache, paths, found.parts)
+                con.execute(f"DROP {'VIEW' if then and found.parts else 'TABLE'} IF EXISTS {table}")
+    stats = _judge_into(con, table, paths, rule, columns)
     if then:
         con.execute(then)
     return stats
 
 
-def _judge_into(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str,
-                extra: Sequence[tuple[str, ...]] = ()) -> ReadStats:
+def _judge_into(con: Any, table: str, paths: Sequence[Path], rule: _records.Rule, columns: str) -> ReadStats:
     """Judge every line of ``paths`` by ``rule`` into the temporary ``table``: ``reason`` (NULL for a record),
-    ``model``, ``p``, ``ts``, the SQL ``columns`` (over :meth:`Rule.sql`'s values, with ``extra``) and ``frag``;
-    a last line still being written that reads as a record is marked truncated. Its lines counted by reason."""
-    sql, args, reasons, texts = _judging(paths, rule, extra)
+    ``model``, ``p``, ``ts``, the SQL ``columns`` (over :func:`judged_columns`) and ``frag``; a last line still
+    being written that reads as a record is marked truncated. Its lines counted by reason."""
+    sql, args, reasons, texts = _judging(paths, rule)
     con.execute(f"CREATE TEMP TABLE {table} AS {sql} SELECT reason, model, p, ts, {columns}, frag FROM framed", args)
     for text, n in texts.items():  # a last line still being written that reads as a record: truncated
         con.execute(f"UPDATE {table} SET reason = $why WHERE rowid IN (SELECT rowid FROM {table} "

@@ -8,9 +8,10 @@ contract's record rule (:mod:`churn_lib.contract.records`, judged by its SQL,
 read, skipped for the same reasons (a last line still being written as
 ``truncated``). Pairing adds one condition of its own: a record without a
 ``request_id`` cannot be paired (``no request_id``). With a judged-line cache
-(a home's ``logs/.judged``, :mod:`churn_lib.logs.judged`), lines judged by an
-earlier comparison are read from it, under this judging's own key, and only
-the bytes appended since are judged. The records are grouped by request id in
+(a home's ``logs/.judged``, :mod:`churn_lib.logs.judged`), lines judged
+before, by a comparison or by a drift or performance check (one cache per log
+file and contract), are read from it, and only the bytes appended since are
+judged. The records are grouped by request id in
 one statement; only the pairs' numbers are fetched into numpy.
 
 Pairs are exact: a request id with exactly one usable champion line and
@@ -41,8 +42,6 @@ from ..logs import query as _query
 CHALLENGER = _records.CHALLENGER
 #: The reason a record is not used, besides the rule's: it cannot be paired.
 NO_REQUEST_ID = "no request_id"
-#: The values compare reads that no check of the rule reads (taken in the same parse of each line).
-_EXTRA = (("prediction",), ("threshold",), ("latency_ms",))
 _FEEDBACK_COLUMNS = {"request_id": "VARCHAR", "id": "VARCHAR", "outcome": "VARCHAR", "received": "DOUBLE"}
 
 
@@ -67,16 +66,12 @@ class Pairs:
 
 
 def _columns(rule: _records.Rule, id_column: str | None) -> str:
-    """SQL of the columns compare reads of a judged line (over :meth:`Rule.sql`'s values with :data:`_EXTRA`): its
-    request id, customer id, version label, role (challenger or not), decision, threshold and latency."""
-    text = lambda path: _records.sql_text(rule.sql_value(path, _EXTRA))  # noqa: E731 - a text value
-    finite = "CASE WHEN isfinite({0}) THEN {0} END"
-    number = lambda path: finite.format(_records.sql_number(rule.sql_value(path, _EXTRA)))  # noqa: E731
-    cid = text(("id", id_column)) if id_column else "NULL::VARCHAR"
-    return (f"{text(('request_id',))} AS rid, {cid} AS cid, "
-            f"coalesce({text(('version',))}, {text(('model_version',))}) AS label, "
-            f"coalesce({text(('role',))} = '{CHALLENGER}', false) AS shadow, {number(('prediction',))} AS d, "
-            f"{number(('threshold',))} AS t, {number(('latency_ms',))} AS lat")
+    """SQL of the columns compare reads of a judged line (over :func:`churn_lib.logs.query.judged_columns`): its
+    request id, customer id, version label, role (challenger or not), and its decision, threshold and latency
+    where each is a finite number."""
+    finite = "CASE WHEN isfinite({0}) THEN {0} END AS {0}"
+    return (f"rid, {_query.customer_id(rule.contract, id_column)} AS cid, label, shadow, "
+            + ", ".join(finite.format(c) for c in ("d", "t", "lat")))
 
 
 #: The records grouped by request id (NULL: the records without one): per role, how many, and the values of one.
@@ -131,7 +126,7 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
         return nothing
     con = _duck.connect(ordered=False)
     try:
-        stats = _query.judge_lines(con, "answers", pred, rule, _columns(rule, id_column), _EXTRA, cache=cache,
+        stats = _query.judge_lines(con, "answers", pred, rule, _columns(rule, id_column), cache=cache,
                                    then=_IDS.format(_VALUES))
         unkeyed = con.execute("SELECT sum(lines) FROM ids WHERE rid IS NULL").fetchone()[0]
         if unkeyed:
