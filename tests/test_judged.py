@@ -170,7 +170,9 @@ def test_a_rule_change_is_another_cache(logs, monkeypatch):
     monkeypatch.setattr(judged, "FORMAT", judged.FORMAT + 1)  # a new format (or rule): rebuilt, never reused
     before = {p.name for p in cache.glob("*.json")}
     assert _same([path], cache) == lab
-    assert {p.name for p in cache.glob("*.json")} - before
+    after = {p.name for p in cache.glob("*.json")}
+    assert after - before and not after & before  # the caches of the older format removed, with their parts
+    assert sorted(x.name for x in cache.glob("*.parquet")) == sorted(p["name"] for p in _parts(cache))
 
 
 def test_a_stale_manifest_with_the_same_size_is_not_trusted(logs):
@@ -326,3 +328,60 @@ def test_a_performance_check_reads_the_same_through_the_cache(trained_home, monk
     assert appended["read"]["prediction_skipped"] == {"no features": 1, "not an object": 1}
     assert appended["models"][0]["with_outcome"] == 200
     assert result(True) == appended
+
+
+def test_drift_performance_and_compare_judge_a_log_once_and_a_watch_tick_warms_compare(trained_home, monkeypatch):
+    """One cache per log file and contract, whoever reads: a drift check judges the log, then a comparison and a
+    performance check write nothing (they read its parts), with the results of a direct read; lines appended are
+    judged by the next watch tick, and a comparison after it again writes nothing."""
+    import dataclasses
+
+    from churn_lib import registry
+    from churn_lib.drift import performance
+    from churn_lib.logs import outcomes
+    from churn_lib.loop import compare, watch
+
+    entry = registry.current_entry(home=trained_home)
+    log, cache = trained_home.predictions_log, trained_home.logs_dir / judged.FOLDER
+    rng = random.Random(11)
+
+    def answers(start: int, n: int) -> bytes:
+        out = []
+        for k in range(start, start + n):
+            champion = json.loads(_record(k, rng, model=entry["model_file"]))
+            out += [champion, {**champion, "role": "challenger", "probability": rng.random(), "version": "v2",
+                               "model_version": "churn_model_v2_20250101_000000.joblib"}]
+        return b"".join(json.dumps(x).encode() + b"\n" for x in out) + b'{"features": 1}\n'
+
+    def written() -> dict[str, int]:
+        return {p.name: p.stat().st_mtime_ns for p in cache.iterdir() if p.name != ".lock"}
+
+    def compared(cached: bool) -> dict:
+        with monkeypatch.context() as m:
+            if not cached:
+                m.setattr(judged, "update", lambda *a, **k: (_ for _ in ()).throw(judged.CacheError("off")))
+            out = dataclasses.asdict(compare.compare(home=trained_home, record=False))
+        out.pop("checked_at_utc")
+        return json.loads(json.dumps(out).replace("NaN", "null"))
+
+    log.write_bytes(answers(0, 400))
+    outcomes.ingest_records([{"request_id": f"r{k}", "outcome": k % 3 == 0} for k in range(0, 400, 2)],
+                            home=trained_home)
+    direct = compared(False)
+    assert direct["pairs"] == 400 and not cache.exists()
+    drift.check(home=trained_home, last=10 ** 6, record=False)
+    once = written()
+    assert len([n for n in once if n.endswith(".json")]) == 1 and len(once) == 2  # one manifest, one part
+    assert compared(True) == direct
+    performance.check(home=trained_home, record=False)
+    assert written() == once  # neither compare nor performance judged the log again
+
+    with open(log, "ab") as fh:
+        fh.write(answers(400, 100))
+    watch.tick(home=trained_home)
+    ticked = written()
+    assert ticked != once and len([n for n in ticked if n.endswith(".json")]) == 1
+    appended = compared(False)
+    assert appended["pairs"] == 500
+    assert compared(True) == appended
+    assert written() == ticked  # warm after the watch tick: compare judged nothing

@@ -11,7 +11,10 @@ A cache belongs to one file and one way of judging it:
 
 * its name holds the file's device and inode (a log renamed by rotation keeps its cache: a rotated
   file is immutable and judged once) and the *key*: the sha256 of the cache format, the contract's
-  sha256 and the judging SQL (rule and columns); a change of either is a different cache;
+  sha256 and the judging SQL; a change of either is a different cache. The readers judge by one SQL
+  per contract (:func:`churn_lib.logs.query.judged_columns`: every column drift, performance and
+  compare read), so each file has one cache per contract whoever reads it, and each reader reads only
+  its columns of the parts;
 * its manifest (JSON) records the watermark and the sha256 of the file's first and last 4 KiB
   before it: a file that shrank, or whose bytes before the watermark changed (replaced, truncated
   and rewritten), is judged again from the start; never a stale answer;
@@ -45,8 +48,9 @@ log = logging.getLogger(__name__)
 
 #: The folder of the caches, inside the logs folder.
 FOLDER = ".judged"
-#: The layout of a cache; a cache of another format is rebuilt.
-FORMAT = 1
+#: The layout of a cache; a cache of another format is rebuilt, and removed when the cache is next written.
+#: Format 2: one cache per file and contract, every reader's columns (format 1: one per reader).
+FORMAT = 2
 #: Bytes of a file hashed at its start and before its watermark, to tell a replaced file.
 FINGERPRINT_BYTES = 4096
 _BLOCK = 1 << 16
@@ -349,7 +353,8 @@ class _Writer:
                      skipped={str(why): int(n) for why, n in sorted(counts, key=lambda c: str(c[0])) if why is not None})
 
     def prune(self) -> None:
-        """Remove the caches of files that are gone (a log deleted, or rotated out), when the lock is held."""
+        """Remove the caches of files that are gone (a log deleted, or rotated out) and those of another format
+        (an older version's), when the lock is held."""
         if self._fd is None:
             return
         alive = set()
@@ -358,8 +363,11 @@ class _Writer:
                 st = p.stat()
                 alive.add(f"{st.st_dev}-{st.st_ino}")
         for manifest in self.folder.glob("*.json"):
-            if manifest.name.split(".", 1)[0] not in alive:
-                self.drop(manifest)
+            if manifest.name.split(".", 1)[0] not in alive or not (self._load(manifest) or _Manifest("")).key:
+                self.drop(manifest)  # a file gone, or a cache of another format (or unreadable)
+        for part in self.folder.glob("*.parquet"):  # named by no manifest: of a cache of another format
+            if not (self.folder / f"{part.name.rsplit('.', 2)[0]}.json").exists():
+                part.unlink(missing_ok=True)
 
 
 def _literal(path: Path) -> str:

@@ -2,6 +2,9 @@
 
 A window streams out in column batches (:func:`windows`); for drift, the newest records of a window are
 chosen inside DuckDB and leave it as numeric columns and category counts per model (:func:`newest`).
+Every reader (drift here, performance's :func:`outcomes`, compare's :func:`judge_lines`) judges a line into
+the same columns (:func:`judged_columns`) and selects its own: through a home's judged-line cache
+(:mod:`.judged`) they share one cache per log file and contract, so a line judged for one is judged for all.
 
 Writes stay single-``write`` JSON-line appends (:mod:`churn_lib.logs.predictions`,
 :mod:`churn_lib.logs.outcomes`); the reads here hand the current and rotated files
@@ -535,9 +538,9 @@ def outcomes(prediction_paths: Sequence[Path], outcome_paths: Sequence[Path],
     edge of ``last``, the first by key are taken. Prediction lines the rule
     skips (counted by reason, over the whole files, in ``read``) and outcome
     lines without a key or a 0/1 outcome are counted in ``read``. With ``cache`` (a home's
-    ``logs/.judged``), the prediction lines judged before are read from the
-    judged-line cache (:mod:`.judged`, under this judging's own key) and only
-    the bytes appended since are judged; where the cache cannot serve, the
+    ``logs/.judged``), the prediction lines judged before (by any reader: the
+    cache is shared) are read from the judged-line cache (:mod:`.judged`) and
+    only the bytes appended since are judged; where the cache cannot serve, the
     files are judged directly, with the same result.
 
     Raises
