@@ -25,7 +25,10 @@ printed):
   temporary home (``PYTHONPYCACHEPREFIX``), after one untimed import that fills it: an installed package has
   its cache. Their CPU seconds are the child process's (``RUSAGE_CHILDREN``);
 * in this process, with the cache warm (between the warm and the appended command): ``pairs.read`` and
-  ``loop.compare.compare(record=False)`` end to end (the pairs, the description, the metrics and the bootstrap).
+  ``loop.compare.compare(record=False)`` end to end (the pairs, the description, the metrics and the bootstrap);
+* *after drift*: the cache removed, drift's reader (``logs.query.newest``, what ``churn drift --last`` and a
+  watch tick run, in this process) judges the log and writes the cache; then the command again: the cache is
+  one per log file and contract, whoever wrote it, so compare finds it warm (and writes no second cache).
 
 The verdict must be ``challenger_better`` (the outcomes come from the
 challenger's probabilities) and every pair must be found by every run, else
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from churn_lib import contract
     from churn_lib.contract import records
-    from churn_lib.logs import judged, outcomes, predictions
+    from churn_lib.logs import judged, outcomes, predictions, query as logquery
     from churn_lib.loop import compare, pairs
 
     root = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench-compare-"))
@@ -193,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         with _Clock() as total:
             result = compare.compare(home=root, record=False)
         runs["appended"] = _appended(root, args.rows, args.seed)
+        shutil.rmtree(root / "logs" / judged.FOLDER, ignore_errors=True)  # drift judges the log first
+        with _Clock() as drift_read:
+            logquery.newest(files()[0], contract.lab(), last=10 ** 6, cache=root / "logs" / judged.FOLDER)
+        runs["after drift"] = _command(root)
+        caches = len(list((root / "logs" / judged.FOLDER).glob("*.json")))
     finally:
         if not args.dir:
             shutil.rmtree(root, ignore_errors=True)
@@ -203,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{read.wall / scan[0]:.2f}x the scan)")
     print(f"imports of the command:       {imports[0]:6.2f} s (cpu {imports[1]:.2f} s)")
     for name, (wall, cpu, _) in runs.items():
-        print(f"churn compare --json, {name + ':':10}{wall:5.2f} s (cpu {cpu:.2f} s; aim {AIM_SECONDS:g} s: "
+        if name == "after drift":
+            print(f"drift's reader, cold cache:   {drift_read.wall:6.2f} s (cpu {drift_read.cpu:.2f} s; "
+                  "judges the log, writes the cache)")
+        print(f"churn compare --json, {name + ':':12}{wall:5.2f} s (cpu {cpu:.2f} s; aim {AIM_SECONDS:g} s: "
               f"{'met' if wall <= AIM_SECONDS else 'missed'})")
     print(f"pairs.read, warm cache:       {warm_read.wall:6.2f} s (cpu {warm_read.cpu:.2f} s)")
     print(f"compare (end to end), warm:   {total.wall:6.2f} s (cpu {total.cpu:.2f} s)")
@@ -214,10 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     ok = len(got) == len(warm) == args.rows == result.pairs and result.labelled == args.rows \
         and result.verdict == compare.CHALLENGER_BETTER \
         and found == {"cold": (args.rows, result.verdict), "warm": (args.rows, result.verdict),
-                      "appended": (more, result.verdict)}
+                      "appended": (more, result.verdict), "after drift": (args.rows, result.verdict)} \
+        and caches == 1
     if not ok:
         print(f"FAILED: {len(got):,} pairs read ({len(warm):,} warm), {result.pairs:,} compared, "
-              f"{result.labelled:,} labelled, verdict {result.verdict}; the command: {found}", file=sys.stderr)
+              f"{result.labelled:,} labelled, verdict {result.verdict}; the command: {found}; "
+              f"{caches} judged-line cache(s) after drift and compare (one expected)", file=sys.stderr)
     return 0 if ok else 1
 
 
