@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "after drift":
             print(f"drift's reader, cold cache:   {drift_read.wall:6.2f} s (cpu {drift_read.cpu:.2f} s; "
                   "judges the log, writes the cache)")
-        print(f"churn compare --json, {name + ':':12}{wall:5.2f} s (cpu {cpu:.2f} s; aim {AIM_SECONDS:g} s: "
+        print(f"churn compare --json, {name + ':':13}{wall:5.2f} s (cpu {cpu:.2f} s; aim {AIM_SECONDS:g} s: "
               f"{'met' if wall <= AIM_SECONDS else 'missed'})")
     print(f"pairs.read, warm cache:       {warm_read.wall:6.2f} s (cpu {warm_read.cpu:.2f} s)")
     print(f"compare (end to end), warm:   {total.wall:6.2f} s (cpu {total.cpu:.2f} s)")
