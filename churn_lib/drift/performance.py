@@ -51,17 +51,19 @@ DRAWS = 200
 
 
 def _auc(y: np.ndarray, s: np.ndarray) -> float | None:
-    """ROC AUC by the rank-sum (ties averaged), or None with one class only."""
-    n1 = int(y.sum())
+    """ROC AUC as Mann-Whitney's U over the two classes' pairs (a tie counts one half), or None with one class only.
+
+    Each class's scores are sorted (a plain sort, faster than the argsort of a rank-sum) and every positive counts
+    the negatives below it and those tied with it: integer counts, so U and the AUC are exactly the rank-sum's.
+    """
+    pos = y == 1
+    n1 = int(np.count_nonzero(pos))
     n0 = len(y) - n1
     if n1 == 0 or n0 == 0:
         return None
-    order = np.argsort(s)  # ties are averaged below, so their order does not matter
-    ss = s[order]
-    cuts = np.flatnonzero(np.diff(ss)) + 1
-    starts, ends = np.r_[0, cuts], np.r_[cuts, len(ss)]
-    ranks = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # 1-based, ties averaged
-    return float((ranks[y[order] == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    neg, sp = np.sort(s[~pos]), np.sort(s[pos])  # positives sorted too: the searches walk the negatives in order
+    u2 = int(np.searchsorted(neg, sp, side="left").sum()) + int(np.searchsorted(neg, sp, side="right").sum())
+    return float((u2 / 2) / (n1 * n0))
 
 
 def _rates(tp: float, fp: float, fn: float) -> dict[str, float | None]:

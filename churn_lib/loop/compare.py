@@ -262,7 +262,9 @@ def _describe(got: _pairs.Pairs, t: np.ndarray, d: np.ndarray, entries: dict[str
     if (~has).any():
         estimated = {r: performance.estimated(p[~has, i], t[~has, i], costs) for i, r in enumerate(ROLES)}
     edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
-    scores = {"edges": edges.tolist(), **{r: np.histogram(p[:, i], bins=edges)[0].tolist()
+    # equal bins given by number and range: numpy's binning by arithmetic (checked against these very edges), not
+    # a sort of the scores
+    scores = {"edges": edges.tolist(), **{r: np.histogram(p[:, i], bins=SCORE_BINS, range=(0.0, 1.0))[0].tolist()
                                           for i, r in enumerate(ROLES)}}
     return {"models": models, "agreement": float((d[:, 0] == d[:, 1]).mean()),
             "score_correlation": None if np.isnan(corr) else corr, "psi": stats.psi(p[:, 0], p[:, 1]),

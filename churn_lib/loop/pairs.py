@@ -79,19 +79,32 @@ def _columns(rule: _records.Rule, id_column: str | None) -> str:
             f"{number(('threshold',))} AS t, {number(('latency_ms',))} AS lat")
 
 
+#: The records' distinct model names and version labels, each pair with a small code (the grouping below carries
+#: the code, not four strings per request id).
+_NAMES = """CREATE OR REPLACE TEMP TABLE names AS
+    SELECT (row_number() OVER ())::INTEGER - 1 AS code, model, label
+    FROM (SELECT DISTINCT model, label FROM answers WHERE reason IS NULL)"""
 #: The records grouped by request id (NULL: the records without one): per role, how many, and the values of one.
 #: A line's values are NULL for the other role's columns, so every aggregate is a plain ``any_value`` or ``max``
-#: (cheaper than one ``FILTER`` per aggregate).
-_IDS = """CREATE TEMP TABLE ids AS
+#: (cheaper than one ``FILTER`` per aggregate). Run after :data:`_NAMES`, in the same statement text (judge_lines'
+#: ``then``: one reading of the cached parts).
+_IDS = _NAMES + """;
+    CREATE TEMP TABLE ids AS
     SELECT rid, count(*) AS lines, count(CASE WHEN NOT shadow THEN 1 END) AS nc,
            count(CASE WHEN shadow THEN 1 END) AS nk,
            max(CASE WHEN NOT shadow THEN ts END) AS ts, max(CASE WHEN shadow THEN ts END) AS kts,
            any_value(CASE WHEN NOT shadow THEN cid END) AS cid,
            {}
-    FROM answers WHERE reason IS NULL GROUP BY rid"""
+    FROM answers a JOIN names n ON a.model IS NOT DISTINCT FROM n.model AND a.label IS NOT DISTINCT FROM n.label
+    WHERE reason IS NULL GROUP BY rid"""
 _ONE = "any_value(CASE WHEN NOT shadow THEN {0} END) AS c{1}, any_value(CASE WHEN shadow THEN {0} END) AS k{1}"
-_VALUES = ", ".join(_ONE.format(v, c) for v, c in (("model", "m"), ("label", "l"), ("p", "p"), ("d", "d"),
-                                                   ("t", "t"), ("lat", "lat")))
+_VALUES = ", ".join(_ONE.format(v, c) for v, c in (("code", "v"), ("p", "p"), ("d", "d"), ("t", "t"),
+                                                   ("lat", "lat")))
+#: The versions of the pairs in the window, newest first: each model pair's labels, pairs, and the codes it covers.
+_VERSIONS = """SELECT c.model, k.model, any_value(c.label), any_value(k.label), sum(v.n), list(v.cv), list(v.kv)
+    FROM (SELECT cv, kv, count(*) AS n, max(ts) AS newest FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
+          GROUP BY cv, kv) v JOIN names c ON c.code = v.cv JOIN names k ON k.code = v.kv
+    GROUP BY c.model, k.model ORDER BY max(v.newest) DESC"""
 
 
 #: How the usable lines in the window were or were not paired.
@@ -150,12 +163,11 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
 def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, since: dict[str, float],
            read: dict[str, Any]) -> Pairs | None:
     """The pairs of the newest pair's versions (the newest ``last``), joined to their outcomes."""
-    versions = con.execute("SELECT cm, km, any_value(cl), any_value(kl), count(*) FROM ids WHERE nc = 1 AND nk = 1 "
-                           "AND ts >= $since GROUP BY cm, km ORDER BY max(ts) DESC", since).fetchall()
+    versions = con.execute(_VERSIONS, since).fetchall()
     read["other_version_pairs"] = {f"{v[2]} / {v[3]}": int(v[4]) for v in versions[1:]}
     if not versions:
         return None
-    cm, km, cl, kl, _ = versions[0]
+    cm, km, cl, kl, _, cv, kv = versions[0]
     window = f"ORDER BY ts DESC LIMIT {int(last)}" if last is not None else ""
     y, join = "NULL::DOUBLE", ""
     if fb:
@@ -174,8 +186,8 @@ def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, sin
     # only the numbers are fetched: a million request ids as Python strings would cost more than the join
     out = con.execute(f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y
                           FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
-                                AND cm = $cm AND km = $km {window}) w {join}
-                          ORDER BY w.ts, w.rid""", {"cm": cm, "km": km, **since}).fetchnumpy()
+                                AND list_contains($cv, cv) AND list_contains($kv, kv) {window}) w {join}
+                          ORDER BY w.ts, w.rid""", {"cv": sorted(set(cv)), "kv": sorted(set(kv)), **since}).fetchnumpy()
     # ordered: the bootstrap draws by position, so the same log must give the same rows in the same order
 
     def col(name: str) -> np.ndarray:
