@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built or names are hashed: the metrics need none
+    import pandas as pd
 
 from ..logs import judged as logjudged, outcomes, query as logquery, monitoring, predictions as predlog
 from .. import registry
@@ -173,6 +175,8 @@ class PerformanceResult:
 
     def frame(self) -> pd.DataFrame:
         """One row per version and metric: realized and estimated side by side (intervals where computed)."""
+        import pandas as pd
+
         rows = []
         for m in self.models:
             for key in ("rows", "churn_rate", "roc_auc", "f1", "precision", "recall", "brier", "profit_per_1000"):
@@ -308,6 +312,8 @@ def _join(home: Home, target: dict[str, Any] | None, entries: list[dict[str, Any
 def _by_model(joined: logquery.Joined, entries: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray],
                                                                                    dict[str, int]]:
     """The rows of each registered model (by model file) as masks, and the counts of unregistered ones."""
+    import pandas as pd
+
     names = _by_name(entries)
     masks: dict[str, np.ndarray] = {}
     unknown: dict[str, int] = {}

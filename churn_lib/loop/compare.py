@@ -32,10 +32,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: a comparison itself needs none
+    import pandas as pd
 
 from .. import contract as _contract, registry
 from .._io import iso, utc_now
@@ -114,6 +116,8 @@ class Comparison:
         >>> list(NoComparison("no challenger is set").frame().columns) == list(FRAME_COLUMNS)
         True
         """
+        import pandas as pd
+
         rows = {}
         for key in stats.METRICS:
             real = {r: ((self.realized or {}).get(r) or {}).get(key) for r in ROLES}
@@ -396,6 +400,8 @@ class NoComparison:
 
     def frame(self) -> pd.DataFrame:
         """The columns of :meth:`Comparison.frame`, no row."""
+        import pandas as pd
+
         frame = pd.DataFrame(columns=list(FRAME_COLUMNS))
         frame.index.name = "metric"
         return frame
