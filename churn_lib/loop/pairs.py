@@ -90,7 +90,7 @@ _NAMES = """CREATE OR REPLACE TEMP TABLE names AS
 #: ``then``: one reading of the cached parts).
 _IDS = _NAMES + """;
     CREATE TEMP TABLE ids AS
-    SELECT rid, count(*) AS lines, count(CASE WHEN NOT shadow THEN 1 END) AS nc,
+    SELECT rid, count(CASE WHEN NOT shadow THEN 1 END) AS nc,
            count(CASE WHEN shadow THEN 1 END) AS nk,
            max(CASE WHEN NOT shadow THEN ts END) AS ts, max(CASE WHEN shadow THEN ts END) AS kts,
            any_value(CASE WHEN NOT shadow THEN cid END) AS cid,
@@ -146,7 +146,7 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
     try:
         stats = _query.judge_lines(con, "answers", pred, rule, _columns(rule, id_column), _EXTRA, cache=cache,
                                    then=_IDS.format(_VALUES))
-        unkeyed = con.execute("SELECT sum(lines) FROM ids WHERE rid IS NULL").fetchone()[0]
+        unkeyed = con.execute("SELECT sum(nc + nk) FROM ids WHERE rid IS NULL").fetchone()[0]
         if unkeyed:
             stats.skip(NO_REQUEST_ID, int(unkeyed))
         read.update(lines=stats.lines, skipped=dict(sorted(stats.skipped.items())))
@@ -192,8 +192,8 @@ def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, sin
 
     def col(name: str) -> np.ndarray:
         v = out[name]
-        return (v.filled(np.nan) if isinstance(v, np.ma.MaskedArray) else np.asarray(v)).astype(np.float64)
+        return (v.filled(np.nan) if isinstance(v, np.ma.MaskedArray) else np.asarray(v)).astype(np.float64, copy=False)
 
-    both = lambda a, b: np.column_stack([col(a), col(b)])  # noqa: E731 - champion, challenger columns
+    both = lambda a, b: np.stack([col(a), col(b)], axis=1)  # noqa: E731 - champion, challenger columns (one copy)
     return Pairs(cm, km, cl, kl, both("cp", "kp"), both("cd", "kd"), both("ct", "kt"), both("clat", "klat"),
                  col("ts"), col("y"), read)
