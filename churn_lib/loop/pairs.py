@@ -184,16 +184,28 @@ def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, sin
             join += " LEFT JOIN (SELECT k, y FROM fb WHERE NOT by_request) c ON c.k = w.cid"
             y = "coalesce(r.y, c.y)::DOUBLE"
     # only the numbers are fetched: a million request ids as Python strings would cost more than the join
-    out = con.execute(f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y
-                          FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
-                                AND list_contains($cv, cv) AND list_contains($kv, kv) {window}) w {join}
-                          ORDER BY w.ts, w.rid""", {"cv": sorted(set(cv)), "kv": sorted(set(kv)), **since}).fetchnumpy()
-    # ordered: the bootstrap draws by position, so the same log must give the same rows in the same order
+    query = f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y
+                FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
+                      AND list_contains($cv, cv) AND list_contains($kv, kv) {window}) w {join}"""
+    args = {"cv": sorted(set(cv)), "kv": sorted(set(kv)), **since}
+    out = con.execute(query, args).fetchnumpy()
+    # ordered by the champion's time, then the request id: the bootstrap draws by position, so the same log must give
+    # the same rows in the same order. Sorted here by the time alone (numpy's sort of one column, cheaper than
+    # DuckDB's of every column by two keys); only when two pairs share a time (or a time is not a number) does the
+    # request id decide, and DuckDB orders them all
+    order = np.argsort(_number(out["ts"]), kind="stable")
+    if len(order) > 1 and not (np.diff(_number(out["ts"])[order]) > 0).all():
+        out, order = con.execute(query + " ORDER BY w.ts, w.rid", args).fetchnumpy(), None
 
     def col(name: str) -> np.ndarray:
-        v = out[name]
-        return (v.filled(np.nan) if isinstance(v, np.ma.MaskedArray) else np.asarray(v)).astype(np.float64, copy=False)
+        v = _number(out[name])
+        return v if order is None else v[order]
 
-    both = lambda a, b: np.stack([col(a), col(b)], axis=1)  # noqa: E731 - champion, challenger columns (one copy)
+    both = lambda a, b: np.stack([col(a), col(b)], axis=1)  # noqa: E731 - champion, challenger columns
     return Pairs(cm, km, cl, kl, both("cp", "kp"), both("cd", "kd"), both("ct", "kt"), both("clat", "klat"),
                  col("ts"), col("y"), read)
+
+
+def _number(v: Any) -> np.ndarray:
+    """A fetched column as float64, NaN where it is NULL."""
+    return (v.filled(np.nan) if isinstance(v, np.ma.MaskedArray) else np.asarray(v)).astype(np.float64, copy=False)
