@@ -11,7 +11,8 @@ read, skipped for the same reasons (a last line still being written as
 (a home's ``logs/.judged``, :mod:`churn_lib.logs.judged`), lines judged by an
 earlier comparison are read from it, under this judging's own key, and only
 the bytes appended since are judged. The records are grouped by request id in
-one statement; only the pairs' numbers are fetched into numpy.
+one reading of them (each role's model and version label carried as a small
+code of the distinct names); only the pairs' numbers are fetched into numpy.
 
 Pairs are exact: a request id with exactly one usable champion line and
 exactly one usable challenger line. A request id logged twice in a role
