@@ -140,6 +140,22 @@ def test_pairing_is_exact_and_counts_what_it_leaves_out(home):
                                    "not an object": 1}
 
 
+@pytest.mark.parametrize("shared", [False, True])
+def test_pairs_come_in_the_order_of_the_champions_time_then_the_request_id(home, shared):
+    """The bootstrap draws by position: the rows are ordered by time, and a time two pairs share by request id,
+    whatever order the log holds them in."""
+    rng = np.random.default_rng(3)
+    rids = [f"r{i:02d}" for i in rng.permutation(40)]
+    ts = {rid: 1000.0 + (int(rid[1:]) // 4 if shared else -int(rid[1:])) for rid in rids}  # shared: 4 per time
+    p = {rid: round(float(rng.random()), 6) for rid in rids}
+    lines = [line for rid in rids for line in (_line(rid, p[rid], ts=ts[rid]), _line(rid, 0.5, challenger=True))]
+    home.predictions_log.write_bytes(b"".join(predictions.format_line(r) for r in lines))
+    got = pairs.read([home.predictions_log], [], records.rule(contract.lab()))
+    expected = sorted(rids, key=lambda rid: (ts[rid], rid))
+    assert got.ts.tolist() == [ts[rid] for rid in expected]
+    assert got.p[:, 0].tolist() == [p[rid] for rid in expected]
+
+
 # --- the verdict ----------------------------------------------------------------------------------
 
 def _world(n: int, r: np.random.Generator, noise: float = 0.15):

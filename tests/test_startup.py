@@ -34,9 +34,9 @@ DRIFT_USES = frozenset({"numpy", "msgspec", "duckdb", "scipy"})
 FEEDBACK_USES = frozenset({"pandas", "numpy", "msgspec", "duckdb"})
 
 #: What ``churn compare`` uses: DuckDB pairs the log's lines, numpy holds the pairs and the statistics (McNemar's
-#: tails from ``math``: no scipy), msgspec is the record rule, yaml reads the home's contract and policy, pandas comes
-#: with the realized metrics (drift/) and the monitoring history (logs/).
-COMPARE_USES = frozenset({"pandas", "numpy", "msgspec", "duckdb", "yaml"})
+#: tails from ``math``: no scipy), msgspec is the record rule, yaml reads the home's contract and policy; no pandas
+#: (its tables, ``Comparison.frame``, import it when drawn; the policy's retrain stages when a retrain asks for them).
+COMPARE_USES = frozenset({"numpy", "msgspec", "duckdb", "yaml"})
 
 # A command's name after `churn`, and the heavy libraries it may import (exactly these).
 EXPECTED = [

@@ -21,6 +21,7 @@ from churn_lib.drift import performance
 from churn_lib.exceptions import InvalidParameter
 from churn_lib.logs import monitoring
 from churn_lib.loop import compare, policy, watch
+from churn_lib.run import runner
 
 from .serve.conftest import _two_versions_template, two_versions_home  # noqa: F401 (fixtures)
 
@@ -57,7 +58,7 @@ class Script:
         monkeypatch.setattr(drift, "check", self.drift)
         monkeypatch.setattr(performance, "check", self.performance)
         self.runs = []
-        monkeypatch.setattr(watch.runner, "run", self.run)
+        monkeypatch.setattr(runner, "run", self.run)  # a retrain imports the runner when it runs
 
     def drift(self, *, home, since, model, thresholds, **_):
         verdict, _f1 = self.steps[0]

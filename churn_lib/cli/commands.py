@@ -446,10 +446,12 @@ def cmd_compare(args: argparse.Namespace, home: Home) -> int:
         done = compare.promote(result, home=home)
         compare.write(result, home=home, promotion=done)
     _refresh_index(home)  # the index shows the latest comparison
-    view = render.comparison(result)
-    if done is not None:
-        view += "\n" + (f"promoted {done['version']}: it is now current" if done["promoted"]
-                        else f"not promoted: {done['why']}")
+    view = ""
+    if not args.json:  # --json prints the dict: no table is drawn (nor pandas imported to draw it)
+        view = render.comparison(result)
+        if done is not None:
+            view += "\n" + (f"promoted {done['version']}: it is now current" if done["promoted"]
+                            else f"not promoted: {done['why']}")
     _emit(args, {**result.to_dict(), **({"promotion": done} if done is not None else {})}, view)
     if result.verdict == compare.INSUFFICIENT_EVIDENCE:
         return EXIT_INSUFFICIENT_DATA

@@ -28,10 +28,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where outcomes are read: the log's file names (compare) need none
+    import pandas as pd
 
 from .. import contract as _contract
 from ..contract import records as _records
@@ -128,6 +130,8 @@ def _time_column(columns: Sequence[str]) -> str | None:
 
 def _times(values: pd.Series, now: float) -> tuple[np.ndarray, np.ndarray]:
     """Unix seconds per value (empty: ``now``), and the mask of values that are not a time."""
+    import pandas as pd
+
     text = values.astype(str).str.strip()
     empty = text.eq("").to_numpy()
     out = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan).copy()
@@ -143,6 +147,8 @@ def _times(values: pd.Series, now: float) -> tuple[np.ndarray, np.ndarray]:
 
 def _outcomes(values: pd.Series, target: _contract.Target) -> np.ndarray:
     """0/1 per value, -1 where it is not one of the target's labels (each distinct text judged once)."""
+    import pandas as pd
+
     codes, uniques = pd.factorize(values.astype(str).str.strip(), use_na_sentinel=True)
     judged = np.array([-1 if (o := target.outcome(u)) is None else o for u in uniques] + [-1], dtype=np.int8)
     return judged[codes]
@@ -248,6 +254,8 @@ def ingest_file(path: str | Path, *, home: Home | str | None = None, contract: _
     seen: set[str] = set()
     now = time.time()
     line = 2
+    import pandas as pd
+
     try:
         blocks = pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=BLOCK_ROWS, skipinitialspace=True,
                              encoding="utf-8", names=header, header=0, usecols=[key, outcome] + ([when] if when else []))
@@ -336,6 +344,8 @@ def ingest_records(records: Sequence[Mapping[str, Any]], *, home: Home | str | N
         if isinstance(v, float) and not math.isfinite(v):
             return ""
         return str(v).lower() if isinstance(v, bool) else str(v)
+
+    import pandas as pd
 
     frame = pd.DataFrame({c: [text(r.get(c)) for r in records] for c in {key, outcome, *( [when] if when else [])}},
                          dtype=str)

@@ -32,10 +32,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where a table is built: a comparison itself needs none
+    import pandas as pd
 
 from .. import contract as _contract, registry
 from .._io import iso, utc_now
@@ -114,6 +116,8 @@ class Comparison:
         >>> list(NoComparison("no challenger is set").frame().columns) == list(FRAME_COLUMNS)
         True
         """
+        import pandas as pd
+
         rows = {}
         for key in stats.METRICS:
             real = {r: ((self.realized or {}).get(r) or {}).get(key) for r in ROLES}
@@ -262,7 +266,9 @@ def _describe(got: _pairs.Pairs, t: np.ndarray, d: np.ndarray, entries: dict[str
     if (~has).any():
         estimated = {r: performance.estimated(p[~has, i], t[~has, i], costs) for i, r in enumerate(ROLES)}
     edges = np.linspace(0.0, 1.0, SCORE_BINS + 1)
-    scores = {"edges": edges.tolist(), **{r: np.histogram(p[:, i], bins=edges)[0].tolist()
+    # equal bins given by number and range: numpy's binning by arithmetic (checked against these very edges), not
+    # a sort of the scores
+    scores = {"edges": edges.tolist(), **{r: np.histogram(p[:, i], bins=SCORE_BINS, range=(0.0, 1.0))[0].tolist()
                                           for i, r in enumerate(ROLES)}}
     return {"models": models, "agreement": float((d[:, 0] == d[:, 1]).mean()),
             "score_correlation": None if np.isnan(corr) else corr, "psi": stats.psi(p[:, 0], p[:, 1]),
@@ -394,6 +400,8 @@ class NoComparison:
 
     def frame(self) -> pd.DataFrame:
         """The columns of :meth:`Comparison.frame`, no row."""
+        import pandas as pd
+
         frame = pd.DataFrame(columns=list(FRAME_COLUMNS))
         frame.index.name = "metric"
         return frame

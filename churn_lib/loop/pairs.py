@@ -11,8 +11,9 @@ read, skipped for the same reasons (a last line still being written as
 (a home's ``logs/.judged``, :mod:`churn_lib.logs.judged`), lines judged
 before, by a comparison or by a drift or performance check (one cache per log
 file and contract), are read from it, and only the bytes appended since are
-judged. The records are grouped by request id in
-one statement; only the pairs' numbers are fetched into numpy.
+judged. The records are grouped by request id in one reading of them (each
+role's model and version label carried as a small code of the distinct names);
+only the pairs' numbers are fetched into numpy.
 
 Pairs are exact: a request id with exactly one usable champion line and
 exactly one usable challenger line. A request id logged twice in a role
@@ -74,19 +75,32 @@ def _columns(rule: _records.Rule, id_column: str | None) -> str:
             + ", ".join(finite.format(c) for c in ("d", "t", "lat")))
 
 
+#: The records' distinct model names and version labels, each pair with a small code (the grouping below carries
+#: the code, not four strings per request id).
+_NAMES = """CREATE OR REPLACE TEMP TABLE names AS
+    SELECT (row_number() OVER ())::INTEGER - 1 AS code, model, label
+    FROM (SELECT DISTINCT model, label FROM answers WHERE reason IS NULL)"""
 #: The records grouped by request id (NULL: the records without one): per role, how many, and the values of one.
 #: A line's values are NULL for the other role's columns, so every aggregate is a plain ``any_value`` or ``max``
-#: (cheaper than one ``FILTER`` per aggregate).
-_IDS = """CREATE TEMP TABLE ids AS
-    SELECT rid, count(*) AS lines, count(CASE WHEN NOT shadow THEN 1 END) AS nc,
+#: (cheaper than one ``FILTER`` per aggregate). Run after :data:`_NAMES`, in the same statement text (judge_lines'
+#: ``then``: one reading of the cached parts).
+_IDS = _NAMES + """;
+    CREATE TEMP TABLE ids AS
+    SELECT rid, count(CASE WHEN NOT shadow THEN 1 END) AS nc,
            count(CASE WHEN shadow THEN 1 END) AS nk,
            max(CASE WHEN NOT shadow THEN ts END) AS ts, max(CASE WHEN shadow THEN ts END) AS kts,
            any_value(CASE WHEN NOT shadow THEN cid END) AS cid,
            {}
-    FROM answers WHERE reason IS NULL GROUP BY rid"""
+    FROM answers a JOIN names n ON a.model IS NOT DISTINCT FROM n.model AND a.label IS NOT DISTINCT FROM n.label
+    WHERE reason IS NULL GROUP BY rid"""
 _ONE = "any_value(CASE WHEN NOT shadow THEN {0} END) AS c{1}, any_value(CASE WHEN shadow THEN {0} END) AS k{1}"
-_VALUES = ", ".join(_ONE.format(v, c) for v, c in (("model", "m"), ("label", "l"), ("p", "p"), ("d", "d"),
-                                                   ("t", "t"), ("lat", "lat")))
+_VALUES = ", ".join(_ONE.format(v, c) for v, c in (("code", "v"), ("p", "p"), ("d", "d"), ("t", "t"),
+                                                   ("lat", "lat")))
+#: The versions of the pairs in the window, newest first: each model pair's labels, pairs, and the codes it covers.
+_VERSIONS = """SELECT c.model, k.model, any_value(c.label), any_value(k.label), sum(v.n), list(v.cv), list(v.kv)
+    FROM (SELECT cv, kv, count(*) AS n, max(ts) AS newest FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
+          GROUP BY cv, kv) v JOIN names c ON c.code = v.cv JOIN names k ON k.code = v.kv
+    GROUP BY c.model, k.model ORDER BY max(v.newest) DESC"""
 
 
 #: How the usable lines in the window were or were not paired.
@@ -128,7 +142,7 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
     try:
         stats = _query.judge_lines(con, "answers", pred, rule, _columns(rule, id_column), cache=cache,
                                    then=_IDS.format(_VALUES))
-        unkeyed = con.execute("SELECT sum(lines) FROM ids WHERE rid IS NULL").fetchone()[0]
+        unkeyed = con.execute("SELECT sum(nc + nk) FROM ids WHERE rid IS NULL").fetchone()[0]
         if unkeyed:
             stats.skip(NO_REQUEST_ID, int(unkeyed))
         read.update(lines=stats.lines, skipped=dict(sorted(stats.skipped.items())))
@@ -145,12 +159,11 @@ def read(prediction_paths: Sequence[Path], feedback_paths: Sequence[Path], rule:
 def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, since: dict[str, float],
            read: dict[str, Any]) -> Pairs | None:
     """The pairs of the newest pair's versions (the newest ``last``), joined to their outcomes."""
-    versions = con.execute("SELECT cm, km, any_value(cl), any_value(kl), count(*) FROM ids WHERE nc = 1 AND nk = 1 "
-                           "AND ts >= $since GROUP BY cm, km ORDER BY max(ts) DESC", since).fetchall()
+    versions = con.execute(_VERSIONS, since).fetchall()
     read["other_version_pairs"] = {f"{v[2]} / {v[3]}": int(v[4]) for v in versions[1:]}
     if not versions:
         return None
-    cm, km, cl, kl, _ = versions[0]
+    cm, km, cl, kl, _, cv, kv = versions[0]
     window = f"ORDER BY ts DESC LIMIT {int(last)}" if last is not None else ""
     y, join = "NULL::DOUBLE", ""
     if fb:
@@ -167,16 +180,28 @@ def _pairs(con: Any, fb: list[str], id_column: str | None, last: int | None, sin
             join += " LEFT JOIN (SELECT k, y FROM fb WHERE NOT by_request) c ON c.k = w.cid"
             y = "coalesce(r.y, c.y)::DOUBLE"
     # only the numbers are fetched: a million request ids as Python strings would cost more than the join
-    out = con.execute(f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y
-                          FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
-                                AND cm = $cm AND km = $km {window}) w {join}
-                          ORDER BY w.ts, w.rid""", {"cm": cm, "km": km, **since}).fetchnumpy()
-    # ordered: the bootstrap draws by position, so the same log must give the same rows in the same order
+    query = f"""SELECT w.cp, w.kp, w.cd, w.kd, w.ct, w.kt, w.clat, w.klat, w.ts, {y} AS y
+                FROM (SELECT * FROM ids WHERE nc = 1 AND nk = 1 AND ts >= $since
+                      AND list_contains($cv, cv) AND list_contains($kv, kv) {window}) w {join}"""
+    args = {"cv": sorted(set(cv)), "kv": sorted(set(kv)), **since}
+    out = con.execute(query, args).fetchnumpy()
+    # ordered by the champion's time, then the request id: the bootstrap draws by position, so the same log must give
+    # the same rows in the same order. Sorted here by the time alone (numpy's sort of one column, cheaper than
+    # DuckDB's of every column by two keys); only when two pairs share a time (or a time is not a number) does the
+    # request id decide, and DuckDB orders them all
+    order = np.argsort(_number(out["ts"]), kind="stable")
+    if len(order) > 1 and not (np.diff(_number(out["ts"])[order]) > 0).all():
+        out, order = con.execute(query + " ORDER BY w.ts, w.rid", args).fetchnumpy(), None
 
     def col(name: str) -> np.ndarray:
-        v = out[name]
-        return (v.filled(np.nan) if isinstance(v, np.ma.MaskedArray) else np.asarray(v)).astype(np.float64)
+        v = _number(out[name])
+        return v if order is None else v[order]
 
-    both = lambda a, b: np.column_stack([col(a), col(b)])  # noqa: E731 - champion, challenger columns
+    both = lambda a, b: np.stack([col(a), col(b)], axis=1)  # noqa: E731 - champion, challenger columns
     return Pairs(cm, km, cl, kl, both("cp", "kp"), both("cd", "kd"), both("ct", "kt"), both("clat", "klat"),
                  col("ts"), col("y"), read)
+
+
+def _number(v: Any) -> np.ndarray:
+    """A fetched column as float64, NaN where it is NULL."""
+    return (v.filled(np.nan) if isinstance(v, np.ma.MaskedArray) else np.asarray(v)).astype(np.float64, copy=False)

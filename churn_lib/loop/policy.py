@@ -31,7 +31,6 @@ from .._params import UNIT, Range, check_fields, declared, param
 from ..exceptions import InvalidParameter
 from ..drift import parse_since
 from ..home import Home
-from ..run import stages as _stages
 
 COMPARE, WATCH = "compare", "watch"
 #: The sections ``churn.yaml`` may have.
@@ -94,8 +93,17 @@ def age_seconds(text: Any, *, name: str = "age") -> float:
     return -parse_since(text, now=0.0)
 
 
-#: The stages of a watch's retrain: the newest data (the source read again), prepared, trained, evaluated.
-RETRAIN_STAGES = _stages.DEFAULT_RUN
+def __getattr__(name: str) -> Any:
+    """``RETRAIN_STAGES``, the stages of a watch's retrain (the newest data, the source read again, prepared,
+    trained, evaluated: a default run), looked up when asked for: the stage table imports the stages' libraries
+    (pandas among them), which reading the policy (``churn compare``) does not need."""
+    if name == "RETRAIN_STAGES":
+        from ..run import stages as _stages
+
+        return _stages.DEFAULT_RUN
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 #: The metrics a watch's floor may be set on (the figures ``churn performance`` gives, higher is better).
 WATCH_METRICS = ("f1", "roc_auc", "precision", "recall")
 
@@ -141,8 +149,10 @@ class WatchPolicy:
             if "version" in self.retrain_params:  # each retrain takes the next free label
                 raise InvalidParameter("retrain_params cannot set version: each retrain registers the next vN",
                                        name="retrain_params")
+            from ..run import stages as _stages  # only a policy with retrain parameters needs the stage table
+
             try:
-                _stages.check(RETRAIN_STAGES, self.retrain_params)
+                _stages.check(_stages.DEFAULT_RUN, self.retrain_params)
             except InvalidParameter as exc:
                 why = exc.message.splitlines()[0]
                 raise InvalidParameter(f"retrain_params is refused by the retrain's stages: {why}",

@@ -45,7 +45,6 @@ from ..drift import performance
 from ..exceptions import ChurnError, DataError, NoCurrentModel, PromotionRefused, RegistryError
 from ..home import Home
 from ..logs import monitoring
-from ..run import runner
 from . import compare as _compare, policy as _policy
 
 log = logging.getLogger(__name__)
@@ -252,6 +251,8 @@ def _retrain(home: Home, pol: _policy.WatchPolicy, record: dict[str, Any]) -> di
     record["reasons"].append("retrain_started")
     monitoring.append(monitoring.WATCH, record, home=home, required=True)  # on disk before the run starts
     run = dict(record["run"])
+    from ..run import runner  # the notebooks' runner, imported by a retrain only (a compare imports this module)
+
     try:
         done = runner.run(home=home, stages=_policy.RETRAIN_STAGES, params=pol.retrain_params, promote=False)
     except ChurnError as exc:
