@@ -125,7 +125,7 @@ def _write_scored(out: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray, n_o
     else:
         proba, pred = scorer.predict(features)
         suffix = suffixes(proba, pred, scorer.version.encode(), sep=layout.sep, point=layout.point)
-    joined = spliced(block, ok, suffix)
+    joined = spliced(block, ok, suffix, crlf=int(np.count_nonzero(lines.nl != lines.ends)))
     if joined is not None:
         out.write(joined)
         return
