@@ -319,14 +319,16 @@ def _parse_numbers(s: pd.Series, f: Feature) -> tuple[np.ndarray, np.ndarray, np
     # Few distinct spellings in most columns: parse each once.
     tokens = {t.strip() for t in f.missing}
     codes, uniques = _factorized(s)
-    texts = [str(u).strip() for u in uniques]
-    miss_u = np.array([t in tokens for t in texts] + [True])
+    texts = np.array([str(u).strip() for u in uniques] + [""], dtype=object)  # "": the missing code, -1
+    miss_u = np.zeros(len(texts), dtype=bool)
+    for token in tokens:  # a vectorised comparison per token (a column has one or a few)
+        miss_u |= texts == token
+    miss_u[-1] = True
     if f.type == BOOLEAN:
-        parsed = [f.boolean(t) for t in texts]
+        parsed = [f.boolean(t) for t in texts[:-1].tolist()]
         val_u = np.array([np.nan if p is None else float(p) for p in parsed] + [np.nan])
     else:
-        val_u = np.append(pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce")
-                          .to_numpy(dtype=np.float64, na_value=np.nan), np.nan)
+        val_u = np.append(np.asarray(pd.to_numeric(texts[:-1], errors="coerce"), dtype=np.float64), np.nan)
     v = val_u[codes].copy()
     missing = miss_u[codes]
     return v, missing, ~missing & ~np.isfinite(v)
