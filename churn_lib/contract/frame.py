@@ -348,13 +348,15 @@ def _check_categorical(s: pd.Series, f: Feature) -> ColumnCheck:
     too_long_u = np.array([(not m) and len(v) > MAX_TEXT_LENGTH for v, m in zip(norm_u, miss_u[:-1])] + [False])
     values_u = np.array(norm_u + [None], dtype=object)
     values_u[np.flatnonzero(miss_u | unknown_u | too_long_u)] = None
-    values = values_u[codes]
-    unknown = unknown_u[codes] | too_long_u[codes]
-    seen = sorted({norm_u[i] for i in np.unique(codes[unknown_u[codes]])})
+    index = np.where(codes < 0, len(raw_u), codes).astype(np.intp, copy=False)  # missing: the last slot
+    values = values_u[index]
+    unknown = (unknown_u | too_long_u)[index]
+    rows_u = np.bincount(index, minlength=len(values_u))  # rows per distinct value: one pass, not one per rule
+    seen = sorted({norm_u[i] for i in np.flatnonzero(unknown_u & (rows_u > 0))})
     what = {RULE_CATEGORY: f"values outside {list(f.values)}" + (f" (seen: {seen[:5]})" if seen else "")}
-    changes = {f"{f.name} normalised": int(changed_u[codes].sum()) if raw_u else 0}
+    changes = {f"{f.name} normalised": int(rows_u[changed_u].sum()) if raw_u else 0}
     return ColumnCheck(f.name, "feature", f, s, values, missing, {RULE_CATEGORY: unknown}, what, changes,
-                       coded=(np.where(codes < 0, len(values_u) - 1, codes.astype(np.intp)), values_u))
+                       coded=(index, values_u))
 
 
 def _check_target(s: pd.Series, target: Target) -> ColumnCheck:
