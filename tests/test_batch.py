@@ -268,3 +268,32 @@ def test_rejects_default_to_the_inputs_format_and_a_semicolon_input_keeps_its_di
     assert all(line.count(";") == 9 for line in lines) and lines[1].endswith(";1;v1")
     rejects = (tmp_path / "out.rejects.csv").read_text().splitlines()
     assert rejects[0].startswith("line;reason;customer_id") and rejects[1].startswith('4;"tenure_months=250')
+
+
+@pytest.mark.parametrize("spellings", [["Yes", "No"], ["0", "1"], ["0", "1", ""], ["1.0", "0"], ["True", "False"],
+                                       ["True", "False", ""], ["true", "1"], ["Y", "1"], ["", "yes"], ["  ", "1"],
+                                       ["inf", "0"], ["maybe", "Yes"]])
+def test_a_boolean_column_is_checked_as_pandas_types_it(tmp_path, spellings):
+    """Batch parsing reads a boolean column pandas would type as text as ``category``: the rows' verdicts,
+    reasons and values are those of the column read without a dtype, whatever its spellings (and the first
+    line's)."""
+    from churn_lib import contract as _contract
+    from churn_lib.scale.batch import layout as _layout, reader, scorer
+    from tests import datasets
+
+    home = datasets.telecom_home(tmp_path / "home", rows=300, seed=2)
+    c = _contract.load(home)
+    frame = datasets.telecom(400, seed=5)
+    rng = np.random.default_rng(1)
+    for name in ("Partner", "SeniorCitizen"):
+        frame[name] = rng.choice(spellings, size=len(frame))
+    src = datasets.write(frame, tmp_path / "in.csv")
+    lay = _layout.read_layout(src, c, 0, c.source.csv)
+    block = src.read_bytes()[lay.data_start:]
+    lines = reader.locate_lines(block, len(lay.columns), lay.sep)
+    fast = batch.validate(scorer._parse(block, lines, lay, c, 2), c)
+    plain = batch.validate(data.read_csv(src, c, columns=c.feature_names), c)
+    assert fast[1].tolist() == plain[1].tolist() and fast[2].tolist() == plain[2].tolist() and fast[3] == plain[3]
+    for name, values in plain[0].items():
+        assert np.array_equal(np.asarray(fast[0][name], dtype=object), np.asarray(values, dtype=object)) or \
+            np.array_equal(fast[0][name], values, equal_nan=True), name

@@ -319,14 +319,16 @@ def _parse_numbers(s: pd.Series, f: Feature) -> tuple[np.ndarray, np.ndarray, np
     # Few distinct spellings in most columns: parse each once.
     tokens = {t.strip() for t in f.missing}
     codes, uniques = _factorized(s)
-    texts = [str(u).strip() for u in uniques]
-    miss_u = np.array([t in tokens for t in texts] + [True])
+    texts = np.array([str(u).strip() for u in uniques] + [""], dtype=object)  # "": the missing code, -1
+    miss_u = np.zeros(len(texts), dtype=bool)
+    for token in tokens:  # a vectorised comparison per token (a column has one or a few)
+        miss_u |= texts == token
+    miss_u[-1] = True
     if f.type == BOOLEAN:
-        parsed = [f.boolean(t) for t in texts]
+        parsed = [f.boolean(t) for t in texts[:-1].tolist()]
         val_u = np.array([np.nan if p is None else float(p) for p in parsed] + [np.nan])
     else:
-        val_u = np.append(pd.to_numeric(pd.Series(texts, dtype=object), errors="coerce")
-                          .to_numpy(dtype=np.float64, na_value=np.nan), np.nan)
+        val_u = np.append(np.asarray(pd.to_numeric(texts[:-1], errors="coerce"), dtype=np.float64), np.nan)
     v = val_u[codes].copy()
     missing = miss_u[codes]
     return v, missing, ~missing & ~np.isfinite(v)
@@ -346,13 +348,15 @@ def _check_categorical(s: pd.Series, f: Feature) -> ColumnCheck:
     too_long_u = np.array([(not m) and len(v) > MAX_TEXT_LENGTH for v, m in zip(norm_u, miss_u[:-1])] + [False])
     values_u = np.array(norm_u + [None], dtype=object)
     values_u[np.flatnonzero(miss_u | unknown_u | too_long_u)] = None
-    values = values_u[codes]
-    unknown = unknown_u[codes] | too_long_u[codes]
-    seen = sorted({norm_u[i] for i in np.unique(codes[unknown_u[codes]])})
+    index = np.where(codes < 0, len(raw_u), codes).astype(np.intp, copy=False)  # missing: the last slot
+    values = values_u[index]
+    unknown = (unknown_u | too_long_u)[index]
+    rows_u = np.bincount(index, minlength=len(values_u))  # rows per distinct value: one pass, not one per rule
+    seen = sorted({norm_u[i] for i in np.flatnonzero(unknown_u & (rows_u > 0))})
     what = {RULE_CATEGORY: f"values outside {list(f.values)}" + (f" (seen: {seen[:5]})" if seen else "")}
-    changes = {f"{f.name} normalised": int(changed_u[codes].sum()) if raw_u else 0}
+    changes = {f"{f.name} normalised": int(rows_u[changed_u].sum()) if raw_u else 0}
     return ColumnCheck(f.name, "feature", f, s, values, missing, {RULE_CATEGORY: unknown}, what, changes,
-                       coded=(np.where(codes < 0, len(values_u) - 1, codes.astype(np.intp)), values_u))
+                       coded=(index, values_u))
 
 
 def _check_target(s: pd.Series, target: Target) -> ColumnCheck:

@@ -200,13 +200,14 @@ def with_suffixes(kept: np.ndarray, suffix: np.ndarray) -> np.ndarray:
     return out
 
 
-def spliced(block: bytes, ok: np.ndarray, suffix: np.ndarray) -> bytes | None:
+def spliced(block: bytes, ok: np.ndarray, suffix: np.ndarray, *, crlf: int | None = None) -> bytes | None:
     r"""The lines of ``block`` where ``ok``, each with its row of ``suffix`` (zero bytes dropped) before its
     line ending; None when the block's lines do not all end the same way (then use :func:`with_suffixes`
     or :func:`with_padded_suffixes`).
 
     ``block`` holds whole lines, each ending in its line ending (the reader's blocks do); ``suffix`` has a
-    row per line kept.
+    row per line kept. ``crlf``, when the caller has located the lines, is how many end in ``\r\n``
+    (every ``\r\n`` of such a block is a line ending), which spares counting both endings in the block.
 
     Examples
     --------
@@ -214,8 +215,9 @@ def spliced(block: bytes, ok: np.ndarray, suffix: np.ndarray) -> bytes | None:
     >>> spliced(b"a\nbad\nb\n", np.array([True, False, True]), suffix)
     b'a,1\nb,22\n'
     """
-    n_crlf = block.count(b"\r\n")
-    ending = b"\n" if n_crlf == 0 else b"\r\n" if n_crlf == block.count(b"\n") else None
+    n_crlf = block.count(b"\r\n") if crlf is None else crlf
+    n_lines = len(ok) if crlf is not None else block.count(b"\n")
+    ending = b"\n" if n_crlf == 0 else b"\r\n" if n_crlf == n_lines else None
     if ending is None:
         return None
     lines = block.split(ending)

@@ -11,6 +11,7 @@ goes to the rejects file with its line number and reason.
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
@@ -23,7 +24,7 @@ from ... import scoring
 from ...data.csv import read_options
 from ...exceptions import DataError
 from .formatter import explained_suffixes, spliced, suffixes, with_padded_suffixes, with_suffixes
-from .layout import Layout
+from .layout import QUOTE, Layout
 from .reader import Lines, blocks, locate_lines
 
 
@@ -96,12 +97,14 @@ class BlockResult:
 
 def _parse(block: bytes, lines: Lines, layout: Layout, contract: _contract.Contract, first_line: int
            ) -> pd.DataFrame:
-    """The features of the lines with the header's number of fields, as the contract reads them."""
+    """The features of the lines with the header's number of fields, as the contract reads them (a boolean
+    feature pandas would type as text is read as ``category``, :func:`_text_flags`)."""
     # Lines with the wrong number of fields never reach the parser (pandas would silently cut or pad them).
     parse_bytes = (block if not lines.bad_width.any()
                    else lines.buf[np.repeat(~lines.bad_width, lines.nl - lines.starts + 1)].tobytes())
     options = read_options(contract, contract.feature_names)
-    options["dtype"] = {f.name: "category" for f in contract.categorical}
+    options["dtype"] = ({f.name: "category" for f in contract.categorical}
+                        | dict.fromkeys(_text_flags(block, lines, layout, contract, options["na_values"]), "category"))
     frame = pd.read_csv(io.BytesIO(parse_bytes), header=None, names=list(layout.columns),
                         sep=layout.dialect.sep, decimal=layout.dialect.decimal,
                         usecols=list(contract.feature_names), index_col=False, skip_blank_lines=False,
@@ -111,6 +114,34 @@ def _parse(block: bytes, lines: Lines, layout: Layout, contract: _contract.Contr
         raise DataError(f"lines {first_line}..{first_line + lines.n - 1} of the input did not parse as {n_good} "
                         "rows; line breaks inside quoted fields are not supported", line=first_line)
     return frame
+
+
+#: What pandas' parser might read as a number or a boolean: a digit, ``inf``/``nan`` spelled any way, or its
+#: default boolean words (``True``, ``false``, ...).
+_NUMBER_LIKE = re.compile(r"[0-9]|inf|nan|^\s*(true|false)\s*$", re.IGNORECASE)
+
+
+def _text_flags(block: bytes, lines: Lines, layout: Layout, contract: _contract.Contract,
+                na_values: dict[str, list[str]]) -> list[str]:
+    """The boolean features that pandas will type as text in this block, told from its first parsed line.
+
+    Without a dtype, pandas types a column as a number or a boolean only when every value parses as one;
+    one value that cannot (``Yes``) makes it text. So when the first line's value is neither missing nor
+    number-like, the column is text, and reading it as ``category`` gives the same strings (hashed in C,
+    the few spellings checked once instead of every row). Others keep pandas' own typing; a block with
+    quotes is not looked into (its fields are not cut at every separator)."""
+    if not len(lines.good) or QUOTE in block:
+        return []
+    first = lines.good[0]
+    fields = block[lines.starts[first]:lines.ends[first]].split(layout.dialect.sep.encode())
+    out = []
+    for f in contract.features:
+        if f.type != _contract.BOOLEAN:
+            continue
+        text = fields[layout.columns.index(f.name)].decode("utf-8", "replace")
+        if text not in na_values[f.name] and not _NUMBER_LIKE.search(text):
+            out.append(f.name)
+    return out
 
 
 def _write_scored(out: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray, n_ok: int, features: dict[str, Any],
@@ -125,7 +156,7 @@ def _write_scored(out: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray, n_o
     else:
         proba, pred = scorer.predict(features)
         suffix = suffixes(proba, pred, scorer.version.encode(), sep=layout.sep, point=layout.point)
-    joined = spliced(block, ok, suffix)
+    joined = spliced(block, ok, suffix, crlf=int(np.count_nonzero(lines.nl != lines.ends)))
     if joined is not None:
         out.write(joined)
         return
