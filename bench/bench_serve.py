@@ -257,12 +257,12 @@ def main() -> None:
 
             source = datasets.write(datasets.telecom(7043, seed=1), tmp / "telecom.csv")
             infer.init_home(home, data=source, target="Churn")
-            runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"model": args.model})
+            runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"family": args.model})
         else:
             from churn_lib.run import runner
 
             home.mkdir()
-            runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"model": args.model})
+            runner.run_direct(home=home, stages=("generate", "prepare", "train"), params={"family": args.model})
         print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
               f"{subprocess.run(['wrk', '--version'], capture_output=True, text=True).stdout.split()[1]}")
 
