@@ -16,7 +16,8 @@ BY THE COPYRIGHT HOLDERS AND CONTRIBUTORS "AS IS" AND ANY EXPRESS OR IMPLIED
 WARRANTIES ARE DISCLAIMED.
 """
 
-# The private functions are SciPy's as they are (names, comments, the three longer than 60 lines: _kolmogn_DMTW, _kolmogn_Pomeranz, _kolmogn_PelzGood):
+# The private functions are SciPy's as they are (names, comments, and the three longer than 60 lines:
+# _kolmogn_DMTW, _kolmogn_Pomeranz, _kolmogn_PelzGood):
 # a port that stays comparable line by line with its source is easier to trust than a rewrite.
 
 import numpy as np
