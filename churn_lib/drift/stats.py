@@ -151,6 +151,51 @@ class ModelDrift:
 
 # --- accumulation (bounded memory: sufficient statistics, not rows) ------------
 
+class ExactSum:
+    """A sum of float64 values that does not depend on their order or on how they come in chunks.
+
+    The same rows read from the log, from the judged-line cache's parts or in
+    another thread order must give the same statistics to the last digit, and a
+    float sum rounds differently in every order. Each value's bits are counted
+    per sign and exponent (the 12 high bits), its 52-bit mantissa in two 26-bit
+    halves (summed as floats below ``2**53``, hence exactly, then kept as
+    int64), and the total is rounded once, when read (Python's integer division
+    rounds correctly). It equals ``math.fsum`` of the values.
+    """
+
+    _BINS = 4096          # sign and exponent
+    _HALF = 26            # a chunk of up to 2**27 values sums its halves exactly in float64
+    _MASK = np.uint64((1 << 26) - 1)
+
+    def __init__(self) -> None:
+        self._count = np.zeros(self._BINS, dtype=np.int64)
+        self._hi = np.zeros(self._BINS, dtype=np.int64)
+        self._lo = np.zeros(self._BINS, dtype=np.int64)
+
+    def add(self, x: np.ndarray) -> None:
+        """Add finite float64 values (a chunk of at most 2**27)."""
+        bits = np.ascontiguousarray(x, dtype=np.float64).view(np.uint64)
+        at = (bits >> np.uint64(52)).astype(np.intp)
+        self._count += np.bincount(at, minlength=self._BINS)
+        self._hi += np.bincount(at, weights=(bits >> np.uint64(self._HALF)) & self._MASK,
+                                minlength=self._BINS).astype(np.int64)
+        self._lo += np.bincount(at, weights=bits & self._MASK, minlength=self._BINS).astype(np.int64)
+
+    def value(self) -> float:
+        """The sum, rounded once to the nearest float64."""
+        used = [int(k) for k in np.flatnonzero(self._hi | self._lo | self._count)]
+        if not used:
+            return 0.0
+        # bin k holds values (-1)**(k >> 11) * mantissa * 2**(max(e, 1) - 1075), e = k & 0x7FF (1: subnormals' scale)
+        low = min(max(k & 0x7FF, 1) for k in used) - 1075
+        total = 0
+        for k in used:
+            e = k & 0x7FF
+            mantissa = ((int(self._count[k]) << 52) if e else 0) + (int(self._hi[k]) << self._HALF) + int(self._lo[k])
+            total += (-1 if k >> 11 else 1) * (mantissa << (max(e, 1) - 1075 - low))
+        return total / (1 << -low) if low < 0 else float(total << low)
+
+
 class _NumericAcc:
     """Counts on the reference bins and grid, shifted sums, range counts."""
 
@@ -165,8 +210,8 @@ class _NumericAcc:
         self._edge_pos = pos if len(self.grid) and np.all(pos < len(self.grid)) and np.array_equal(
             self.grid[np.minimum(pos, len(self.grid) - 1)], self.edges) else None
         self.n = 0
-        self.sum = 0.0    # of x - ref.mean (no cancellation in the variance)
-        self.sumsq = 0.0
+        self._sum = ExactSum()    # of x - ref.mean (no cancellation in the variance)
+        self._sumsq = ExactSum()
         self.outside = 0
 
     def add(self, x: np.ndarray) -> None:
@@ -175,8 +220,8 @@ class _NumericAcc:
             return
         d = x - self.ref.mean
         self.n += len(x)
-        self.sum += float(d.sum())
-        self.sumsq += float(d @ d)
+        self._sum.add(d)
+        self._sumsq.add(d * d)
         self.grid_counts += np.bincount(np.searchsorted(self.grid, x, side="left"), minlength=len(self.grid_counts))
         if self._edge_pos is None:
             self._bins += np.bincount(np.searchsorted(self.edges, x, side="left"), minlength=len(self._bins))
@@ -192,11 +237,12 @@ class _NumericAcc:
 
     @property
     def mean(self) -> float:
-        return self.ref.mean + self.sum / self.n
+        return self.ref.mean + self._sum.value() / self.n
 
     @property
     def var(self) -> float:
-        return max((self.sumsq - self.sum ** 2 / self.n) / (self.n - 1), 0.0) if self.n > 1 else 0.0
+        total = self._sum.value()
+        return max((self._sumsq.value() - total ** 2 / self.n) / (self.n - 1), 0.0) if self.n > 1 else 0.0
 
 
 class _ModelAcc:
