@@ -215,6 +215,26 @@ def test_the_newest_rows_of_a_window_are_chosen_in_duckdb(tmp_path):
     assert logquery.newest([tmp_path / "nope.log"], last=5) == []
 
 
+@pytest.mark.parametrize("last", [305, 390, 100, 400])
+def test_the_newest_rows_at_an_edge_of_equal_times_are_counted_once(tmp_path, last):
+    """Times in groups of ten: the window's edge falls inside a group, of which only some rows are kept. Whether
+    the edge is found among the rows left out (few) or the rows kept, every column of the window holds the same
+    ``last`` rows: all those newer than the edge and enough of it."""
+    order = np.random.default_rng(1).permutation(400)
+    write(tmp_path / "predictions.log", [record(int(i), ts=1_700_000_000.0 + float(i // 10)) for i in order])
+    (part,) = logquery.newest([tmp_path / "predictions.log"], last=last)
+    edge = 1_700_000_000.0 + float((400 - last) // 10)
+    tenure = part.numeric["tenure_months"]
+    assert part.n == last == len(tenure) == len(part.probability) == sum(part.categorical["region"].values())
+    assert part.first_ts == edge and part.last_ts == 1_700_000_039.0
+    newer = sorted(float(i % 60) for i in range(400) if 1_700_000_000.0 + i // 10 > edge)
+    assert len(newer) < last <= len(newer) + 10
+    taken = sorted(tenure.tolist())
+    for value in newer:  # every row newer than the edge is in
+        taken.remove(value)
+    assert len(taken) == last - len(newer)
+
+
 def test_a_missing_log_is_an_empty_stream(home):
     assert predlog.log_files(home=home) == []
     assert len(predlog.read_tail([], 10)) == 0

@@ -411,9 +411,9 @@ def _newest_parts(con: Any, dec: Decoder, last: int, since_ts: float | None,
     categorical = [name for _, name in dec.categorical]
     where, args = _window(since_ts, models)
     rows = f"(SELECT * FROM judged_lines WHERE {' AND '.join(where)})"
-    if con.execute(f"SELECT count(*) FROM {rows}", args).fetchone()[0] > last:
-        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM {rows} ORDER BY ts DESC LIMIT {int(last)}", args)
-        rows, args = "window_rows", {}
+    total = con.execute(f"SELECT count(*) FROM {rows}", args).fetchone()[0]
+    if total > last:
+        rows, args = _newest_rows(con, rows, args, total, int(last))
     # else every record of the window: read where they are (no copy into a table)
     parts = []
     for model, n, first, latest in con.execute(f"SELECT model, count(*), min(ts), max(ts) FROM {rows} "
@@ -426,6 +426,29 @@ def _newest_parts(con: Any, dec: Decoder, last: int, since_ts: float | None,
         parts.append(Part(model, int(n), float(first), float(latest), _floats(cols["p"]),
                           {name: _floats(cols[f"n{k}"]) for k, name in enumerate(numeric)}, counts))
     return parts
+
+
+def _newest_rows(con: Any, rows: str, args: dict[str, Any], total: int, last: int) -> tuple[str, dict[str, Any]]:
+    """SQL (and its arguments) of the ``last`` newest of the ``total`` rows of ``rows`` (ties at the edge: any of
+    them, chosen once).
+
+    A window that leaves out fewer rows than it keeps (``churn drift --last N`` on a log a little longer than
+    N) finds the edge among the rows left out, DuckDB's top-N of the few oldest, and reads the rest where they
+    are; else the newest are kept in a table (a top-N of ``last``). The rows at the edge's time that are kept
+    are copied into a small table, so every later scan sees the same ones.
+    """
+    drop = total - last
+    if drop >= last:
+        con.execute(f"CREATE TEMP TABLE window_rows AS SELECT * FROM {rows} ORDER BY ts DESC LIMIT {last}", args)
+        return "window_rows", {}
+    args = {**args, "edge": con.execute(f"SELECT max(ts) FROM (SELECT ts FROM {rows} ORDER BY ts LIMIT {drop})",
+                                        args).fetchone()[0]}
+    newer = f"(SELECT * FROM {rows} WHERE ts > $edge)"
+    left = last - con.execute(f"SELECT count(*) FROM {newer}", args).fetchone()[0]
+    if not left:
+        return newer, args
+    con.execute(f"CREATE TEMP TABLE edge_rows AS SELECT * FROM {rows} WHERE ts = $edge LIMIT {left}", args)
+    return f"(SELECT * FROM {newer} UNION ALL SELECT * FROM edge_rows)", args
 
 
 def _add_read(stats: ReadStats, read: ReadStats) -> None:
