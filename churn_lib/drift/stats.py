@@ -32,6 +32,7 @@ a number's statistics and counted as the category ``(missing)``.
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
@@ -197,18 +198,18 @@ class ExactSum:
 
 
 class _NumericAcc:
-    """Counts on the reference bins and grid, shifted sums, range counts."""
+    """Counts on the reference bins and grid, shifted sums, range counts.
+
+    The bins' edges and the grid are searched as one sorted array of their distinct points (one binary search
+    per value, not two): the count of values at or below each point gives both the grid's counts and the bins'.
+    """
 
     def __init__(self, ref: NumericReference) -> None:
         self.ref = ref
-        self.edges = np.asarray(ref.edges)
-        self.grid = np.asarray(ref.grid)
-        self._bins = np.zeros(len(self.edges) + 1, dtype=np.int64)
-        self.grid_counts = np.zeros(len(self.grid) + 1, dtype=np.int64)
-        pos = np.searchsorted(self.grid, self.edges)
-        # bin counts follow from the grid counts when every edge is a grid point (one pass, not two)
-        self._edge_pos = pos if len(self.grid) and np.all(pos < len(self.grid)) and np.array_equal(
-            self.grid[np.minimum(pos, len(self.grid) - 1)], self.edges) else None
+        self.edges = np.asarray(ref.edges, dtype=np.float64)
+        self.grid = np.asarray(ref.grid, dtype=np.float64)
+        self._points = np.unique(np.concatenate([self.grid, self.edges]))
+        self._counts = np.zeros(len(self._points) + 1, dtype=np.int64)  # [k]: values with k points below them
         self.n = 0
         self._sum = ExactSum()    # of x - ref.mean (no cancellation in the variance)
         self._sumsq = ExactSum()
@@ -222,18 +223,24 @@ class _NumericAcc:
         self.n += len(x)
         self._sum.add(d)
         self._sumsq.add(d * d)
-        self.grid_counts += np.bincount(np.searchsorted(self.grid, x, side="left"), minlength=len(self.grid_counts))
-        if self._edge_pos is None:
-            self._bins += np.bincount(np.searchsorted(self.edges, x, side="left"), minlength=len(self._bins))
+        self._counts += np.bincount(np.searchsorted(self._points, x, side="left"), minlength=len(self._counts))
         self.outside += int(np.count_nonzero((x < self.ref.min) | (x > self.ref.max)))
+
+    def _between(self, points: np.ndarray) -> np.ndarray:
+        """Counts of values in (points[k-1], points[k]] for each k, then above the last point: what
+        ``bincount(searchsorted(points, x))`` gives over every value added."""
+        at_or_below = np.cumsum(self._counts)[np.searchsorted(self._points, points)]
+        return np.diff(np.concatenate([[0], at_or_below, [self.n]])).astype(np.int64)
+
+    @property
+    def grid_counts(self) -> np.ndarray:
+        """Counts per interval of the grid (the empirical distribution function on it)."""
+        return self._between(self.grid)
 
     @property
     def bins(self) -> np.ndarray:
         """Counts per reference bin."""
-        if self._edge_pos is None:
-            return self._bins
-        at_edges = np.cumsum(self.grid_counts)[self._edge_pos]  # rows <= each edge
-        return np.diff(np.concatenate([[0], at_edges, [self.n]]))
+        return self._between(self.edges)
 
     @property
     def mean(self) -> float:
@@ -284,13 +291,30 @@ class _ModelAcc:
         self.last_ts = max(self.last_ts, part.last_ts)
         if self.profile is None:
             return
-        for k, acc in self.numeric.items():
-            acc.add(part.numeric[k])
+        _add_columns([(acc, part.numeric[k]) for k, acc in self.numeric.items()]
+                     + [(self.probability, part.probability)])
         for k, counter in self.categorical.items():
             for value, count in part.categorical[k].items():
                 counter[_contract.MISSING_CATEGORY if value is None else value] += count
-        self.probability.add(part.probability)
         self.positives += int(np.count_nonzero(part.probability >= self.profile.threshold))
+
+
+#: Rows of a window from which its numeric columns are accumulated on two threads (numpy's searches, sums and
+#: counts release the GIL; each column has its own accumulator, and the sums are exact: the same result).
+PARALLEL_ROWS = 100_000
+
+
+def _add_columns(columns: list[tuple[_NumericAcc, np.ndarray]]) -> None:
+    """``acc.add(x)`` for each (accumulator, column), on two threads for a large window."""
+    if len(columns) < 2 or len(columns[0][1]) < PARALLEL_ROWS or (os.cpu_count() or 1) < 2:
+        for acc, x in columns:
+            acc.add(x)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        for _ in pool.map(lambda job: job[0].add(job[1]), columns):
+            pass
 
 
 # --- statistics ------------------------------------------------------------------
