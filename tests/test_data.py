@@ -41,6 +41,37 @@ def test_read_csv_of_some_columns_reads_only_those_and_leaves_out_unknown_ones(t
     assert (some.region == "NA").sum() == (df.region == "NA").sum() > 0
 
 
+def test_a_number_column_blank_as_one_space_reads_as_numbers_and_checks_as_before(tmp_path):
+    """A blank exported as one space (the telecom data's TotalCharges) is read as missing by pandas itself, so the
+    column comes back as floats, not text: the same values, the same missing rows and the same verdicts as the
+    text path (two spaces, or a word, keep the column text)."""
+    from churn_lib.contract import check_frame, lab
+
+    df = generate(200, seed=3)
+    path = write_csv(df, tmp_path / "x.csv")
+    lines = path.read_text().splitlines()
+    col = lines[0].split(",").index("avg_session_minutes")
+    for k in (2, 7):
+        cells = lines[k].split(",")
+        cells[col] = " "
+        lines[k] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n")
+    spaced = read_csv(path)
+    assert spaced["avg_session_minutes"].dtype == np.float64
+    cells = lines[9].split(",")
+    cells[col] = "  "  # two spaces: the column stays text, parsed value by value
+    (tmp_path / "y.csv").write_text("\n".join(lines[:9] + [",".join(cells)] + lines[10:]) + "\n")
+    as_text = read_csv(tmp_path / "y.csv")
+    assert as_text["avg_session_minutes"].dtype != np.float64
+    a, b = (check_frame(f, lab(), target=False) for f in (spaced, as_text))
+    va, vb = a.columns["avg_session_minutes"].values, b.columns["avg_session_minutes"].values
+    assert np.isnan(va[[1, 6]]).all() and np.isnan(vb[[1, 6, 8]]).all()
+    keep = np.ones(len(va), dtype=bool)
+    keep[8] = False
+    np.testing.assert_array_equal(va[keep], vb[keep])
+    assert a.columns["avg_session_minutes"].missing[[1, 6]].all() and b.columns["avg_session_minutes"].missing[8]
+
+
 def test_same_seed_same_data_other_seed_other_data():
     a, b, c = generate(100, seed=1), generate(100, seed=1), generate(100, seed=2)
     pd.testing.assert_frame_equal(a, b)

@@ -32,7 +32,13 @@ def read_options(contract: _contract.Contract | None, columns: Any = None) -> di
         dtype[name] = "str"
         na[name] = [""]
     for f in contract.features:
-        na[f.name] = sorted({"", *f.missing})
+        tokens = {"", *f.missing}
+        if f.type in (_contract.INTEGER, _contract.FLOAT):
+            # A blank exported as one space (the telecom data's TotalCharges) is missing anyway, as tokens are
+            # compared stripped (churn_lib.contract.frame); naming it lets pandas read the column as numbers
+            # (the same floats) instead of text parsed value by value, about 3x faster.
+            tokens.add(" ")
+        na[f.name] = sorted(tokens)
         if f.type == _contract.CATEGORICAL:
             dtype[f.name] = "str"
     na[contract.target.column] = [""]
