@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import re
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 
@@ -144,24 +145,32 @@ def _text_flags(block: bytes, lines: Lines, layout: Layout, contract: _contract.
     return out
 
 
-def _write_scored(out: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray, n_ok: int, features: dict[str, Any],
-                  layout: Layout, scorer: scoring.Scorer) -> None:
+def _model_outputs(scorer: scoring.Scorer, layout: Layout, features: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """What the model says of the valid rows: ``scorer.explain`` with reasons, else ``scorer.predict``."""
+    if layout.explain:
+        return scorer.explain(features, layout.explain)
+    return scorer.predict(features)
+
+
+def _write_scored(out: BinaryIO, checked: "_Checked", outputs: tuple[np.ndarray, ...], layout: Layout,
+                  scorer: scoring.Scorer) -> None:
     """The valid lines, unchanged, each with its score columns before its line ending."""
     if layout.explain:
-        proba, base, top, contrib, other = scorer.explain(features, layout.explain)
+        proba, base, top, contrib, other = outputs
         suffix = suffixes(proba, (proba >= scorer.threshold).astype(int), scorer.version.encode(), sep=layout.sep,
                           point=layout.point)
         suffix = explained_suffixes(suffix, base, top, contrib, other, scorer.features, sep=layout.sep,
                                     point=layout.point)
     else:
-        proba, pred = scorer.predict(features)
+        proba, pred = outputs
         suffix = suffixes(proba, pred, scorer.version.encode(), sep=layout.sep, point=layout.point)
+    block, lines, ok = checked.block, checked.lines, checked.ok
     joined = spliced(block, ok, suffix, crlf=int(np.count_nonzero(lines.nl != lines.ends)))
     if joined is not None:
         out.write(joined)
         return
     buf = lines.buf  # lines ending in both ways
-    kept = buf if n_ok == lines.n else buf[np.repeat(ok, lines.nl - lines.starts + 1)]
+    kept = buf if checked.result.scored == lines.n else buf[np.repeat(ok, lines.nl - lines.starts + 1)]
     out.write((with_padded_suffixes(kept, suffix) if layout.explain else with_suffixes(kept, suffix)).tobytes())
 
 
@@ -180,6 +189,46 @@ def _write_rejects(rejects: BinaryIO, block: bytes, lines: Lines, ok: np.ndarray
     rejects.write(b"".join(out))
 
 
+@dataclass
+class _Checked:
+    """A block's lines located, parsed and checked: what is left is to score its valid rows and write."""
+
+    block: bytes
+    first_line: int
+    lines: Lines
+    ok: np.ndarray              # per line
+    features: dict[str, Any]    # of the valid rows
+    reasons_good: np.ndarray    # per line with the header's number of fields
+    result: BlockResult
+
+
+def _check(block: bytes, first_line: int, layout: Layout, scorer: scoring.Scorer) -> _Checked:
+    """Locate, parse and validate the lines of one block (ending in a newline)."""
+    lines = locate_lines(block, len(layout.columns), layout.sep)
+    frame = _parse(block, lines, layout, scorer.contract, first_line)
+    features, ok_good, reasons_good, counts = validate(frame, scorer.contract)
+    ok = np.zeros(lines.n, dtype=bool)
+    ok[lines.good] = ok_good
+    if len(lines.good) < lines.n:
+        counts["line: wrong number of fields"] += int((lines.bad_width & ~lines.empty).sum())
+        counts["line: empty"] += int(lines.empty.sum())
+    n_ok = int(ok.sum())
+    result = BlockResult(lines=lines.n, scored=n_ok, rejected=lines.n - n_ok,
+                         counts=Counter({k: v for k, v in counts.items() if v}))
+    return _Checked(block, first_line, lines, ok, features, reasons_good, result)
+
+
+def _write(checked: _Checked, outputs: tuple[np.ndarray, ...] | None, layout: Layout, scorer: scoring.Scorer,
+           out: BinaryIO, rejects: BinaryIO) -> BlockResult:
+    """Write a checked block's scored lines (given the model's ``outputs``) and its rejected ones."""
+    if checked.result.scored:
+        _write_scored(out, checked, outputs, layout, scorer)
+    if checked.result.rejected:
+        _write_rejects(rejects, checked.block, checked.lines, checked.ok, checked.reasons_good, checked.first_line,
+                       layout)
+    return checked.result
+
+
 def score_block(block: bytes, first_line: int, layout: Layout, scorer: scoring.Scorer,
                 out: BinaryIO, rejects: BinaryIO) -> BlockResult:
     """Validate and score one block of whole lines (ending in a newline); write both outputs.
@@ -188,35 +237,39 @@ def score_block(block: bytes, first_line: int, layout: Layout, scorer: scoring.S
     copied to ``out`` unchanged with their score columns inserted before
     each line ending (:func:`.formatter.spliced`), so no row is re-formatted.
     """
-    lines = locate_lines(block, len(layout.columns), layout.sep)
-    good = lines.good
-    frame = _parse(block, lines, layout, scorer.contract, first_line)
-    features, ok_good, reasons_good, counts = validate(frame, scorer.contract)
-    ok = np.zeros(lines.n, dtype=bool)
-    ok[good] = ok_good
-    if len(good) < lines.n:
-        counts["line: wrong number of fields"] += int((lines.bad_width & ~lines.empty).sum())
-        counts["line: empty"] += int(lines.empty.sum())
-    n_ok = int(ok.sum())
-    result = BlockResult(lines=lines.n, scored=n_ok, rejected=lines.n - n_ok,
-                         counts=Counter({k: v for k, v in counts.items() if v}))
-    if result.scored:
-        _write_scored(out, block, lines, ok, n_ok, features, layout, scorer)
-    if result.rejected:
-        _write_rejects(rejects, block, lines, ok, reasons_good, first_line, layout)
-    return result
+    checked = _check(block, first_line, layout, scorer)
+    outputs = _model_outputs(scorer, layout, checked.features) if checked.result.scored else None
+    return _write(checked, outputs, layout, scorer, out, rejects)
 
 
 def score_range(path: str, start: int, end: int, layout: Layout, scorer: scoring.Scorer, out: BinaryIO,
                 rejects: BinaryIO, *, first_line: int, chunk_bytes: int,
                 progress: Callable[[int, BlockResult], None] | None = None) -> BlockResult:
     """Score the lines between byte offsets ``start`` and ``end`` block by block; ``progress(offset, so_far)``
-    after each block. ``first_line`` is the number of the range's first line in the rejects file."""
+    after each block. ``first_line`` is the number of the range's first line in the rejects file.
+
+    Two blocks are in flight: while the model scores one block's valid rows on a thread of its own (its
+    numpy work, LightGBM's reasons on every core, releases the GIL), this thread parses and checks the next
+    block, then writes the first. The output is the same as block after block (:func:`score_block`).
+    """
     total = BlockResult()
-    with open(path, "rb") as fh:
+    read = 0
+    pending: tuple[int, _Checked, Future | None] | None = None
+
+    def finish(item: tuple[int, _Checked, Future | None]) -> None:
+        pos, checked, job = item
+        total.add(_write(checked, job.result() if job is not None else None, layout, scorer, out, rejects))
+        if progress is not None:
+            progress(pos, total)
+
+    with open(path, "rb") as fh, ThreadPoolExecutor(1, thread_name_prefix="churn-score") as model:
         for pos, block in blocks(fh, start, end, chunk_bytes):
-            done = score_block(block, first_line + total.lines, layout, scorer, out, rejects)
-            total.add(done)
-            if progress is not None:
-                progress(pos, total)
+            checked = _check(block, first_line + read, layout, scorer)
+            read += checked.result.lines
+            job = model.submit(_model_outputs, scorer, layout, checked.features) if checked.result.scored else None
+            if pending is not None:
+                finish(pending)
+            pending = (pos, checked, job)
+        if pending is not None:
+            finish(pending)
     return total
