@@ -125,7 +125,11 @@ def explained_suffixes(suffix: np.ndarray, base: np.ndarray, top: np.ndarray, co
     def number(values: np.ndarray, width: int) -> None:
         nonlocal at
         matrix[:, at] = sep
-        _put_decimals(matrix[:, at + 1:at + width], values, point)
+        if n > 1 and bool((values == values[0]).all()):  # the same number in every row (a tree model's base)
+            _put_decimals(matrix[:1, at + 1:at + width], values[:1], point)
+            matrix[1:, at + 1:at + width] = matrix[0, at + 1:at + width]
+        else:
+            _put_decimals(matrix[:, at + 1:at + width], values, point)
         at += width
 
     number(numbers[0], widths[0])
