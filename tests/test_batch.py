@@ -69,6 +69,50 @@ def test_block_size_does_not_change_the_output(trained_home, tmp_path):
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
 
 
+def test_pipelined_blocks_report_progress_in_order_and_keep_reject_line_numbers(trained_home, tmp_path):
+    """Blocks are scored two at a time (the model on its own thread): progress comes once a block, in file order,
+    and rejected rows in many blocks keep their line numbers, as one big block gives them."""
+    src = tmp_path / "customers.csv"
+    write_customers(src, n=1500)
+    with open(src, "a") as fh:
+        for k in range(30):
+            fh.write("ok,1,1,1,basic,AF,0\n" * 40 + f"bad{k},1,1,1,gold,AF,0\n")
+    seen = []
+    small = batch.score_file(src, tmp_path / "a.csv", home=trained_home, chunk_bytes=1024, on_progress=seen.append)
+    big = batch.score_file(src, tmp_path / "b.csv", home=trained_home, chunk_bytes=64 << 20)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert (tmp_path / "a.rejects.csv").read_bytes() == (tmp_path / "b.rejects.csv").read_bytes()
+    assert (small.rows_scored, small.rows_rejected) == (big.rows_scored, big.rows_rejected) == (2700, 30)
+    assert len(seen) > 50
+    assert [p.rows_scored + p.rows_rejected for p in seen] == sorted({p.rows_scored + p.rows_rejected for p in seen})
+    assert (seen[-1].rows_scored, seen[-1].rows_rejected, seen[-1].fraction) == (2700, 30, 1.0)
+    lines = [int(r.split(",")[0]) for r in (tmp_path / "a.rejects.csv").read_text().splitlines()[1:]]
+    assert lines == [1502 + 41 * k + 40 for k in range(30)]
+
+
+def test_a_model_failure_late_in_the_file_stops_the_run_and_leaves_no_output(trained_home, tmp_path, monkeypatch):
+    """The model scores a block on its own thread while the next is parsed: when it fails many blocks in, the
+    error reaches the caller (no hang, no block skipped) and neither output is left half-written."""
+    from churn_lib.scale.batch import scorer
+
+    src = tmp_path / "customers.csv"
+    write_customers(src, n=1500)
+    calls = []
+    real = scorer._model_outputs
+
+    def failing(*args):
+        calls.append(1)
+        if len(calls) == 20:
+            raise MemoryError("the model ran out of memory")
+        return real(*args)
+
+    monkeypatch.setattr(scorer, "_model_outputs", failing)
+    with pytest.raises(MemoryError, match="ran out of memory"):
+        batch.score_file(src, tmp_path / "out.csv", home=trained_home, chunk_bytes=1024)
+    assert len(calls) in (20, 21)  # the failing block, and at most the next one already submitted
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == ["customers.csv"]
+
+
 BAD = """customer_id,tenure_months,num_complaints,avg_session_minutes,plan_type,region,churn
 ok1,6,3,12.5,basic,AF,1
 ok2,48,0,60, Premium ,na,0
