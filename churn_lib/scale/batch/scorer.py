@@ -1,11 +1,11 @@
 """The scorer: validate and score blocks of whole lines, appending to the output and the rejects file.
 
-:func:`score_block` parses the lines of a block that have the header's number
-of fields, checks them against the model's contract (:func:`validate`, the
-rules of :func:`churn_lib.contract.check_frame`), scores the valid ones and
-writes them with their score columns (:mod:`.formatter`); every other line
-goes to the rejects file with its line number and reason.
-:func:`score_range` does it for a byte range of the file, block by block.
+:func:`score_range` scores a byte range of the file block by block. Each block's lines are located and
+those with the header's number of fields parsed and checked against the model's contract (:func:`_check`:
+:func:`validate`, the rules of :func:`churn_lib.contract.check_frame`); the model scores the valid rows
+(:func:`_model_outputs`, on a thread of its own while the next block is checked), and :func:`_write` writes
+them with their score columns (:mod:`.formatter`); every other line goes to the rejects file with its line
+number and reason.
 """
 
 from __future__ import annotations
@@ -229,19 +229,6 @@ def _write(checked: _Checked, outputs: tuple[np.ndarray, ...] | None, layout: La
     return checked.result
 
 
-def score_block(block: bytes, first_line: int, layout: Layout, scorer: scoring.Scorer,
-                out: BinaryIO, rejects: BinaryIO) -> BlockResult:
-    """Validate and score one block of whole lines (ending in a newline); write both outputs.
-
-    Lines are located with numpy (one pass over the bytes); valid lines are
-    copied to ``out`` unchanged with their score columns inserted before
-    each line ending (:func:`.formatter.spliced`), so no row is re-formatted.
-    """
-    checked = _check(block, first_line, layout, scorer)
-    outputs = _model_outputs(scorer, layout, checked.features) if checked.result.scored else None
-    return _write(checked, outputs, layout, scorer, out, rejects)
-
-
 def score_range(path: str, start: int, end: int, layout: Layout, scorer: scoring.Scorer, out: BinaryIO,
                 rejects: BinaryIO, *, first_line: int, chunk_bytes: int,
                 progress: Callable[[int, BlockResult], None] | None = None) -> BlockResult:
@@ -250,7 +237,7 @@ def score_range(path: str, start: int, end: int, layout: Layout, scorer: scoring
 
     Two blocks are in flight: while the model scores one block's valid rows on a thread of its own (its
     numpy work, LightGBM's reasons on every core, releases the GIL), this thread parses and checks the next
-    block, then writes the first. The output is the same as block after block (:func:`score_block`).
+    block, then writes the first. The output is the same, byte for byte, as one block at a time.
     """
     total = BlockResult()
     read = 0
