@@ -22,6 +22,21 @@ def test_every_registered_model_is_scored_on_the_same_rows(trained_home):
     assert "current model: v2" in ev.summary()
 
 
+def test_evaluation_reads_only_the_columns_training_reads(trained_home, monkeypatch):
+    """The test split is rebuilt from the features and the target alone, as training read them: an id column
+    (10 million distinct texts at scale) is never loaded, and the split's rows and metrics are training's."""
+    from churn_lib.learn import evaluation
+
+    asked = []
+    real = evaluation.read_csv
+    monkeypatch.setattr(evaluation, "read_csv", lambda *a, **k: asked.append(k.get("columns")) or real(*a, **k))
+    c = registry.load_contract(registry.get("v1", home=trained_home), home=trained_home)
+    ev = evaluate("v1", home=trained_home)
+    assert asked == [(*c.feature_names, c.target.column)]
+    assert ev.table.to_dict(orient="records")[0]["f1"] == pytest.approx(
+        registry.get("v1", home=trained_home)["metrics"]["f1"])
+
+
 def test_a_staged_candidate_is_evaluated_by_its_label(trained_home):
     train(home=trained_home, version="v2", register=False)
     ev = evaluate("v2", home=trained_home)

@@ -105,7 +105,7 @@ def evaluate(version: str | None = None, *, home: Home | str | None = None) -> E
     entry, entries, payload = _evaluated(version, home)
     data_path = _training_data(entry, home)
     contract = (payload.get("contract") if entry.get("pending") else None) or registry.load_contract(entry, home=home)
-    df = read_csv(data_path, contract)
+    df = read_csv(data_path, contract, columns=(*contract.feature_names, contract.target.column))  # as training reads it
     _, X_test, _, y_test = split(df, contract, test_size=entry.get("params", {}).get("test_size", 0.25),
                                  seed=entry.get("seed", 42))
     current = registry.current_file(home=home)
