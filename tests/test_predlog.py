@@ -222,7 +222,10 @@ def test_the_newest_rows_at_an_edge_of_equal_times_are_counted_once(tmp_path, la
     ``last`` rows: all those newer than the edge and enough of it."""
     order = np.random.default_rng(1).permutation(400)
     write(tmp_path / "predictions.log", [record(int(i), ts=1_700_000_000.0 + float(i // 10)) for i in order])
-    (part,) = logquery.newest([tmp_path / "predictions.log"], last=last)
+    write(tmp_path / "predictions.log", [record(i, ts=1_700_000_050.0, model="other.joblib") for i in range(50)]
+          + [record(i, ts=1_600_000_000.0) for i in range(50)])  # another model's rows, and rows before --since
+    (part,) = logquery.newest([tmp_path / "predictions.log"], last=last, models=[record(0)["model_version"]],
+                              since_ts=1_650_000_000.0)
     edge = 1_700_000_000.0 + float((400 - last) // 10)
     tenure = part.numeric["tenure_months"]
     assert part.n == last == len(tenure) == len(part.probability) == sum(part.categorical["region"].values())
